@@ -1,0 +1,1 @@
+"""lro-grpc: typed clients for Google long-running operations over gRPC."""

@@ -1,0 +1,197 @@
+"""Exceptions raised by lro_grpc.
+
+Every exception the library raises on purpose derives from :class:`LroError`::
+
+    LroError
+    ├── InvalidNameError (also ValueError)   a malformed operation name or parent, before any RPC
+    ├── TypeRegistryError                    the typed value of an Any cannot be produced
+    │   ├── UnknownTypeError (also LookupError)   no message class registered for the type URL
+    │   └── AnyDecodeError                        the Any's bytes do not parse as its type
+    ├── RpcError                             an RPC failed (after any retries); the grpc error is chained
+    │   └── OperationNotFoundError           NOT_FOUND: no such operation, or its record expired
+    ├── OperationError                       the operation finished with an error on the server
+    │   └── OperationCancelledError          ... and that error is CANCELLED
+    └── WaitTimeoutError (also TimeoutError) gave up waiting at the deadline; carries the last seen operation
+
+Input checks that are not names raise plain ``ValueError``/``TypeError`` with the
+offending value in the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+    from google.rpc import status_pb2
+
+__all__ = [
+    "AnyDecodeError",
+    "InvalidNameError",
+    "LroError",
+    "OperationCancelledError",
+    "OperationError",
+    "OperationNotFoundError",
+    "RpcError",
+    "TypeRegistryError",
+    "UnknownTypeError",
+    "WaitTimeoutError",
+]
+
+
+class LroError(Exception):
+    """Root of every exception lro_grpc raises on purpose."""
+
+
+class InvalidNameError(LroError, ValueError):
+    """An operation name or list parent does not have a form the APIs accept.
+
+    Attributes:
+        name: the offending value.
+    """
+
+    def __init__(self, message: str, name: object) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class TypeRegistryError(LroError):
+    """The typed value of a ``google.protobuf.Any`` cannot be produced.
+
+    Attributes:
+        type_url: the Any's type URL.
+    """
+
+    def __init__(self, message: str, type_url: str) -> None:
+        super().__init__(message)
+        self.type_url = type_url
+
+
+class UnknownTypeError(TypeRegistryError, LookupError):
+    """No message class is registered for an Any's type URL."""
+
+
+class AnyDecodeError(TypeRegistryError):
+    """An Any's bytes do not parse as the message its type URL names."""
+
+
+def _code_name(code: grpc.StatusCode | None) -> str:
+    return code.name if code is not None else "UNKNOWN"
+
+
+class RpcError(LroError):
+    """An RPC failed, after any retries the retry policy allowed.
+
+    The underlying ``grpc.RpcError`` is chained as ``__cause__``.
+
+    Attributes:
+        code: the gRPC status code of the last attempt.
+        details: the status message of the last attempt.
+        method: the RPC's short name, e.g. ``"GetOperation"``.
+        operation_name: the operation or parent the RPC was about, if any.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode | None,
+        details: str,
+        *,
+        method: str,
+        operation_name: str | None = None,
+    ) -> None:
+        about = f" for {operation_name!r}" if operation_name else ""
+        super().__init__(f"{method}{about} failed: {_code_name(code)}: {details}")
+        self.code = code
+        self.details = details
+        self.method = method
+        self.operation_name = operation_name
+
+
+class OperationNotFoundError(RpcError):
+    """The server has no such operation.
+
+    Either the name is wrong, or the record expired: the APIs keep an
+    operation's record only for a while (Financial Services: about 30 days)
+    after it completes.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode | None,
+        details: str,
+        *,
+        method: str,
+        operation_name: str | None = None,
+    ) -> None:
+        super().__init__(code, details, method=method, operation_name=operation_name)
+        self.args = (
+            f"{self.args[0]} (the operation does not exist, or its record expired: "
+            "records are kept only for a while after an operation completes)",
+        )
+
+
+class OperationError(LroError):
+    """The operation finished with an error on the server.
+
+    Attributes:
+        code: the ``google.rpc.Code`` of the operation's error, as a
+            ``grpc.StatusCode`` (``None`` if the server used a number outside
+            the canonical codes; see ``code_value``).
+        code_value: the same code as the integer on the wire.
+        message: the error's message.
+        details: the error's ``details`` Anys, unpacked into typed messages
+            (``google.rpc.ErrorInfo``, ``RetryInfo``, ...) where the type is
+            known; unknown ones are kept as the raw ``Any``.
+        status: the raw ``google.rpc.Status``.
+        operation: the operation handle that carried the error.
+    """
+
+    def __init__(
+        self,
+        status: status_pb2.Status,
+        *,
+        details: Sequence[Message] = (),
+        operation: Any = None,
+    ) -> None:
+        self.status = status
+        self.code_value = status.code
+        self.code = _status_code_from_int(status.code)
+        self.message = status.message
+        self.details = list(details)
+        self.operation = operation
+        name = getattr(operation, "name", None)
+        about = f"operation {name!r}" if name else "operation"
+        code_text = self.code.name if self.code is not None else str(status.code)
+        super().__init__(f"{about} failed: {code_text}: {status.message}")
+
+
+class OperationCancelledError(OperationError):
+    """The operation ended with a ``CANCELLED`` error (after a cancel request, usually)."""
+
+
+class WaitTimeoutError(LroError, TimeoutError):
+    """The caller's deadline passed before the operation was done.
+
+    The operation may still finish on the server; waiting again with the same
+    name continues where this left off.
+
+    Attributes:
+        operation: the last state seen before the deadline (``None`` if no
+            poll completed in time).
+        timeout: the overall timeout the caller gave, in seconds.
+    """
+
+    def __init__(self, message: str, *, operation: Any = None, timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.timeout = timeout
+
+
+_CODES_BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _status_code_from_int(value: int) -> grpc.StatusCode | None:
+    return _CODES_BY_VALUE.get(value)
