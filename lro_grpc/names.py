@@ -1,0 +1,191 @@
+"""Operation names and list parents of the two APIs.
+
+Two name forms exist:
+
+* Financial Services: ``projects/{project}/locations/{location}/operations/{operation_id}``,
+  listed under the parent ``projects/{project}/locations/{location}``.
+* Service Management: ``operations/{operation_id}``, listed under the parent
+  ``operations`` (or the empty string, which the API accepts too). Its ids may
+  contain dots and colons, e.g.
+  ``operations/rollouts.endpointsapis.appspot.com:2016-07-16r2``.
+
+Everything here is pure: no I/O. A malformed value raises
+:class:`~lro_grpc.errors.InvalidNameError` (a ``ValueError``) naming it, so a bad
+name is caught before any RPC is made. Locations are never checked against
+:data:`FINANCIAL_SERVICES_LOCATIONS`: regions get added, and the server is the
+authority on which it serves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from lro_grpc.errors import InvalidNameError
+
+__all__ = [
+    "FINANCIAL_SERVICES_LOCATIONS",
+    "ApiName",
+    "OperationName",
+    "parse_operation_name",
+    "validate_list_parent",
+    "validate_operation_name",
+]
+
+FINANCIAL_SERVICES_LOCATIONS: tuple[str, ...] = (
+    "us-central1",
+    "us-east1",
+    "asia-south1",
+    "europe-west1",
+    "europe-west2",
+    "europe-west4",
+    "northamerica-northeast1",
+    "southamerica-east1",
+)
+"""The locations the Financial Services documentation lists as supported.
+
+Informational only: names in other locations are accepted.
+"""
+
+ApiName = Literal["financialservices", "servicemanagement"]
+"""The APIs whose operation names this module understands."""
+
+_OPERATION_FORMS = "'projects/{project}/locations/{location}/operations/{operation_id}' or 'operations/{operation_id}'"
+_PARENT_FORMS = "'projects/{project}/locations/{location}', 'operations' or ''"
+
+
+@dataclasses.dataclass(frozen=True)
+class OperationName:
+    """A parsed operation name.
+
+    Attributes:
+        name: the full name, exactly as given.
+        api: ``"financialservices"`` for ``projects/P/locations/L/operations/ID``,
+            ``"servicemanagement"`` for ``operations/ID``.
+        operation_id: the last segment.
+        project: the project segment (Financial Services only).
+        location: the location segment (Financial Services only).
+    """
+
+    name: str
+    api: ApiName
+    operation_id: str
+    project: str | None = None
+    location: str | None = None
+
+    @property
+    def parent(self) -> str:
+        """The list parent this operation belongs to.
+
+        ``"projects/P/locations/L"`` for Financial Services, ``"operations"``
+        for Service Management.
+        """
+        if self.api == "financialservices":
+            return f"projects/{self.project}/locations/{self.location}"
+        return "operations"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _bad_segment(segment: str) -> bool:
+    # Empty segments come from "//" or a leading/trailing "/"; whitespace and
+    # control characters never occur in resource names and usually mean a
+    # copy-paste accident (a trailing newline, a tab).
+    return not segment or any(char.isspace() or not char.isprintable() for char in segment)
+
+
+def _require_str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def parse_operation_name(name: object) -> OperationName:
+    """Parse an operation name of either API.
+
+    Args:
+        name: ``projects/{project}/locations/{location}/operations/{operation_id}``
+            or ``operations/{operation_id}``.
+
+    Returns:
+        The parsed name.
+
+    Raises:
+        TypeError: ``name`` is not a ``str``.
+        InvalidNameError: ``name`` has neither form, or a segment is empty or
+            contains whitespace or control characters. The message names the
+            value and the expected forms.
+    """
+    text = _require_str(name, "operation name")
+    segments = text.split("/")
+    if not any(_bad_segment(segment) for segment in segments):
+        if len(segments) == 2 and segments[0] == "operations":
+            return OperationName(name=text, api="servicemanagement", operation_id=segments[1])
+        if (
+            len(segments) == 6
+            and segments[0] == "projects"
+            and segments[2] == "locations"
+            and segments[4] == "operations"
+        ):
+            return OperationName(
+                name=text,
+                api="financialservices",
+                operation_id=segments[5],
+                project=segments[1],
+                location=segments[3],
+            )
+    raise InvalidNameError(
+        f"invalid operation name {text!r}: expected {_OPERATION_FORMS}, "
+        "with non-empty segments free of '/', whitespace and control characters",
+        text,
+    )
+
+
+def validate_operation_name(name: object) -> str:
+    """Check an operation name of either API.
+
+    Args:
+        name: the name to check.
+
+    Returns:
+        ``name``, unchanged.
+
+    Raises:
+        TypeError: ``name`` is not a ``str``.
+        InvalidNameError: ``name`` is malformed (see :func:`parse_operation_name`).
+    """
+    return parse_operation_name(name).name
+
+
+def validate_list_parent(parent: object) -> str:
+    """Check the parent (the ``name`` field of ``ListOperationsRequest``) of a list call.
+
+    Args:
+        parent: ``projects/{project}/locations/{location}`` (Financial
+            Services), ``operations`` or ``""`` (Service Management, which
+            lists with either).
+
+    Returns:
+        ``parent``, unchanged.
+
+    Raises:
+        TypeError: ``parent`` is not a ``str``.
+        InvalidNameError: ``parent`` has none of the accepted forms.
+    """
+    text = _require_str(parent, "list parent")
+    if text in ("", "operations"):
+        return text
+    segments = text.split("/")
+    if (
+        len(segments) == 4
+        and segments[0] == "projects"
+        and segments[2] == "locations"
+        and not any(_bad_segment(segment) for segment in segments)
+    ):
+        return text
+    raise InvalidNameError(
+        f"invalid list parent {text!r}: expected {_PARENT_FORMS}, "
+        "with non-empty segments free of '/', whitespace and control characters",
+        text,
+    )
