@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, descriptor_pool, json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 
@@ -94,7 +95,47 @@ def _raw_any_dict(value: any_pb2.Any) -> dict[str, Any]:
     return {"@type": value.type_url, "value": base64.b64encode(value.value).decode("ascii")}
 
 
-def _any_to_dict(value: any_pb2.Any, registry: TypeRegistry) -> dict[str, Any]:
+_ZERO_SCALARS: dict[int, Any] = {
+    FieldDescriptor.TYPE_BOOL: False,
+    FieldDescriptor.TYPE_INT32: 0,
+    FieldDescriptor.TYPE_SINT32: 0,
+    FieldDescriptor.TYPE_SFIXED32: 0,
+    FieldDescriptor.TYPE_UINT32: 0,
+    FieldDescriptor.TYPE_FIXED32: 0,
+    # The JSON mapping prints 64-bit integers as strings.
+    FieldDescriptor.TYPE_INT64: "0",
+    FieldDescriptor.TYPE_SINT64: "0",
+    FieldDescriptor.TYPE_SFIXED64: "0",
+    FieldDescriptor.TYPE_UINT64: "0",
+    FieldDescriptor.TYPE_FIXED64: "0",
+    FieldDescriptor.TYPE_FLOAT: 0.0,
+    FieldDescriptor.TYPE_DOUBLE: 0.0,
+}
+
+
+def _with_zero_scalars(printed: Mapping[str, Any], descriptor: Descriptor) -> dict[str, Any]:
+    """Add the message's unset top-level bool/number fields as zeros, in field-number order."""
+    result: dict[str, Any] = {"@type": printed["@type"]} if "@type" in printed else {}
+    for field in sorted(descriptor.fields, key=lambda field: field.number):
+        if field.json_name in printed:
+            result[field.json_name] = printed[field.json_name]
+        elif field.type in _ZERO_SCALARS and not field.is_repeated and not field.has_presence:
+            result[field.json_name] = _ZERO_SCALARS[field.type]
+    # Keys the descriptor does not name (none expected) are kept, last.
+    for key, item in printed.items():
+        result.setdefault(key, item)
+    return result
+
+
+def _any_to_dict(value: any_pb2.Any, registry: TypeRegistry, *, print_zero_scalars: bool = False) -> dict[str, Any]:
+    """Print an Any as ``{"@type": url, <fields>}``.
+
+    With ``print_zero_scalars``, top-level bool and number fields are printed
+    even at their zero value, and empty strings, lists and maps are left out.
+    That is the shape the services give operation metadata
+    (``"requestedCancellation": false``, ``"progressPercentage": 0``, but no
+    empty ``statusMessage``); proto3's JSON mapping alone would drop the zeros.
+    """
     if not value.type_url and not value.value:
         return {}
     try:
@@ -102,6 +143,9 @@ def _any_to_dict(value: any_pb2.Any, registry: TypeRegistry) -> dict[str, Any]:
         # unpack() checks the bytes first so a corrupt value becomes the raw form.
         registry.unpack(value)
         printed = json_format.MessageToDict(value, descriptor_pool=_pool_of(message_class))
+        # Well-known types have their own JSON forms ({"@type", "value"}): left as printed.
+        if print_zero_scalars and not message_class.DESCRIPTOR.full_name.startswith("google.protobuf."):
+            printed = _with_zero_scalars(printed, message_class.DESCRIPTOR)
     except (TypeRegistryError, DecodeError, TypeError, ValueError, KeyError, RecursionError):
         # Unknown type, corrupt bytes, or a nested Any of a type the payload's
         # pool lacks: printing must not fail, so keep the bytes.
@@ -139,7 +183,7 @@ def operation_to_dict(operation: operations_pb2.Operation, registry: TypeRegistr
     _check_registry(registry)
     result: dict[str, Any] = {"name": operation.name}
     if operation.HasField("metadata"):
-        result["metadata"] = _any_to_dict(operation.metadata, registry)
+        result["metadata"] = _any_to_dict(operation.metadata, registry, print_zero_scalars=True)
     result["done"] = operation.done
     outcome = operation.WhichOneof("result")
     if outcome == "response":
