@@ -33,7 +33,7 @@ from typing import Any, cast
 
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2, descriptor_pool, json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 
@@ -113,7 +113,7 @@ _ZERO_SCALARS: dict[int, Any] = {
 }
 
 
-def _with_zero_scalars(printed: Mapping[str, Any], descriptor: Descriptor) -> dict[str, Any]:
+def _with_zero_scalars(printed: Mapping[str, Any], descriptor: Any) -> dict[str, Any]:
     """Add the message's unset top-level bool/number fields as zeros, in field-number order."""
     result: dict[str, Any] = {"@type": printed["@type"]} if "@type" in printed else {}
     for field in sorted(descriptor.fields, key=lambda field: field.number):
