@@ -1,1 +1,113 @@
-"""lro-grpc: typed clients for Google long-running operations over gRPC."""
+"""lro-grpc: typed clients for Google long-running operations over gRPC.
+
+Example::
+
+    from lro_grpc import OperationsClient
+
+    with OperationsClient.for_api("financialservices") as client:
+        op = client.get("projects/my-proj/locations/us-central1/operations/op-123")
+        instance = op.result(timeout=600)
+
+Everything public is importable from here; the submodules beginning with an
+underscore are private.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as _metadata
+
+from lro_grpc._channels import EMULATOR_HOST_ENV
+from lro_grpc._core import USE_CLIENT_DEFAULT
+from lro_grpc.aio import AsyncOperationPager, AsyncOperationsClient
+from lro_grpc.apis import (
+    APIS,
+    CLOUD_PLATFORM_SCOPE,
+    FINANCIAL_SERVICES,
+    SERVICE_MANAGEMENT,
+    ApiPreset,
+    get_api,
+)
+from lro_grpc.client import DEFAULT_RPC_TIMEOUT, OperationPage, OperationPager, OperationsClient
+from lro_grpc.errors import (
+    AnyDecodeError,
+    InvalidNameError,
+    LroError,
+    OperationCancelledError,
+    OperationError,
+    OperationNotFoundError,
+    RpcError,
+    TypeRegistryError,
+    UnknownTypeError,
+    WaitTimeoutError,
+)
+from lro_grpc.names import (
+    FINANCIAL_SERVICES_LOCATIONS,
+    ApiName,
+    OperationName,
+    parse_operation_name,
+    validate_list_parent,
+    validate_operation_name,
+)
+from lro_grpc.operation import AsyncOperation, BaseOperation, Operation
+from lro_grpc.policies import (
+    DEFAULT_POLL_POLICY,
+    DEFAULT_RETRY_POLICY,
+    FINANCIAL_SERVICES_POLL_POLICY,
+    SERVICE_MANAGEMENT_POLL_POLICY,
+    Deadline,
+    PollPolicy,
+    RetryPolicy,
+)
+from lro_grpc.registry import TypeRegistry, default_registry, type_url_of
+
+try:
+    __version__ = _metadata.version("lro-grpc")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "APIS",
+    "CLOUD_PLATFORM_SCOPE",
+    "DEFAULT_POLL_POLICY",
+    "DEFAULT_RETRY_POLICY",
+    "DEFAULT_RPC_TIMEOUT",
+    "EMULATOR_HOST_ENV",
+    "FINANCIAL_SERVICES",
+    "FINANCIAL_SERVICES_LOCATIONS",
+    "FINANCIAL_SERVICES_POLL_POLICY",
+    "SERVICE_MANAGEMENT",
+    "SERVICE_MANAGEMENT_POLL_POLICY",
+    "USE_CLIENT_DEFAULT",
+    "AnyDecodeError",
+    "ApiName",
+    "ApiPreset",
+    "AsyncOperation",
+    "AsyncOperationPager",
+    "AsyncOperationsClient",
+    "BaseOperation",
+    "Deadline",
+    "InvalidNameError",
+    "LroError",
+    "Operation",
+    "OperationCancelledError",
+    "OperationError",
+    "OperationName",
+    "OperationNotFoundError",
+    "OperationPage",
+    "OperationPager",
+    "OperationsClient",
+    "PollPolicy",
+    "RetryPolicy",
+    "RpcError",
+    "TypeRegistry",
+    "TypeRegistryError",
+    "UnknownTypeError",
+    "WaitTimeoutError",
+    "__version__",
+    "default_registry",
+    "get_api",
+    "parse_operation_name",
+    "type_url_of",
+    "validate_list_parent",
+    "validate_operation_name",
+]

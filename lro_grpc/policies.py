@@ -59,10 +59,11 @@ def _backoff(
     """
     # min() before pow() overflow: the exponent is bounded by when the cap is reached.
     base = initial
-    for _ in range(attempt):
-        base *= multiplier
-        if base >= maximum:
-            break
+    if multiplier > 1:
+        for _ in range(attempt):
+            base *= multiplier
+            if base >= maximum:
+                break
     base = min(base, maximum)
     if jitter:
         base *= 1.0 - jitter * rng.random()

@@ -1,0 +1,202 @@
+"""Choosing an endpoint and building gRPC channels (sync and asyncio).
+
+Rules, in one place:
+
+* ``LRO_GRPC_EMULATOR_HOST=host:port`` overrides the endpoint of every client
+  that builds its own channel, with a plaintext channel and no credentials.
+* Plaintext only to loopback hosts (``localhost``, ``127.0.0.0/8``, ``::1``):
+  asking for plaintext to any other host raises ``ValueError`` naming it.
+* Credentials are never sent over plaintext. Over TLS, explicit credentials
+  are used if given, otherwise Application Default Credentials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import grpc
+
+__all__ = [
+    "EMULATOR_HOST_ENV",
+    "Endpoint",
+    "create_async_channel",
+    "create_channel",
+    "is_loopback_host",
+    "resolve_endpoint",
+    "split_host_port",
+]
+
+EMULATOR_HOST_ENV = "LRO_GRPC_EMULATOR_HOST"
+"""Environment variable naming a loopback ``host:port`` every client then talks to in plaintext."""
+
+_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    # Operations can carry large responses (a service config, for example).
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+)
+
+
+def split_host_port(target: str) -> tuple[str, str | None]:
+    """Split ``host:port``, ``[v6addr]:port``, a bare host or a bare IPv6 address.
+
+    Returns:
+        The host (IPv6 without brackets) and the port, or ``None`` without one.
+
+    Raises:
+        TypeError: ``target`` is not a string.
+        ValueError: ``target`` is empty or malformed.
+    """
+    if not isinstance(target, str):
+        raise TypeError(f"target must be a 'host:port' string, got {target!r}")
+    text = target.strip()
+    if not text or text != target or any(ch.isspace() for ch in text):
+        raise ValueError(f"target must be a non-empty 'host:port' without spaces, got {target!r}")
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not host or (rest and not rest.startswith(":")):
+            raise ValueError(f"malformed target {target!r}: expected '[ipv6]:port'")
+        port = rest[1:] if rest else None
+    elif text.count(":") > 1:
+        host, port = text, None  # a bare IPv6 address
+    else:
+        host, sep, port_text = text.partition(":")
+        port = port_text if sep else None
+    if not host:
+        raise ValueError(f"malformed target {target!r}: no host")
+    if port is not None and (not port.isdigit() or not 0 < int(port) < 65536):
+        raise ValueError(f"malformed target {target!r}: port must be a number in 1..65535")
+    return host, port
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback IP address (127.0.0.0/8, ::1)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where a client connects, and how.
+
+    Attributes:
+        target: the gRPC target, ``host:port``.
+        host: the host part of ``target``.
+        plaintext: ``True`` for an unencrypted channel (loopback only, never with credentials).
+    """
+
+    target: str
+    host: str
+    plaintext: bool
+
+
+def resolve_endpoint(
+    target: str,
+    *,
+    plaintext: bool | None,
+    has_credentials: bool,
+    environ: Mapping[str, str] | None = None,
+) -> Endpoint:
+    """Decide the endpoint and transport security of a client that builds its own channel.
+
+    Args:
+        target: the ``host:port`` the caller asked for.
+        plaintext: ``True`` to ask for plaintext, ``False`` for TLS, ``None`` to choose:
+            plaintext for loopback hosts without credentials, TLS otherwise.
+        has_credentials: whether the caller passed explicit credentials.
+        environ: the environment to read ``LRO_GRPC_EMULATOR_HOST`` from (default ``os.environ``).
+
+    Returns:
+        The endpoint to connect to.
+
+    Raises:
+        ValueError: plaintext was asked for (or set by the environment) towards a
+            host that is not loopback, or together with explicit credentials.
+    """
+    env = os.environ if environ is None else environ
+    emulator = env.get(EMULATOR_HOST_ENV, "").strip()
+    if emulator:
+        host, port = split_host_port(emulator)
+        if port is None:
+            raise ValueError(f"{EMULATOR_HOST_ENV}={emulator!r} must be 'host:port'")
+        if not is_loopback_host(host):
+            raise ValueError(
+                f"{EMULATOR_HOST_ENV}={emulator!r}: plaintext is only allowed to loopback hosts, not {host!r}"
+            )
+        # The emulator takes no credentials; explicit ones are dropped, never sent in plaintext.
+        return Endpoint(target=emulator, host=host, plaintext=True)
+    host, port = split_host_port(target)
+    if port is None:
+        target = f"[{host}]:443" if ":" in host else f"{host}:443"
+    if plaintext is None:
+        plaintext = is_loopback_host(host) and not has_credentials
+    if plaintext:
+        if not is_loopback_host(host):
+            raise ValueError(f"plaintext is only allowed to loopback hosts (the emulator), not {host!r}")
+        if has_credentials:
+            raise ValueError(f"credentials are never sent over plaintext (target {target!r}); use TLS")
+    return Endpoint(target=target, host=host, plaintext=bool(plaintext))
+
+
+def _credentials_and_request(credentials: Any, scopes: Sequence[str], quota_project_id: str | None) -> tuple[Any, Any]:
+    import google.auth
+    import google.auth.credentials
+    import google.auth.transport.requests
+
+    if credentials is None:
+        credentials, _ = google.auth.default(scopes=list(scopes), quota_project_id=quota_project_id)
+    else:
+        if not isinstance(credentials, google.auth.credentials.Credentials):
+            raise TypeError(f"credentials must be google.auth.credentials.Credentials, got {credentials!r}")
+        credentials = google.auth.credentials.with_scopes_if_required(credentials, list(scopes))
+        if quota_project_id is not None:
+            if not isinstance(credentials, google.auth.credentials.CredentialsWithQuotaProject):
+                raise TypeError(f"credentials {credentials!r} cannot carry a quota project")
+            credentials = credentials.with_quota_project(quota_project_id)
+    return credentials, google.auth.transport.requests.Request()
+
+
+def create_channel(
+    endpoint: Endpoint,
+    *,
+    credentials: Any = None,
+    scopes: Sequence[str] = (),
+    quota_project_id: str | None = None,
+) -> grpc.Channel:
+    """A synchronous channel to ``endpoint``: plaintext, or TLS with Google credentials."""
+    if endpoint.plaintext:
+        return grpc.insecure_channel(endpoint.target, options=_CHANNEL_OPTIONS)
+    import google.auth.transport.grpc
+
+    credentials, request = _credentials_and_request(credentials, scopes, quota_project_id)
+    channel: grpc.Channel = google.auth.transport.grpc.secure_authorized_channel(
+        credentials, request, endpoint.target, options=_CHANNEL_OPTIONS
+    )
+    return channel
+
+
+def create_async_channel(
+    endpoint: Endpoint,
+    *,
+    credentials: Any = None,
+    scopes: Sequence[str] = (),
+    quota_project_id: str | None = None,
+) -> grpc.aio.Channel:
+    """An asyncio channel to ``endpoint``; call it inside the event loop that will use it."""
+    if endpoint.plaintext:
+        return grpc.aio.insecure_channel(endpoint.target, options=_CHANNEL_OPTIONS)
+    import google.auth.transport.grpc
+
+    credentials, request = _credentials_and_request(credentials, scopes, quota_project_id)
+    # What secure_authorized_channel does for sync channels, for grpc.aio.
+    call_credentials = grpc.metadata_call_credentials(
+        google.auth.transport.grpc.AuthMetadataPlugin(credentials, request)
+    )
+    channel_credentials = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(), call_credentials)
+    return grpc.aio.secure_channel(endpoint.target, channel_credentials, options=_CHANNEL_OPTIONS)

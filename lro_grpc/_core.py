@@ -1,0 +1,677 @@
+"""The I/O-free core shared by the sync and asyncio clients.
+
+Everything that decides something lives here: request building for the five
+``google.longrunning.Operations`` RPCs, request headers, the retry decision,
+deadline arithmetic and the polling state machine. The clients only perform
+the steps these plans yield.
+
+A *plan* is a generator. It yields :class:`RpcCall` (perform one RPC attempt)
+or :class:`Sleep` (wait that long) and is sent back, for an :class:`RpcCall`,
+the response message or an :class:`RpcFailure`; for a :class:`Sleep`,
+``None``. Its return value is the outcome; its exceptions are the errors the
+caller sees. :func:`run_sync` drives a plan with blocking calls; the asyncio
+client drives the same plans with ``await``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib.metadata
+import platform
+import random
+import time
+import urllib.parse
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Final, Literal, TypeVar
+
+import grpc
+from google.longrunning import operations_pb2
+from google.protobuf import duration_pb2
+from google.protobuf.message import DecodeError, Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from lro_grpc.errors import (
+    OperationCancelledError,
+    OperationError,
+    OperationNotFoundError,
+    RpcError,
+    TypeRegistryError,
+    WaitTimeoutError,
+)
+from lro_grpc.policies import Deadline, PollPolicy, RetryPolicy
+
+__all__ = [
+    "FINAL_POLL_RESERVE",
+    "METHODS",
+    "USE_CLIENT_DEFAULT",
+    "WAIT_RPC_MAX",
+    "CallSettings",
+    "ListPageState",
+    "Method",
+    "PollSettings",
+    "RpcCall",
+    "RpcFailure",
+    "Sleep",
+    "UseClientDefault",
+    "api_client_header",
+    "cancel_request",
+    "check_rpc_timeout",
+    "delete_request",
+    "get_request",
+    "operation_error",
+    "poll_plan",
+    "request_metadata",
+    "retry_delay",
+    "retry_info_delay",
+    "rpc_error",
+    "run_sync",
+    "unary_plan",
+    "wait_request",
+]
+
+Method = Literal["GetOperation", "ListOperations", "CancelOperation", "DeleteOperation", "WaitOperation"]
+"""Short names of the ``google.longrunning.Operations`` RPCs."""
+
+METHODS: Final[tuple[Method, ...]] = (
+    "GetOperation",
+    "ListOperations",
+    "CancelOperation",
+    "DeleteOperation",
+    "WaitOperation",
+)
+"""Every RPC of ``google.longrunning.Operations``; each client wraps all of them."""
+
+_READS: Final[frozenset[str]] = frozenset({"GetOperation", "ListOperations", "WaitOperation"})
+
+FINAL_POLL_RESERVE: Final = 0.2
+"""Seconds kept before the caller's deadline for the last poll to complete in.
+
+When the next poll interval would cross the deadline, the last poll is made at
+``deadline - FINAL_POLL_RESERVE`` (or sooner, if the per-RPC timeout is
+shorter) rather than skipped, and its RPC timeout is what remains.
+"""
+
+WAIT_RPC_MAX: Final = 60.0
+"""Longest ``timeout`` one WaitOperation RPC asks the server for; longer waits are several RPCs."""
+
+ROUTING_HEADER: Final = "x-goog-request-params"
+API_CLIENT_HEADER: Final = "x-goog-api-client"
+STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
+
+T = TypeVar("T")
+
+
+class UseClientDefault(enum.Enum):
+    """Type of :data:`USE_CLIENT_DEFAULT`."""
+
+    USE_CLIENT_DEFAULT = "USE_CLIENT_DEFAULT"
+
+    def __repr__(self) -> str:
+        return "USE_CLIENT_DEFAULT"
+
+
+USE_CLIENT_DEFAULT: Final = UseClientDefault.USE_CLIENT_DEFAULT
+"""Marks an argument as "not given: use the client's setting", apart from ``None`` ("no limit")."""
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("lro-grpc")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+_API_CLIENT_VALUE: Final = (
+    f"gl-python/{platform.python_version()} grpc/{grpc.__version__} gax/lro-grpc-{_package_version()}"
+)
+
+
+def api_client_header() -> str:
+    """The ``x-goog-api-client`` value: Python, grpcio and lro-grpc versions."""
+    return _API_CLIENT_VALUE
+
+
+def request_metadata(routing_name: str) -> tuple[tuple[str, str], ...]:
+    """Headers for one RPC about ``routing_name`` (an operation name or a list parent).
+
+    The routing header is ``name=<value>`` URL-encoded the way Google's client
+    libraries do it (slashes kept, everything else reserved percent-encoded);
+    it is left out when the value is empty.
+    """
+    headers: list[tuple[str, str]] = []
+    if routing_name:
+        headers.append((ROUTING_HEADER, urllib.parse.urlencode({"name": routing_name}, safe="/")))
+    headers.append((API_CLIENT_HEADER, _API_CLIENT_VALUE))
+    return tuple(headers)
+
+
+# -- requests -------------------------------------------------------------------------------------
+
+
+def get_request(name: str) -> operations_pb2.GetOperationRequest:
+    """A GetOperation request (``name`` already validated)."""
+    return operations_pb2.GetOperationRequest(name=name)
+
+
+def cancel_request(name: str) -> operations_pb2.CancelOperationRequest:
+    """A CancelOperation request (``name`` already validated)."""
+    return operations_pb2.CancelOperationRequest(name=name)
+
+
+def delete_request(name: str) -> operations_pb2.DeleteOperationRequest:
+    """A DeleteOperation request (``name`` already validated)."""
+    return operations_pb2.DeleteOperationRequest(name=name)
+
+
+def wait_request(name: str, timeout: float) -> operations_pb2.WaitOperationRequest:
+    """A WaitOperation request asking the server to wait up to ``timeout`` seconds."""
+    request = operations_pb2.WaitOperationRequest(name=name)
+    request.timeout.CopyFrom(_duration(timeout))
+    return request
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(round(seconds * 1e9))
+    return duration
+
+
+def check_rpc_timeout(value: object) -> float | None:
+    """Validate a per-RPC timeout: positive seconds, or ``None`` for "bounded by the deadline only".
+
+    Raises:
+        TypeError: not a number.
+        ValueError: not positive and finite.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"rpc_timeout must be seconds (int/float) or None, got {value!r}")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"rpc_timeout must be positive and finite, got {value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass
+class ListPageState:
+    """Where a lazy ListOperations iteration stands.
+
+    Attributes:
+        parent: the validated list parent.
+        filter: the server-side filter expression.
+        page_size: page size asked for (0: the server's default).
+        return_partial_success: whether unreachable locations may be skipped.
+        next_page_token: token of the next page; ``None`` before the first page.
+        exhausted: whether the last page has been fetched.
+        unreachable: locations reported unreachable by the pages fetched so far.
+        pages_fetched: how many pages have been fetched.
+    """
+
+    parent: str
+    filter: str = ""
+    page_size: int = 0
+    return_partial_success: bool = False
+    next_page_token: str | None = None
+    exhausted: bool = False
+    unreachable: list[str] = dataclasses.field(default_factory=list)
+    pages_fetched: int = 0
+
+    @classmethod
+    def create(cls, parent: str, *, filter: object, page_size: object, return_partial_success: object) -> ListPageState:
+        """Validate the list arguments (``parent`` is validated by the caller).
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: ``page_size`` is not positive.
+        """
+        if not isinstance(filter, str):
+            raise TypeError(f"filter must be a string, got {filter!r}")
+        if page_size is not None and (isinstance(page_size, bool) or not isinstance(page_size, int)):
+            raise TypeError(f"page_size must be an int or None, got {page_size!r}")
+        if page_size is not None and not 0 < page_size < 2**31:
+            raise ValueError(f"page_size must be a positive int32, got {page_size!r}")
+        if not isinstance(return_partial_success, bool):
+            raise TypeError(f"return_partial_success must be a bool, got {return_partial_success!r}")
+        return cls(
+            parent=parent, filter=filter, page_size=page_size or 0, return_partial_success=return_partial_success
+        )
+
+    def next_request(self) -> operations_pb2.ListOperationsRequest | None:
+        """The request for the next page, or ``None`` once the last page was fetched."""
+        if self.exhausted:
+            return None
+        return operations_pb2.ListOperationsRequest(
+            name=self.parent,
+            filter=self.filter,
+            page_size=self.page_size,
+            page_token=self.next_page_token or "",
+            return_partial_success=self.return_partial_success,
+        )
+
+    def record(self, response: operations_pb2.ListOperationsResponse) -> None:
+        """Take note of a fetched page."""
+        self.pages_fetched += 1
+        self.next_page_token = response.next_page_token
+        self.exhausted = not response.next_page_token
+        self.unreachable.extend(u for u in response.unreachable if u not in self.unreachable)
+
+
+# -- steps ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RpcCall:
+    """Step: perform one attempt of an RPC.
+
+    Attributes:
+        method: which RPC.
+        request: the request message.
+        timeout: the attempt's timeout in seconds (``None``: unbounded).
+        metadata: request headers.
+    """
+
+    method: Method
+    request: Message
+    timeout: float | None
+    metadata: tuple[tuple[str, str], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sleep:
+    """Step: wait ``seconds`` before the plan continues."""
+
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RpcFailure:
+    """Reply: an RPC attempt failed.
+
+    Attributes:
+        code: the gRPC status code.
+        details: the status message.
+        trailing_metadata: the trailers, as ``(key, value)`` pairs.
+        exception: the exception the gRPC library raised, chained into the error the caller sees.
+    """
+
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+    exception: BaseException
+
+    @classmethod
+    def from_grpc_error(cls, error: grpc.RpcError) -> RpcFailure:
+        """Read code, details and trailers from a sync or asyncio gRPC error."""
+        code_fn = getattr(error, "code", None)
+        details_fn = getattr(error, "details", None)
+        trailers_fn = getattr(error, "trailing_metadata", None)
+        code = code_fn() if callable(code_fn) else None
+        details = details_fn() if callable(details_fn) else None
+        trailers = trailers_fn() if callable(trailers_fn) else None
+        pairs = tuple((str(key), value) for key, value in (trailers or ()))
+        return cls(
+            code=code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN,
+            details=details or "",
+            trailing_metadata=pairs,
+            exception=error,
+        )
+
+
+Step = RpcCall | Sleep
+Reply = Message | RpcFailure | None
+Plan = Generator[Step, Reply, T]
+
+
+def run_sync(plan: Plan[T], invoke: Callable[[RpcCall], Reply], sleep: Callable[[float], None] = time.sleep) -> T:
+    """Drive ``plan`` to its end with blocking ``invoke`` and ``sleep``."""
+    reply: Reply = None
+    try:
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            if isinstance(step, Sleep):
+                sleep(step.seconds)
+                reply = None
+            else:
+                reply = invoke(step)
+    finally:
+        plan.close()
+
+
+# -- errors and retries ---------------------------------------------------------------------------
+
+
+def retry_info_delay(trailing_metadata: Iterable[tuple[str, str | bytes]]) -> float | None:
+    """The ``google.rpc.RetryInfo`` delay carried in ``grpc-status-details-bin``, in seconds.
+
+    Returns:
+        The delay, or ``None`` if the trailers hold no parsable RetryInfo.
+    """
+    for key, value in trailing_metadata:
+        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            return None
+        for detail in status.details:
+            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                info = error_details_pb2.RetryInfo()
+                if detail.Unpack(info):
+                    delay = float(info.retry_delay.seconds) + float(info.retry_delay.nanos) / 1e9
+                    return max(0.0, delay)
+    return None
+
+
+def retry_delay(
+    failure: RpcFailure,
+    *,
+    method: Method,
+    policy: RetryPolicy,
+    attempt: int,
+    now: float,
+    deadline: Deadline,
+    rng: random.Random | None = None,
+) -> float | None:
+    """How long to wait before retrying a failed attempt, or ``None`` to give up.
+
+    Args:
+        failure: the failed attempt.
+        method: the RPC (``DEADLINE_EXCEEDED`` is retried on reads only).
+        policy: the retry policy.
+        attempt: 0-based number of the attempt that failed.
+        now: the monotonic time now.
+        deadline: the caller's deadline, combined with the policy's own timeout.
+        rng: randomness for the jitter.
+
+    Returns:
+        Seconds to wait: the policy's jittered backoff, at least the server's
+        RetryInfo delay for ``RESOURCE_EXHAUSTED``; ``None`` if the code is not
+        retryable, the attempts are used up or the retry would start at or
+        after the deadline.
+    """
+    if not policy.is_retryable(failure.code, idempotent_read=method in _READS):
+        return None
+    if attempt + 1 >= policy.max_attempts:
+        return None
+    delay = policy.delay(attempt, rng=rng)
+    if failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        delay = max(delay, retry_info_delay(failure.trailing_metadata) or 0.0)
+    remaining = deadline.remaining(now)
+    if remaining is not None and delay >= remaining:
+        return None
+    return delay
+
+
+def rpc_error(failure: RpcFailure, *, method: Method, operation_name: str | None) -> RpcError:
+    """The library error for a failed RPC (``NOT_FOUND`` -> :class:`OperationNotFoundError`)."""
+    cls = OperationNotFoundError if failure.code is grpc.StatusCode.NOT_FOUND else RpcError
+    error = cls(failure.code, failure.details, method=method, operation_name=operation_name)
+    error.__cause__ = failure.exception
+    return error
+
+
+def _deadline_passed(method: Method, operation_name: str | None) -> RpcError:
+    return RpcError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "the deadline passed before the call could be made",
+        method=method,
+        operation_name=operation_name,
+    )
+
+
+def operation_error(
+    status: status_pb2.Status, *, unpack: Callable[[Any], Message], operation: object
+) -> OperationError:
+    """The exception for an operation that finished with ``status``.
+
+    Details whose type ``unpack`` knows are unpacked; the others stay raw ``Any``.
+    ``CANCELLED`` gives :class:`OperationCancelledError`.
+    """
+    details: list[Message] = []
+    for detail in status.details:
+        try:
+            details.append(unpack(detail))
+        except TypeRegistryError:
+            details.append(detail)
+    cls = OperationCancelledError if status.code == code_pb2.CANCELLED else OperationError
+    return cls(status, details=details, operation=operation)
+
+
+# -- plans ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CallSettings:
+    """How one logical call behaves.
+
+    Attributes:
+        retry_policy: retries of transient failures.
+        rpc_timeout: timeout of each attempt in seconds (``None``: bounded by the deadline only).
+        rng: randomness for jitter (``None``: a shared generator).
+        clock: the monotonic clock.
+    """
+
+    retry_policy: RetryPolicy
+    rpc_timeout: float | None
+    rng: random.Random | None = None
+    clock: Callable[[], float] = time.monotonic
+
+
+def unary_plan(
+    method: Method,
+    request: Message,
+    *,
+    routing_name: str,
+    settings: CallSettings,
+    deadline: Deadline | None = None,
+    operation_name: str | None = None,
+) -> Plan[Any]:
+    """One logical call: attempts, retries with backoff, all within the deadline.
+
+    Args:
+        method: the RPC.
+        request: its request.
+        routing_name: the value of the routing header.
+        settings: retry policy and per-attempt timeout.
+        deadline: the caller's deadline; combined with the retry policy's timeout.
+        operation_name: named in errors.
+
+    Returns:
+        The response message (via ``StopIteration``).
+
+    Raises:
+        RpcError: the last attempt failed and no retry is allowed.
+    """
+    clock = settings.clock
+    metadata = request_metadata(routing_name)
+    start = clock()
+    overall = Deadline.after(settings.retry_policy.timeout, now=start).earliest(deadline or Deadline(None))
+    attempt = 0
+    while True:
+        now = clock()
+        timeout = overall.clip(settings.rpc_timeout, now)
+        if timeout is not None and timeout <= 0:
+            raise _deadline_passed(method, operation_name)
+        reply = yield RpcCall(method, request, timeout, metadata)
+        if not isinstance(reply, RpcFailure):
+            return reply
+        delay = retry_delay(
+            reply,
+            method=method,
+            policy=settings.retry_policy,
+            attempt=attempt,
+            now=clock(),
+            deadline=overall,
+            rng=settings.rng,
+        )
+        if delay is None:
+            raise rpc_error(reply, method=method, operation_name=operation_name)
+        yield Sleep(delay)
+        attempt += 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PollSettings:
+    """How a wait for an operation behaves.
+
+    Attributes:
+        poll_policy: interval between looks at a running operation.
+        call: retry policy, per-RPC timeout, randomness and clock.
+        use_wait_rpc: try the WaitOperation RPC (falling back to polling on ``UNIMPLEMENTED``).
+        final_poll_reserve: see :data:`FINAL_POLL_RESERVE`.
+    """
+
+    poll_policy: PollPolicy
+    call: CallSettings
+    use_wait_rpc: bool = False
+    final_poll_reserve: float = FINAL_POLL_RESERVE
+
+
+def poll_plan(
+    name: str,
+    *,
+    settings: PollSettings,
+    deadline: Deadline,
+    timeout: float | None,
+    on_update: Callable[[operations_pb2.Operation], None] | None = None,
+    on_wait_unimplemented: Callable[[], None] | None = None,
+    wrap: Callable[[operations_pb2.Operation], object] | None = None,
+    last_seen: operations_pb2.Operation | None = None,
+) -> Plan[operations_pb2.Operation]:
+    """Look at operation ``name`` until it is done or the deadline comes.
+
+    Behaviour:
+
+    * not done: sleep ``min(poll delay, time left - reserve)``, then look
+      again; the last look is made just before the deadline with its RPC
+      clipped to what remains, so no RPC outlives the deadline;
+    * ``RESOURCE_EXHAUSTED``: slow down (the next poll interval, at least the
+      server's RetryInfo delay), never fatal;
+    * ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED``: retried with the retry policy's
+      jittered backoff, within its attempts and timeout;
+    * WaitOperation ``UNIMPLEMENTED``: switch to GetOperation at once and call
+      ``on_wait_unimplemented``;
+    * other failures: :class:`RpcError` (``NOT_FOUND``: :class:`OperationNotFoundError`).
+
+    Args:
+        name: the validated operation name.
+        settings: polling, retry and timeout settings.
+        deadline: the absolute deadline of the whole wait.
+        timeout: the caller's timeout, reported in :class:`WaitTimeoutError`.
+        on_update: called with every operation state received.
+        on_wait_unimplemented: called once if the server lacks WaitOperation.
+        wrap: turns the last seen state into what :class:`WaitTimeoutError` carries.
+        last_seen: the state known before the wait, if any.
+
+    Returns:
+        The done operation (via ``StopIteration``).
+
+    Raises:
+        WaitTimeoutError: the deadline came first.
+        RpcError: an RPC failed for good.
+    """
+    call = settings.call
+    clock = call.clock
+    retry = call.retry_policy
+    metadata = request_metadata(name)
+    if last_seen is not None and last_seen.done:
+        return last_seen
+    reserve = settings.final_poll_reserve
+    if call.rpc_timeout is not None:
+        reserve = min(reserve, call.rpc_timeout)
+    use_wait = settings.use_wait_rpc
+    polls = 0  # answered looks at a running operation (drives the poll interval)
+    failures = 0  # consecutive transient failures (drives the retry backoff)
+    failing_since: float | None = None
+    last_failure: RpcFailure | None = None
+
+    def timed_out() -> WaitTimeoutError:
+        shown: object = last_seen
+        if wrap is not None and last_seen is not None:
+            shown = wrap(last_seen)
+        error = WaitTimeoutError(
+            f"operation {name!r} was not done within {timeout!r} s", operation=shown, timeout=timeout
+        )
+        if last_failure is not None:
+            error.__cause__ = last_failure.exception
+        return error
+
+    while True:
+        started = clock()
+        remaining = deadline.remaining(started)
+        if remaining is not None and remaining <= 0:
+            raise timed_out()
+        rpc_timeout = deadline.clip(call.rpc_timeout, started)
+        method: Method
+        if use_wait and (remaining is None or remaining - reserve > reserve):
+            method = "WaitOperation"
+            asked = WAIT_RPC_MAX if remaining is None else min(WAIT_RPC_MAX, remaining - reserve)
+            request: Message = wait_request(name, asked)
+            # The server answers after `asked`; the RPC may take the per-RPC timeout beyond that.
+            rpc_timeout = deadline.clip(asked + (call.rpc_timeout or reserve), started)
+        else:
+            method = "GetOperation"
+            request = get_request(name)
+        reply = yield RpcCall(method, request, rpc_timeout, metadata)
+        now = clock()
+        if isinstance(reply, operations_pb2.Operation):
+            last_seen = reply
+            last_failure = None
+            failures = 0
+            failing_since = None
+            if on_update is not None:
+                on_update(reply)
+            if reply.done:
+                return reply
+            delay = settings.poll_policy.delay(polls, rng=call.rng)
+            polls += 1
+            if method == "WaitOperation":
+                # The server already waited; poll no more often than the policy says.
+                delay = max(0.0, delay - (now - started))
+        elif isinstance(reply, RpcFailure):
+            last_failure = reply
+            code = reply.code
+            if method == "WaitOperation" and code is grpc.StatusCode.UNIMPLEMENTED:
+                use_wait = False
+                if on_wait_unimplemented is not None:
+                    on_wait_unimplemented()
+                continue
+            if code is grpc.StatusCode.DEADLINE_EXCEEDED and deadline.expired(now):
+                raise timed_out()
+            if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                # Quota: slow down rather than fail.
+                delay = max(
+                    settings.poll_policy.delay(polls, rng=call.rng), retry_info_delay(reply.trailing_metadata) or 0
+                )
+                polls += 1
+            else:
+                if failing_since is None:
+                    failing_since = started
+                retry_deadline = Deadline.after(retry.timeout, now=failing_since)
+                next_delay = retry_delay(
+                    reply,
+                    method=method,
+                    policy=retry,
+                    attempt=failures,
+                    now=now,
+                    deadline=retry_deadline,
+                    rng=call.rng,
+                )
+                if next_delay is None:
+                    raise rpc_error(reply, method=method, operation_name=name)
+                delay = next_delay
+                failures += 1
+        else:
+            raise TypeError(f"{method} returned {type(reply).__name__}, expected an Operation")
+        remaining = deadline.remaining(now)
+        if remaining is not None:
+            if remaining <= reserve:
+                raise timed_out()
+            delay = min(delay, remaining - reserve)
+        if delay > 0:
+            yield Sleep(delay)

@@ -1,0 +1,340 @@
+"""The asyncio client for ``google.longrunning.Operations``.
+
+:class:`AsyncOperationsClient` has the same methods as
+:class:`~lro_grpc.client.OperationsClient`, as coroutines (``list`` returns
+an async iterator). It drives the same I/O-free plans; only the RPC and the
+sleep are awaited.
+
+No event loop is captured at construction: the ``grpc.aio`` channel is created
+on first use, inside the running loop, and the client then belongs to that loop.
+
+Example::
+
+    async with AsyncOperationsClient.for_api("servicemanagement") as client:
+        op = await client.wait("operations/rollouts.svc.example.com:2016-07-16r2", timeout=300)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+import grpc
+from google.longrunning import operations_pb2
+
+from lro_grpc import _channels, _core
+from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, Sleep, UseClientDefault
+from lro_grpc._generated import operations_pb2_grpc
+from lro_grpc.apis import ApiPreset, get_api
+from lro_grpc.client import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
+from lro_grpc.names import validate_operation_name
+from lro_grpc.operation import AsyncOperation, BaseOperation
+from lro_grpc.policies import DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy
+from lro_grpc.registry import TypeRegistry
+
+__all__ = ["AsyncOperationPager", "AsyncOperationsClient"]
+
+T = TypeVar("T")
+HandleT = TypeVar("HandleT", bound=BaseOperation[Any, Any])
+
+
+class AsyncOperationPager(Generic[HandleT]):
+    """Operations of a ListOperations call, fetched page by page as you ``async for`` over it.
+
+    Iterate it for the operations, or over :attr:`pages` for whole pages (one
+    or the other: they share one position). Nothing is fetched before
+    iteration starts.
+    """
+
+    def __init__(
+        self,
+        state: _core.ListPageState,
+        fetch: Callable[[operations_pb2.ListOperationsRequest], Awaitable[operations_pb2.ListOperationsResponse]],
+        wrap: Callable[[operations_pb2.Operation], HandleT],
+    ) -> None:
+        self._state = state
+        self._fetch = fetch
+        self._wrap = wrap
+
+    @property
+    def unreachable(self) -> list[str]:
+        """Locations the server reported unreachable in the pages fetched so far."""
+        return list(self._state.unreachable)
+
+    @property
+    def next_page_token(self) -> str | None:
+        """Token of the next page; ``None`` before the first page, empty after the last."""
+        return self._state.next_page_token
+
+    @property
+    def pages_fetched(self) -> int:
+        """How many pages have been fetched."""
+        return self._state.pages_fetched
+
+    @property
+    def pages(self) -> AsyncIterator[OperationPage[HandleT]]:
+        """The remaining pages, each fetched when reached."""
+        return self._pages()
+
+    async def _pages(self) -> AsyncIterator[OperationPage[HandleT]]:
+        while (request := self._state.next_request()) is not None:
+            response = await self._fetch(request)
+            self._state.record(response)
+            yield OperationPage(
+                operations=[self._wrap(op) for op in response.operations],
+                next_page_token=response.next_page_token,
+                unreachable=list(response.unreachable),
+                raw=response,
+            )
+
+    async def __aiter__(self) -> AsyncIterator[HandleT]:
+        async for page in self._pages():
+            for operation in page.operations:
+                yield operation
+
+
+class AsyncOperationsClient(BaseOperationsClient):
+    """An asyncio client for ``google.longrunning.Operations`` over one ``grpc.aio`` channel.
+
+    Arguments as for :class:`~lro_grpc.client.OperationsClient`; ``target`` may
+    be a ready ``grpc.aio.Channel`` (used as is, not closed by the client).
+
+    Raises:
+        ValueError: plaintext to a host that is not loopback, or with credentials.
+    """
+
+    def __init__(
+        self,
+        target: str | grpc.aio.Channel,
+        *,
+        registry: TypeRegistry | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT,
+        poll_policy: PollPolicy | None = None,
+        credentials: Any = None,
+        quota_project_id: str | None = None,
+        api: str | ApiPreset | None = None,
+        plaintext: bool | None = None,
+    ) -> None:
+        super().__init__(
+            registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
+        )
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: Any = None
+        self._make_channel: Callable[[], grpc.aio.Channel] | None
+        if isinstance(target, grpc.aio.Channel):
+            if credentials is not None or quota_project_id is not None or plaintext is not None:
+                raise ValueError(
+                    "credentials, quota_project_id and plaintext apply only to channels the client creates, "
+                    f"not to the given channel {target!r}"
+                )
+            self._channel = target
+            self._stub = operations_pb2_grpc.OperationsStub(target)
+            self._owns_channel = False
+            self._make_channel = None
+            self.endpoint: _channels.Endpoint | None = None
+        else:
+            self.endpoint = _channels.resolve_endpoint(
+                target, plaintext=plaintext, has_credentials=credentials is not None
+            )
+            self._owns_channel = True
+            self._make_channel = functools.partial(
+                _channels.create_async_channel,
+                self.endpoint,
+                credentials=None if self.endpoint.plaintext else credentials,
+                scopes=self._scopes(),
+                quota_project_id=quota_project_id,
+            )
+
+    @classmethod
+    def for_api(
+        cls,
+        api: str | ApiPreset,
+        *,
+        credentials: Any = None,
+        quota_project_id: str | None = None,
+        endpoint: str | None = None,
+        registry: TypeRegistry | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        poll_policy: PollPolicy | None = None,
+        plaintext: bool | None = None,
+    ) -> AsyncOperationsClient:
+        """A client for one API's default host (see :meth:`OperationsClient.for_api`)."""
+        preset = get_api(api)
+        return cls(
+            endpoint if endpoint is not None else preset.default_host,
+            registry=registry,
+            retry_policy=retry_policy,
+            rpc_timeout=preset.rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else rpc_timeout,
+            poll_policy=poll_policy,
+            credentials=credentials,
+            quota_project_id=quota_project_id,
+            api=preset,
+            plaintext=plaintext,
+        )
+
+    # -- I/O --------------------------------------------------------------------------------------
+
+    def _current_stub(self) -> Any:
+        if self._closed:
+            raise RuntimeError("the AsyncOperationsClient is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("this AsyncOperationsClient is in use by another event loop; create one per loop")
+        if self._stub is None:
+            if self._make_channel is None:  # pragma: no cover - a given channel always has its stub
+                raise RuntimeError("no channel to use")
+            self._channel = self._make_channel()
+            self._stub = operations_pb2_grpc.OperationsStub(self._channel)
+        return self._stub
+
+    async def _invoke(self, call: RpcCall) -> Any:
+        method = getattr(self._current_stub(), call.method)
+        try:
+            return await method(call.request, timeout=call.timeout, metadata=call.metadata)
+        except grpc.aio.AioRpcError as error:
+            return RpcFailure.from_grpc_error(error)
+
+    async def _run(self, plan: Plan[T]) -> T:
+        reply: Any = None
+        try:
+            while True:
+                try:
+                    step = plan.send(reply)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                    reply = None
+                else:
+                    reply = await self._invoke(step)
+        finally:
+            plan.close()
+
+    def _wrap(self, operation: operations_pb2.Operation) -> AsyncOperation[Any, Any]:
+        """A handle on ``operation`` bound to this client."""
+        return AsyncOperation(operation, registry=self._registry, client=self)
+
+    async def _get_pb(
+        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+    ) -> operations_pb2.Operation:
+        return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout))
+
+    async def _get_operation_pb(
+        self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
+    ) -> operations_pb2.Operation:
+        """One logical GetOperation for the batch waiter.
+
+        Headers, per-attempt timeout and retries as for :meth:`get`, every
+        attempt and backoff clipped to ``deadline``.
+
+        Args:
+            name: an operation name, already validated.
+            deadline: the absolute deadline nothing may outlive.
+            rpc_timeout: timeout of each attempt; ``None`` means the client's.
+
+        Raises:
+            OperationNotFoundError: no such operation.
+            RpcError: the last attempt failed and no retry fits before the deadline.
+        """
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT if rpc_timeout is None else rpc_timeout
+        return await self._run(self._get_plan(name, rpc_timeout=timeout, deadline=deadline))
+
+    async def _poll_handle(
+        self,
+        handle: AsyncOperation[Any, Any],
+        *,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        use_wait: bool,
+    ) -> None:
+        await self._run(
+            self._handle_wait_plan(
+                handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+            )
+        )
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def operation(self, name: str) -> AsyncOperation[Any, Any]:
+        """A handle on operation ``name`` without fetching it (see :meth:`OperationsClient.operation`)."""
+        return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+
+    async def get(
+        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+    ) -> AsyncOperation[Any, Any]:
+        """Fetch an operation (see :meth:`OperationsClient.get`)."""
+        name = validate_operation_name(name)
+        return self._wrap(await self._get_pb(name, rpc_timeout=rpc_timeout))
+
+    def list(
+        self,
+        parent: str,
+        *,
+        filter: str = "",
+        page_size: int | None = None,
+        return_partial_success: bool = False,
+    ) -> AsyncOperationPager[AsyncOperation[Any, Any]]:
+        """List operations under ``parent`` as an async iterator (see :meth:`OperationsClient.list`).
+
+        Raises:
+            InvalidNameError: ``parent`` is malformed (no RPC is made).
+        """
+        state = self._list_state(
+            parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
+        )
+
+        async def fetch(request: operations_pb2.ListOperationsRequest) -> operations_pb2.ListOperationsResponse:
+            return await self._run(self._list_plan(request))
+
+        return AsyncOperationPager(state, fetch, self._wrap)
+
+    async def cancel(self, name: str) -> None:
+        """Ask the server to cancel an operation (see :meth:`OperationsClient.cancel`)."""
+        await self._run(self._cancel_plan(validate_operation_name(name)))
+
+    async def delete(self, name: str) -> None:
+        """Delete an operation's record (see :meth:`OperationsClient.delete`)."""
+        await self._run(self._delete_plan(validate_operation_name(name)))
+
+    async def wait(
+        self,
+        name: str,
+        *,
+        timeout: float | timedelta | None = None,
+        poll_policy: PollPolicy | None = None,
+    ) -> AsyncOperation[Any, Any]:
+        """Wait until an operation is done, with WaitOperation (see :meth:`OperationsClient.wait`)."""
+        handle = self.operation(name)
+        await self._poll_handle(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
+        return handle
+
+    async def close(self) -> None:
+        """Close the channel (if the client created it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_channel and self._channel is not None:
+            await self._channel.close()
+
+    async def __aenter__(self) -> AsyncOperationsClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,541 @@
+"""The synchronous client for ``google.longrunning.Operations``, and what both clients share.
+
+:class:`BaseOperationsClient` holds every setting and builds every plan (see
+:mod:`lro_grpc._core`) without doing I/O; :class:`OperationsClient` performs
+the plans with blocking gRPC calls and :class:`~lro_grpc.aio.AsyncOperationsClient`
+with ``await``.
+
+Example::
+
+    with OperationsClient.for_api("financialservices") as client:
+        op = client.get("projects/my-proj/locations/us-central1/operations/op-123")
+        instance = op.result(timeout=600)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+import types
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+import grpc
+from google.longrunning import operations_pb2
+
+from lro_grpc import _channels, _core
+from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
+from lro_grpc._generated import operations_pb2_grpc
+from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
+from lro_grpc.names import parse_operation_name, validate_list_parent, validate_operation_name
+from lro_grpc.operation import BaseOperation, Operation
+from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy, to_seconds
+from lro_grpc.registry import TypeRegistry, default_registry
+
+__all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "OperationPage", "OperationPager", "OperationsClient"]
+
+DEFAULT_RPC_TIMEOUT = 10.0
+"""Per-RPC timeout, in seconds, when the caller gives none (the APIs' published Get/List timeout)."""
+
+T = TypeVar("T")
+HandleT = TypeVar("HandleT", bound=BaseOperation[Any, Any])
+
+
+@dataclasses.dataclass(frozen=True)
+class OperationPage(Generic[HandleT]):
+    """One page of a ListOperations answer.
+
+    Attributes:
+        operations: the page's operations, as handles bound to the client.
+        next_page_token: the token of the next page (empty on the last page).
+        unreachable: locations the server could not reach for this page.
+        raw: the ``ListOperationsResponse``.
+    """
+
+    operations: list[HandleT]
+    next_page_token: str
+    unreachable: list[str]
+    raw: operations_pb2.ListOperationsResponse
+
+
+class BaseOperationsClient:
+    """Settings and I/O-free logic shared by :class:`OperationsClient` and ``AsyncOperationsClient``.
+
+    Args:
+        registry: the type registry for metadata, responses and error details
+            (default: :func:`~lro_grpc.registry.default_registry`).
+        retry_policy: retries of transient RPC failures.
+        rpc_timeout: timeout of each RPC in seconds; ``None`` bounds RPCs only by the caller's deadline.
+        poll_policy: default interval between polls; ``None`` uses the API's preset
+            (from ``api``, else from each operation name's form).
+        api: the API's short name or preset; sets scopes and default polling.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: TypeRegistry | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT,
+        poll_policy: PollPolicy | None = None,
+        api: str | ApiPreset | None = None,
+    ) -> None:
+        if registry is not None and not isinstance(registry, TypeRegistry):
+            raise TypeError(f"registry must be a TypeRegistry or None, got {registry!r}")
+        if not isinstance(retry_policy, RetryPolicy):
+            raise TypeError(f"retry_policy must be a RetryPolicy, got {retry_policy!r}")
+        if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
+            raise TypeError(f"poll_policy must be a PollPolicy or None, got {poll_policy!r}")
+        self._registry = registry if registry is not None else default_registry()
+        self._retry_policy = retry_policy
+        self._rpc_timeout = _core.check_rpc_timeout(rpc_timeout)
+        self._poll_policy = poll_policy
+        self._api = get_api(api) if api is not None else None
+        self._wait_unimplemented = False
+        self._clock: Callable[[], float] = time.monotonic
+        self._rng: random.Random | None = None
+
+    @property
+    def registry(self) -> TypeRegistry:
+        """The type registry handles of this client unpack with."""
+        return self._registry
+
+    @property
+    def api(self) -> ApiPreset | None:
+        """The API preset the client was made for, if any."""
+        return self._api
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """Retries of transient RPC failures."""
+        return self._retry_policy
+
+    @property
+    def rpc_timeout(self) -> float | None:
+        """Default timeout of each RPC, in seconds."""
+        return self._rpc_timeout
+
+    @property
+    def wait_rpc_available(self) -> bool:
+        """``False`` once the server answered WaitOperation with ``UNIMPLEMENTED`` (then waits poll)."""
+        return not self._wait_unimplemented
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def _scopes(self) -> tuple[str, ...]:
+        return self._api.scopes if self._api is not None else (CLOUD_PLATFORM_SCOPE,)
+
+    def _call_settings(self, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT) -> _core.CallSettings:
+        timeout = (
+            self._rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else _core.check_rpc_timeout(rpc_timeout)
+        )
+        return _core.CallSettings(self._retry_policy, timeout, rng=self._rng, clock=self._clock)
+
+    def _poll_policy_for(self, name: str, poll_policy: PollPolicy | None) -> PollPolicy:
+        if poll_policy is not None:
+            if not isinstance(poll_policy, PollPolicy):
+                raise TypeError(f"poll_policy must be a PollPolicy or None, got {poll_policy!r}")
+            return poll_policy
+        if self._poll_policy is not None:
+            return self._poll_policy
+        if self._api is not None:
+            return self._api.poll_policy
+        try:
+            return get_api(parse_operation_name(name).api).poll_policy
+        except (ValueError, TypeError):
+            return DEFAULT_POLL_POLICY
+
+    def _mark_wait_unimplemented(self) -> None:
+        self._wait_unimplemented = True
+
+    # -- plans ----------------------------------------------------------------------------------
+
+    def _get_plan(
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        deadline: Deadline | None = None,
+    ) -> Plan[operations_pb2.Operation]:
+        return _core.unary_plan(
+            "GetOperation",
+            _core.get_request(name),
+            routing_name=name,
+            settings=self._call_settings(rpc_timeout),
+            deadline=deadline,
+            operation_name=name,
+        )
+
+    def _cancel_plan(self, name: str) -> Plan[Any]:
+        return _core.unary_plan(
+            "CancelOperation",
+            _core.cancel_request(name),
+            routing_name=name,
+            settings=self._call_settings(),
+            operation_name=name,
+        )
+
+    def _delete_plan(self, name: str) -> Plan[Any]:
+        return _core.unary_plan(
+            "DeleteOperation",
+            _core.delete_request(name),
+            routing_name=name,
+            settings=self._call_settings(),
+            operation_name=name,
+        )
+
+    def _list_plan(self, request: operations_pb2.ListOperationsRequest) -> Plan[operations_pb2.ListOperationsResponse]:
+        return _core.unary_plan(
+            "ListOperations",
+            request,
+            routing_name=request.name,
+            settings=self._call_settings(),
+            operation_name=request.name or None,
+        )
+
+    def _list_state(
+        self, parent: object, *, filter: object, page_size: object, return_partial_success: object
+    ) -> _core.ListPageState:
+        return _core.ListPageState.create(
+            validate_list_parent(parent),
+            filter=filter,
+            page_size=page_size,
+            return_partial_success=return_partial_success,
+        )
+
+    def _handle_wait_plan(
+        self,
+        handle: BaseOperation[Any, Any],
+        *,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        rpc_timeout: float | UseClientDefault | None,
+        use_wait: bool,
+    ) -> Plan[operations_pb2.Operation]:
+        now = self._clock()
+        timeout_seconds = None if timeout is None else to_seconds(timeout, what="timeout")
+        settings = _core.PollSettings(
+            poll_policy=self._poll_policy_for(handle.name, poll_policy),
+            call=self._call_settings(rpc_timeout),
+            use_wait_rpc=use_wait and not self._wait_unimplemented,
+        )
+        return _core.poll_plan(
+            handle.name,
+            settings=settings,
+            deadline=Deadline.after(timeout_seconds, now=now),
+            timeout=timeout_seconds,
+            on_update=handle._update,
+            on_wait_unimplemented=self._mark_wait_unimplemented,
+            wrap=lambda _: handle,
+            last_seen=handle.raw,
+        )
+
+
+class OperationPager(Generic[HandleT]):
+    """Operations of a ListOperations call, fetched page by page as you iterate.
+
+    Iterate it for the operations, or over :attr:`pages` for whole pages (use
+    one or the other: they share one position). Nothing is fetched before
+    iteration starts.
+    """
+
+    def __init__(
+        self,
+        state: _core.ListPageState,
+        fetch: Callable[[operations_pb2.ListOperationsRequest], operations_pb2.ListOperationsResponse],
+        wrap: Callable[[operations_pb2.Operation], HandleT],
+    ) -> None:
+        self._state = state
+        self._fetch = fetch
+        self._wrap = wrap
+
+    @property
+    def unreachable(self) -> list[str]:
+        """Locations the server reported unreachable in the pages fetched so far."""
+        return list(self._state.unreachable)
+
+    @property
+    def next_page_token(self) -> str | None:
+        """Token of the next page; ``None`` before the first page, empty after the last."""
+        return self._state.next_page_token
+
+    @property
+    def pages_fetched(self) -> int:
+        """How many pages have been fetched."""
+        return self._state.pages_fetched
+
+    @property
+    def pages(self) -> Iterator[OperationPage[HandleT]]:
+        """The remaining pages, each fetched when reached."""
+        while (request := self._state.next_request()) is not None:
+            response = self._fetch(request)
+            self._state.record(response)
+            yield OperationPage(
+                operations=[self._wrap(op) for op in response.operations],
+                next_page_token=response.next_page_token,
+                unreachable=list(response.unreachable),
+                raw=response,
+            )
+
+    def __iter__(self) -> Iterator[HandleT]:
+        for page in self.pages:
+            yield from page.operations
+
+
+class OperationsClient(BaseOperationsClient):
+    """A blocking, thread-safe client for ``google.longrunning.Operations`` over one channel.
+
+    Args:
+        target: ``host:port`` to connect to, or a ready ``grpc.Channel`` (which
+            the client uses as is and does not close).
+        registry: the type registry for metadata, responses and error details.
+        retry_policy: retries of transient RPC failures.
+        rpc_timeout: timeout of each RPC, in seconds.
+        poll_policy: default interval between polls (default: the API's preset).
+        credentials: ``google.auth`` credentials for TLS (default: Application Default Credentials).
+        quota_project_id: the project billed for quota.
+        api: the API's short name or preset (scopes, default polling).
+        plaintext: ``True`` for an unencrypted channel (loopback hosts only),
+            ``False`` for TLS, ``None`` to choose (plaintext for loopback hosts
+            without credentials). ``LRO_GRPC_EMULATOR_HOST`` overrides ``target``.
+
+    Raises:
+        ValueError: plaintext to a host that is not loopback, or with credentials.
+    """
+
+    def __init__(
+        self,
+        target: str | grpc.Channel,
+        *,
+        registry: TypeRegistry | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT,
+        poll_policy: PollPolicy | None = None,
+        credentials: Any = None,
+        quota_project_id: str | None = None,
+        api: str | ApiPreset | None = None,
+        plaintext: bool | None = None,
+    ) -> None:
+        super().__init__(
+            registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
+        )
+        self._closed = False
+        if isinstance(target, grpc.Channel):
+            if credentials is not None or quota_project_id is not None or plaintext is not None:
+                raise ValueError(
+                    "credentials, quota_project_id and plaintext apply only to channels the client creates, "
+                    f"not to the given channel {target!r}"
+                )
+            self._channel: grpc.Channel = target
+            self._owns_channel = False
+            self.endpoint: _channels.Endpoint | None = None
+        else:
+            self.endpoint = _channels.resolve_endpoint(
+                target, plaintext=plaintext, has_credentials=credentials is not None
+            )
+            self._channel = _channels.create_channel(
+                self.endpoint,
+                credentials=None if self.endpoint.plaintext else credentials,
+                scopes=self._scopes(),
+                quota_project_id=quota_project_id,
+            )
+            self._owns_channel = True
+        self._stub = operations_pb2_grpc.OperationsStub(self._channel)
+
+    @classmethod
+    def for_api(
+        cls,
+        api: str | ApiPreset,
+        *,
+        credentials: Any = None,
+        quota_project_id: str | None = None,
+        endpoint: str | None = None,
+        registry: TypeRegistry | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        poll_policy: PollPolicy | None = None,
+        plaintext: bool | None = None,
+    ) -> OperationsClient:
+        """A client for one API's default host over TLS with Application Default Credentials.
+
+        Args:
+            api: ``"financialservices"``, ``"servicemanagement"`` or an :class:`~lro_grpc.apis.ApiPreset`.
+            credentials: explicit ``google.auth`` credentials instead of ADC.
+            quota_project_id: the project billed for quota.
+            endpoint: ``host:port`` instead of the API's default host.
+            registry: see :class:`OperationsClient`.
+            retry_policy: see :class:`OperationsClient`.
+            rpc_timeout: per-RPC timeout (default: the API's, 10 s).
+            poll_policy: default polling (default: the API's preset).
+            plaintext: see :class:`OperationsClient`.
+        """
+        preset = get_api(api)
+        return cls(
+            endpoint if endpoint is not None else preset.default_host,
+            registry=registry,
+            retry_policy=retry_policy,
+            rpc_timeout=preset.rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else rpc_timeout,
+            poll_policy=poll_policy,
+            credentials=credentials,
+            quota_project_id=quota_project_id,
+            api=preset,
+            plaintext=plaintext,
+        )
+
+    # -- I/O --------------------------------------------------------------------------------------
+
+    def _invoke(self, call: RpcCall) -> Any:
+        if self._closed:
+            raise RuntimeError("the OperationsClient is closed")
+        method = getattr(self._stub, call.method)
+        try:
+            return method(call.request, timeout=call.timeout, metadata=call.metadata)
+        except grpc.RpcError as error:
+            return RpcFailure.from_grpc_error(error)
+
+    def _run(self, plan: Plan[T]) -> T:
+        return _core.run_sync(plan, self._invoke)
+
+    def _wrap(self, operation: operations_pb2.Operation) -> Operation[Any, Any]:
+        """A handle on ``operation`` bound to this client."""
+        return Operation(operation, registry=self._registry, client=self)
+
+    def _get_pb(
+        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+    ) -> operations_pb2.Operation:
+        return self._run(self._get_plan(name, rpc_timeout=rpc_timeout))
+
+    def _poll_handle(
+        self,
+        handle: Operation[Any, Any],
+        *,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        use_wait: bool,
+    ) -> None:
+        self._run(
+            self._handle_wait_plan(
+                handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+            )
+        )
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def operation(self, name: str) -> Operation[Any, Any]:
+        """A handle on operation ``name`` without fetching it (e.g. a batch job that restarts).
+
+        Its ``done`` is ``False`` and its metadata ``None`` until it is refreshed or waited on.
+
+        Raises:
+            InvalidNameError: ``name`` is malformed.
+        """
+        return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+
+    def get(
+        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+    ) -> Operation[Any, Any]:
+        """Fetch an operation (GetOperation, with retries).
+
+        Args:
+            name: e.g. ``projects/p/locations/l/operations/op-123`` or ``operations/some.id:1``.
+            rpc_timeout: timeout of each attempt (default: the client's).
+
+        Raises:
+            InvalidNameError: ``name`` is malformed (no RPC is made).
+            OperationNotFoundError: no such operation, or its record expired.
+            RpcError: the RPC failed.
+        """
+        name = validate_operation_name(name)
+        return self._wrap(self._get_pb(name, rpc_timeout=rpc_timeout))
+
+    def list(
+        self,
+        parent: str,
+        *,
+        filter: str = "",
+        page_size: int | None = None,
+        return_partial_success: bool = False,
+    ) -> OperationPager[Operation[Any, Any]]:
+        """List operations under ``parent``, fetching pages lazily as you iterate.
+
+        Args:
+            parent: ``projects/{project}/locations/{location}``, ``operations`` or ``""``.
+            filter: server-side filter, e.g. ``"done=false"``.
+            page_size: operations per page (default: the server's).
+            return_partial_success: let the server skip unreachable locations
+                (see :attr:`OperationPager.unreachable`).
+
+        Raises:
+            InvalidNameError: ``parent`` is malformed (no RPC is made).
+        """
+        state = self._list_state(
+            parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
+        )
+        return OperationPager(state, lambda request: self._run(self._list_plan(request)), self._wrap)
+
+    def cancel(self, name: str) -> None:
+        """Ask the server to cancel an operation (best effort: it may still finish).
+
+        Raises:
+            InvalidNameError: ``name`` is malformed (no RPC is made).
+            RpcError: the RPC failed.
+        """
+        self._run(self._cancel_plan(validate_operation_name(name)))
+
+    def delete(self, name: str) -> None:
+        """Delete an operation's record (the operation is not cancelled).
+
+        Raises:
+            InvalidNameError: ``name`` is malformed (no RPC is made).
+            RpcError: the RPC failed.
+        """
+        self._run(self._delete_plan(validate_operation_name(name)))
+
+    def wait(
+        self,
+        name: str,
+        *,
+        timeout: float | timedelta | None = None,
+        poll_policy: PollPolicy | None = None,
+    ) -> Operation[Any, Any]:
+        """Wait until an operation is done, with the WaitOperation RPC.
+
+        If the server answers WaitOperation with ``UNIMPLEMENTED``, this and
+        every later wait of the client poll GetOperation instead. A failed
+        operation is returned, not raised: use ``result()`` or ``error``.
+
+        Args:
+            name: the operation's name.
+            timeout: the overall wait; ``None`` waits for ever.
+            poll_policy: the interval between polls, and the least time between WaitOperation calls.
+
+        Raises:
+            InvalidNameError: ``name`` is malformed (no RPC is made).
+            WaitTimeoutError: not done within ``timeout`` (carries the last seen state).
+            RpcError: an RPC failed for good.
+        """
+        handle = self.operation(name)
+        self._poll_handle(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
+        return handle
+
+    def close(self) -> None:
+        """Close the channel (if the client created it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> OperationsClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,406 @@
+"""Handles on long-running operations: :class:`Operation` (sync) and :class:`AsyncOperation`.
+
+Both share :class:`BaseOperation`, which holds the last seen
+``google.longrunning.Operation`` and everything that needs no I/O: typed
+metadata and response (unpacked through a :class:`~lro_grpc.registry.TypeRegistry`),
+the error as an exception, and the REST JSON form. The subclasses add the
+methods that talk to the server (``refresh``, ``cancel``, ``delete``,
+``result``, ``wait``) through the client the handle is bound to.
+
+Example::
+
+    op: Operation[Instance, OperationMetadata] = client.get(name)
+    op.metadata.verb                  # typed OperationMetadata
+    instance = op.result(timeout=600)
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from lro_grpc import _core, _json
+from lro_grpc.errors import OperationError
+from lro_grpc.registry import TypeRegistry, default_registry
+
+if TYPE_CHECKING:
+    from lro_grpc.aio import AsyncOperationsClient
+    from lro_grpc.client import OperationsClient
+    from lro_grpc.policies import PollPolicy
+
+__all__ = ["AsyncOperation", "BaseOperation", "MetadataT", "Operation", "ResponseT"]
+
+ResponseT = TypeVar("ResponseT", bound=Message)
+"""The message type of an operation's response (e.g. ``Instance``)."""
+
+MetadataT = TypeVar("MetadataT", bound=Message)
+"""The message type of an operation's metadata (e.g. ``OperationMetadata``)."""
+
+_HandleT = TypeVar("_HandleT", bound="BaseOperation[Any, Any]")
+
+_shared_registry: TypeRegistry | None = None
+_shared_registry_lock = threading.Lock()
+
+
+def _fallback_registry() -> TypeRegistry:
+    global _shared_registry
+    with _shared_registry_lock:
+        if _shared_registry is None:
+            _shared_registry = default_registry()
+        return _shared_registry
+
+
+class BaseOperation(Generic[ResponseT, MetadataT]):
+    """The I/O-free part of an operation handle.
+
+    Args:
+        operation: the ``google.longrunning.Operation`` last seen.
+        registry: the type registry for metadata, response and error details
+            (default: the client's, else the library's default registry).
+        client: the client the handle talks to, if any.
+    """
+
+    def __init__(
+        self,
+        operation: operations_pb2.Operation,
+        *,
+        registry: TypeRegistry | None = None,
+        client: Any = None,
+    ) -> None:
+        if not isinstance(operation, operations_pb2.Operation):
+            raise TypeError(f"operation must be a google.longrunning.Operation, got {operation!r}")
+        if registry is not None and not isinstance(registry, TypeRegistry):
+            raise TypeError(f"registry must be a TypeRegistry, got {registry!r}")
+        if registry is None:
+            registry = client.registry if client is not None else _fallback_registry()
+        self._registry: TypeRegistry = registry
+        self._client = client
+        self._raw = operation
+        self._metadata_cache: Message | None = None
+        self._response_cache: Message | None = None
+
+    def _update(self, operation: operations_pb2.Operation) -> None:
+        # Readers that raced with this see the old operation or the new one, never a mix.
+        self._metadata_cache = None
+        self._response_cache = None
+        self._raw = operation
+
+    @property
+    def raw(self) -> operations_pb2.Operation:
+        """The last seen ``google.longrunning.Operation`` (do not modify it)."""
+        return self._raw
+
+    @property
+    def registry(self) -> TypeRegistry:
+        """The registry used to unpack metadata, response and error details."""
+        return self._registry
+
+    @property
+    def name(self) -> str:
+        """The operation's name, e.g. ``projects/p/locations/l/operations/op-123``."""
+        return str(self._raw.name)
+
+    @property
+    def done(self) -> bool:
+        """Whether the operation had finished when last seen."""
+        return bool(self._raw.done)
+
+    @property
+    def metadata_any(self) -> any_pb2.Any | None:
+        """The raw metadata ``Any``, or ``None`` if the operation carries none."""
+        return self._raw.metadata if self._raw.HasField("metadata") else None
+
+    @property
+    def response_any(self) -> any_pb2.Any | None:
+        """The raw response ``Any``, or ``None`` if there is none (yet)."""
+        return self._raw.response if self._raw.HasField("response") else None
+
+    @property
+    def metadata(self) -> MetadataT | None:
+        """The metadata as a typed message, or ``None`` if the operation carries none.
+
+        Raises:
+            UnknownTypeError: the registry has no class for the metadata's type URL.
+            AnyDecodeError: the metadata's bytes do not parse as that type.
+        """
+        raw = self._raw
+        if not raw.HasField("metadata"):
+            return None
+        cached = self._metadata_cache
+        if cached is None:
+            cached = self._registry.unpack(raw.metadata)
+            if self._raw is raw:
+                self._metadata_cache = cached
+        return cast(MetadataT, cached)
+
+    @property
+    def response(self) -> ResponseT | None:
+        """The response as a typed message.
+
+        ``None`` while the operation runs, when it failed, and when it finished
+        with neither response nor error (a success with no value).
+
+        Raises:
+            UnknownTypeError: the registry has no class for the response's type URL.
+            AnyDecodeError: the response's bytes do not parse as that type.
+        """
+        raw = self._raw
+        if not raw.HasField("response"):
+            return None
+        cached = self._response_cache
+        if cached is None:
+            cached = self._registry.unpack(raw.response)
+            if self._raw is raw:
+                self._response_cache = cached
+        return cast(ResponseT, cached)
+
+    @property
+    def error(self) -> OperationError | None:
+        """The operation's failure as an exception (not raised), or ``None``.
+
+        An :class:`~lro_grpc.errors.OperationCancelledError` for ``CANCELLED``,
+        else an :class:`~lro_grpc.errors.OperationError`, carrying the
+        ``google.rpc.Status`` code, message and details (unpacked where the
+        registry knows their type, raw ``Any`` otherwise).
+        """
+        raw = self._raw
+        if not raw.HasField("error") or raw.error.code == 0:
+            return None
+        return _core.operation_error(raw.error, unpack=self._registry.unpack, operation=self)
+
+    def _outcome(self) -> ResponseT | None:
+        error = self.error
+        if error is not None:
+            raise error
+        return self.response
+
+    def to_dict(self) -> dict[str, Any]:
+        """The operation in the REST JSON shape (``"@type"`` in metadata and response), as a dict.
+
+        Raises:
+            UnknownTypeError: an Any inside has a type URL the registry does not know.
+        """
+        return _json.operation_to_dict(self._raw, self._registry)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The operation as REST JSON text, the shape the APIs' documentation shows.
+
+        Raises:
+            UnknownTypeError: an Any inside has a type URL the registry does not know.
+        """
+        return _json.operation_to_json(self._raw, self._registry, indent=indent)
+
+    @classmethod
+    def from_dict(
+        cls: type[_HandleT],
+        data: dict[str, Any],
+        *,
+        client: Any = None,
+        registry: TypeRegistry | None = None,
+        ignore_unknown_fields: bool = False,
+    ) -> _HandleT:
+        """A handle from the REST JSON shape, given as a dict.
+
+        Args:
+            data: the operation as :meth:`to_dict` returns it.
+            client: the client to bind the handle to (needed for its I/O methods).
+            registry: the registry for the ``"@type"`` URLs (default: the client's).
+            ignore_unknown_fields: skip JSON fields the message does not have.
+        """
+        if registry is None:
+            registry = client.registry if client is not None else _fallback_registry()
+        operation = _json.operation_from_dict(data, registry, ignore_unknown_fields=ignore_unknown_fields)
+        return cls(operation, registry=registry, client=client)
+
+    @classmethod
+    def from_json(
+        cls: type[_HandleT],
+        text: str,
+        *,
+        client: Any = None,
+        registry: TypeRegistry | None = None,
+        ignore_unknown_fields: bool = False,
+    ) -> _HandleT:
+        """A handle from REST JSON text (see :meth:`from_dict`)."""
+        if registry is None:
+            registry = client.registry if client is not None else _fallback_registry()
+        operation = _json.operation_from_json(text, registry, ignore_unknown_fields=ignore_unknown_fields)
+        return cls(operation, registry=registry, client=client)
+
+    def _require_client(self) -> Any:
+        if self._client is None:
+            raise RuntimeError(
+                f"operation {self.name!r} is not bound to a client: "
+                "get it from a client, or pass client= to from_json/from_dict"
+            )
+        return self._client
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running"
+        if self.done and self._raw.HasField("error"):
+            state = f"failed code={self._raw.error.code}"
+        return f"<{type(self).__name__} {self.name!r} {state}>"
+
+
+class Operation(BaseOperation[ResponseT, MetadataT]):
+    """A handle on a long-running operation, with blocking I/O methods.
+
+    Get one from :meth:`OperationsClient.get`, :meth:`OperationsClient.list`,
+    :meth:`OperationsClient.wait` or, from a name alone (nothing fetched yet),
+    :meth:`OperationsClient.operation`.
+    """
+
+    def __init__(
+        self,
+        operation: operations_pb2.Operation,
+        *,
+        registry: TypeRegistry | None = None,
+        client: OperationsClient | None = None,
+    ) -> None:
+        super().__init__(operation, registry=registry, client=client)
+
+    @property
+    def client(self) -> OperationsClient | None:
+        """The client the handle talks to, or ``None``."""
+        return cast("OperationsClient | None", self._client)
+
+    def refresh(self, *, rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
+        """Fetch the operation's current state (one GetOperation, with retries).
+
+        Raises:
+            OperationNotFoundError: no such operation (or its record expired).
+            RpcError: the RPC failed.
+        """
+        client: OperationsClient = self._require_client()
+        self._update(client._get_pb(self.name, rpc_timeout=rpc_timeout))
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the operation (best effort; it may still finish).
+
+        The handle is not changed: keep polling (``result``) to see the outcome;
+        a cancelled operation ends with :class:`~lro_grpc.errors.OperationCancelledError`.
+        """
+        client: OperationsClient = self._require_client()
+        client.cancel(self.name)
+
+    def delete(self) -> None:
+        """Delete the operation's record on the server (does not cancel it)."""
+        client: OperationsClient = self._require_client()
+        client.delete(self.name)
+
+    def result(
+        self,
+        timeout: float | timedelta | None = None,
+        *,
+        poll_policy: PollPolicy | None = None,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> ResponseT | None:
+        """Poll with GetOperation until the operation is done, then return its response.
+
+        Args:
+            timeout: the overall wait in seconds or ``timedelta``; ``None`` waits for ever.
+            poll_policy: the interval between polls (default: the client's, else the API's preset).
+            rpc_timeout: the timeout of each RPC, which is not the overall wait.
+
+        Returns:
+            The typed response, or ``None`` for an operation that finished with no value.
+
+        Raises:
+            OperationCancelledError: the operation was cancelled.
+            OperationError: the operation failed on the server.
+            WaitTimeoutError: not done within ``timeout``; its ``operation`` is this handle.
+            RpcError: an RPC failed for good.
+            UnknownTypeError: the response type is not registered.
+        """
+        if not self.done:
+            client: OperationsClient = self._require_client()
+            client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False)
+        return self._outcome()
+
+    def wait(
+        self,
+        timeout: float | timedelta | None = None,
+        *,
+        poll_policy: PollPolicy | None = None,
+    ) -> Operation[ResponseT, MetadataT]:
+        """Wait until the operation is done using WaitOperation (or polling), and return this handle.
+
+        Unlike :meth:`result`, a failed operation does not raise: inspect :attr:`error`.
+
+        Raises:
+            WaitTimeoutError: not done within ``timeout``; its ``operation`` is this handle.
+            RpcError: an RPC failed for good.
+        """
+        if not self.done:
+            client: OperationsClient = self._require_client()
+            client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
+        return self
+
+
+class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
+    """A handle on a long-running operation, with asyncio I/O methods.
+
+    The same data API as :class:`Operation`; ``refresh``, ``cancel``,
+    ``delete``, ``result`` and ``wait`` are coroutines.
+    """
+
+    def __init__(
+        self,
+        operation: operations_pb2.Operation,
+        *,
+        registry: TypeRegistry | None = None,
+        client: AsyncOperationsClient | None = None,
+    ) -> None:
+        super().__init__(operation, registry=registry, client=client)
+
+    @property
+    def client(self) -> AsyncOperationsClient | None:
+        """The client the handle talks to, or ``None``."""
+        return cast("AsyncOperationsClient | None", self._client)
+
+    async def refresh(self, *, rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
+        """Fetch the operation's current state (see :meth:`Operation.refresh`)."""
+        client: AsyncOperationsClient = self._require_client()
+        self._update(await client._get_pb(self.name, rpc_timeout=rpc_timeout))
+
+    async def cancel(self) -> None:
+        """Ask the server to cancel the operation (see :meth:`Operation.cancel`)."""
+        client: AsyncOperationsClient = self._require_client()
+        await client.cancel(self.name)
+
+    async def delete(self) -> None:
+        """Delete the operation's record on the server (does not cancel it)."""
+        client: AsyncOperationsClient = self._require_client()
+        await client.delete(self.name)
+
+    async def result(
+        self,
+        timeout: float | timedelta | None = None,
+        *,
+        poll_policy: PollPolicy | None = None,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> ResponseT | None:
+        """Poll until done and return the typed response (see :meth:`Operation.result`)."""
+        if not self.done:
+            client: AsyncOperationsClient = self._require_client()
+            await client._poll_handle(
+                self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False
+            )
+        return self._outcome()
+
+    async def wait(
+        self,
+        timeout: float | timedelta | None = None,
+        *,
+        poll_policy: PollPolicy | None = None,
+    ) -> AsyncOperation[ResponseT, MetadataT]:
+        """Wait until done and return this handle (see :meth:`Operation.wait`)."""
+        if not self.done:
+            client: AsyncOperationsClient = self._require_client()
+            await client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
+        return self

@@ -1,0 +1,40 @@
+"""Shared fixtures: a scripted Operations servicer on loopback, and clients for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from servicer import FAST_POLL, FAST_RETRY, ScriptedOperations, serve
+
+from lro_grpc import AsyncOperationsClient, OperationsClient
+from lro_grpc._channels import EMULATOR_HOST_ENV
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's shell may point LRO_GRPC_EMULATOR_HOST somewhere; tests set it themselves.
+    monkeypatch.delenv(EMULATOR_HOST_ENV, raising=False)
+
+
+@pytest.fixture
+def servicer() -> ScriptedOperations:
+    return ScriptedOperations()
+
+
+@pytest.fixture
+def target(servicer: ScriptedOperations) -> Iterator[str]:
+    with serve(servicer) as address:
+        yield address
+
+
+@pytest.fixture
+def client(target: str) -> Iterator[OperationsClient]:
+    with OperationsClient(target, retry_policy=FAST_RETRY, poll_policy=FAST_POLL) as sync_client:
+        yield sync_client
+
+
+@pytest.fixture
+async def aclient(target: str) -> AsyncIterator[AsyncOperationsClient]:
+    async with AsyncOperationsClient(target, retry_policy=FAST_RETRY, poll_policy=FAST_POLL) as async_client:
+        yield async_client
