@@ -84,8 +84,12 @@ METHODS: Final[tuple[Method, ...]] = (
 
 _READS: Final[frozenset[str]] = frozenset({"GetOperation", "ListOperations", "WaitOperation"})
 
-FINAL_POLL_RESERVE: Final = 0.2
+FINAL_POLL_RESERVE: Final = 0.05
 """Seconds kept before the caller's deadline for the last poll to complete in.
+
+Small on purpose: the wait must not give up early. If the last poll's RPC
+needs longer than this, it fails with DEADLINE_EXCEEDED at the deadline and the
+wait reports the timeout then, which is still on time.
 
 When the next poll interval would cross the deadline, the last poll is made at
 ``deadline - FINAL_POLL_RESERVE`` (or sooner, if the per-RPC timeout is
