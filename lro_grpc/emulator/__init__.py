@@ -1,0 +1,118 @@
+"""A local emulator of Google long-running operations, for development and tests.
+
+It serves, over plaintext gRPC on loopback:
+
+* ``google.longrunning.Operations``: ``GetOperation``, ``ListOperations``,
+  ``CancelOperation``, ``DeleteOperation``, ``WaitOperation``;
+* Financial Services v1 ``AML``: ``CreateInstance``, ``UpdateInstance``,
+  ``DeleteInstance``;
+* Service Management v1 ``ServiceManager``: ``CreateServiceRollout``,
+  ``SubmitConfigSource``, ``CreateService``, ``DeleteService``,
+  ``UndeleteService``.
+
+Google's own client libraries work against it unchanged, e.g.
+``AMLClient(transport=AMLGrpcTransport(channel=grpc.insecure_channel(emu.target)))``.
+
+Use it from tests (sync or asyncio; the server runs on a thread of its own)::
+
+    from lro_grpc.emulator import Emulator, Faults
+
+    with Emulator(speed=0) as emu:          # a frozen clock: only advance() moves it
+        channel = grpc.insecure_channel(emu.target)
+        ...                                 # start operations, poll them
+        emu.advance(60)                     # a simulated minute passes
+        emu.faults.unavailable = 0.3        # 30% of calls now fail with UNAVAILABLE
+
+or from a shell: ``lro-grpc emulator --port 8080 [--db PATH]`` (also
+``python -m lro_grpc.emulator``), which prints ``host:port`` once listening.
+
+Operations
+    An operation runs for a configurable simulated duration (``default_duration``,
+    60 s by default; per RPC with ``durations``) on a clock running ``speed``
+    times real time. Names: ``projects/P/locations/L/operations/operation-...``
+    (Financial Services; the parent comes from the request) and
+    ``operations/rollouts.<service>:<rollout-id>``,
+    ``operations/serviceConfigs.<service>:<id>``, ``operations/services.<service>:<id>``
+    (Service Management). Ids are random, so they stay unique across restarts.
+    Metadata evolves as on the real services: Financial Services
+    ``OperationMetadata`` gets ``end_time`` when done and
+    ``requested_cancellation`` after a cancel; Service Management
+    ``OperationMetadata`` steps move ``NOT_STARTED`` -> ``IN_PROGRESS`` ->
+    ``DONE`` while ``progress_percentage`` climbs from 0 to 100. Done operations
+    carry the typed response (``Instance`` ACTIVE, ``Rollout`` SUCCESS,
+    ``Empty`` for deletes, ``SubmitConfigSourceResponse``, ...).
+
+Per-call control (request metadata, so any client can use it)
+    ``x-emulator-duration-seconds: <float>``
+        simulated seconds the operation started by this call takes (``0``: done at once).
+    ``x-emulator-outcome: success|fail``
+        ``fail`` makes the operation end with a ``FAILED_PRECONDITION`` error
+        carrying a ``google.rpc.ErrorInfo`` (reason ``EMULATED_FAILURE``).
+
+Semantics
+    * Cancel is best effort: it sets ``requested_cancellation``; the operation
+      ends at once with a ``CANCELLED`` (code 1) error, unless it was due to
+      finish within ``cancel_grace`` simulated seconds (2 s by default): then it
+      finishes normally. Cancelling a done operation changes nothing.
+    * Delete removes the record without cancelling; later calls say ``NOT_FOUND``.
+    * A done operation's record is kept for ``retention`` simulated time (30
+      days by default); after that ``GetOperation`` says ``NOT_FOUND`` and
+      ``ListOperations`` omits it.
+    * ``ListOperations`` takes ``name`` ``projects/P/locations/L`` (Financial
+      Services) or ``operations`` / ``""`` (Service Management); lists oldest
+      first; ``page_size`` 0 means 100, larger than 1000 means 1000; the
+      ``page_token`` is opaque and stays correct while operations are added
+      (it resumes after the last operation returned). ``filter`` is
+      ``key=value`` terms joined by ``AND``, keys ``done`` (``true``/``false``)
+      and ``serviceName``.
+    * ``WaitOperation`` waits until the operation is done, at most its
+      ``timeout`` in real seconds (60 s when absent) and never past the RPC
+      deadline (it answers up to 0.5 s, or a fifth of the time left, before
+      it), then returns the operation, done or not.
+    * Bad requests get ``INVALID_ARGUMENT`` naming the field and value;
+      unknown operations ``NOT_FOUND``; a ``request_id`` repeated on an
+      ``AML`` call returns the operation the first call started.
+
+State is kept in SQLite: in memory by default, or in the file ``db``; an
+emulator restarted on the same file loses nothing, and its clock carries on
+from where it was (operations kept progressing in the meantime).
+
+Fault injection (off by default; :class:`Faults`, or the command-line flags)
+    a fraction of calls failing with ``UNAVAILABLE``, or with
+    ``RESOURCE_EXHAUSTED`` carrying a ``google.rpc.RetryInfo`` in the
+    ``grpc-status-details-bin`` trailer (a serialized ``google.rpc.Status``,
+    as Google's servers send it); latency added to every call;
+    ``WaitOperation`` answering ``UNIMPLEMENTED``. Draws are seedable.
+"""
+
+from __future__ import annotations
+
+from lro_grpc.emulator._clock import SimulatedClock
+from lro_grpc.emulator._emulator import DEFAULT_CANCEL_GRACE, DEFAULT_DURATION, DEFAULT_RETENTION, Emulator
+from lro_grpc.emulator._faults import STATUS_DETAILS_KEY, Faults
+from lro_grpc.emulator._main import main
+from lro_grpc.emulator._model import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_WAIT_TIMEOUT,
+    DURATION_HEADER,
+    MAX_PAGE_SIZE,
+    OUTCOME_HEADER,
+)
+from lro_grpc.emulator._server import STARTING_METHODS
+
+__all__ = [
+    "DEFAULT_CANCEL_GRACE",
+    "DEFAULT_DURATION",
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_RETENTION",
+    "DEFAULT_WAIT_TIMEOUT",
+    "DURATION_HEADER",
+    "MAX_PAGE_SIZE",
+    "OUTCOME_HEADER",
+    "STARTING_METHODS",
+    "STATUS_DETAILS_KEY",
+    "Emulator",
+    "Faults",
+    "SimulatedClock",
+    "main",
+]

@@ -1,0 +1,750 @@
+"""The emulator's behaviour, without I/O.
+
+An operation is stored once, when it starts, as an :class:`OperationRecord`:
+when it started, when it ends, how it ends, and the static parts of its
+metadata and response. Everything a client sees (``done``, the evolving
+metadata, the result) is computed from the record and the simulated time at
+read time by :func:`render`, so reads never write.
+
+Request validation, the list filter grammar and page tokens live here too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import math
+import re
+import secrets
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import grpc
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2, empty_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from lro_grpc._generated import financialservices_v1_pb2 as fs
+from lro_grpc._generated import servicemanagement_v1_pb2 as sm
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_WAIT_TIMEOUT",
+    "DURATION_HEADER",
+    "MAX_PAGE_SIZE",
+    "OUTCOME_HEADER",
+    "CallControls",
+    "ListQuery",
+    "OperationRecord",
+    "RequestError",
+    "render",
+]
+
+DURATION_HEADER = "x-emulator-duration-seconds"
+"""Request metadata key: simulated seconds the started operation takes (overrides the default)."""
+OUTCOME_HEADER = "x-emulator-outcome"
+"""Request metadata key: ``success`` (default) or ``fail`` (the operation ends with an error)."""
+DEFAULT_PAGE_SIZE = 100
+"""Operations per ``ListOperations`` page when the request's ``page_size`` is 0."""
+MAX_PAGE_SIZE = 1000
+"""Largest ``ListOperations`` page; a larger ``page_size`` is lowered to this."""
+DEFAULT_WAIT_TIMEOUT = 60.0
+"""Real seconds ``WaitOperation`` waits when the request has no ``timeout``."""
+
+FINANCIAL_SERVICES = "financialservices"
+SERVICE_MANAGEMENT = "servicemanagement"
+SERVICE_MANAGEMENT_COLLECTION = "operations"
+
+SUCCESS = "success"
+FAIL = "fail"
+CANCEL = "cancel"
+OUTCOMES = (SUCCESS, FAIL)
+
+_DOMAINS = {
+    FINANCIAL_SERVICES: "financialservices.googleapis.com",
+    SERVICE_MANAGEMENT: "servicemanagement.googleapis.com",
+}
+
+_SEGMENT = r"[^/]+"
+_FS_PARENT = re.compile(rf"projects/({_SEGMENT})/locations/({_SEGMENT})")
+_FS_OPERATION = re.compile(rf"(projects/{_SEGMENT}/locations/{_SEGMENT})/operations/{_SEGMENT}")
+_FS_INSTANCE = re.compile(rf"(projects/{_SEGMENT}/locations/{_SEGMENT})/instances/({_SEGMENT})")
+_SM_OPERATION = re.compile(rf"operations/{_SEGMENT}")
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+_ROLLOUT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+_ROLLOUT_STEPS = ("validate rollout", "update Service Controller", "update Service Management")
+_CONFIG_STEPS = ("validate configuration", "generate service configuration")
+_SERVICE_STEPS = ("update Service Management",)
+
+
+class RequestError(Exception):
+    """A request the emulator refuses, with the gRPC status to answer it with.
+
+    Attributes:
+        code: the gRPC status code.
+        message: the status message (names the offending field and value).
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid(message: str) -> RequestError:
+    """An ``INVALID_ARGUMENT`` error."""
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+@dataclasses.dataclass(frozen=True)
+class OperationRecord:
+    """One stored operation: everything needed to compute its state at any time.
+
+    Attributes:
+        name: the operation's resource name.
+        collection: what ``ListOperations`` lists it under
+            (``projects/P/locations/L`` or ``operations``).
+        api: ``"financialservices"`` or ``"servicemanagement"``.
+        method: the RPC that started it, e.g. ``"CreateInstance"``.
+        service_name: the Service Management service it concerns (``""`` if none).
+        start_at: simulated epoch seconds it started.
+        natural_end: when it ends if nobody cancels it.
+        end_at: when it actually ends (earlier than ``natural_end`` once cancelled).
+        outcome: ``"success"``, ``"fail"`` or ``"cancel"``.
+        cancel_requested_at: when a cancel was requested, or ``None``.
+        metadata: the serialized metadata message without its time-dependent fields.
+        response: the serialized ``Any`` response it carries on success.
+        request_key: idempotency key (method and ``request_id``), or ``None``.
+        seq: insertion sequence number, assigned by the store (0 until stored).
+    """
+
+    name: str
+    collection: str
+    api: str
+    method: str
+    service_name: str
+    start_at: float
+    natural_end: float
+    end_at: float
+    outcome: str
+    cancel_requested_at: float | None
+    metadata: bytes
+    response: bytes
+    request_key: str | None = None
+    seq: int = 0
+
+    def is_done(self, now: float) -> bool:
+        """Whether the operation is done at simulated time ``now``."""
+        return now >= self.end_at
+
+    def is_expired(self, now: float, retention: float) -> bool:
+        """Whether the record's retention ran out at ``now`` (it then no longer exists)."""
+        return self.end_at <= now - retention
+
+
+@dataclasses.dataclass(frozen=True)
+class CallControls:
+    """Per-call overrides read from request metadata.
+
+    Attributes:
+        duration: simulated seconds the started operation takes, or ``None`` for the default.
+        outcome: ``"success"`` or ``"fail"``.
+    """
+
+    duration: float | None = None
+    outcome: str = SUCCESS
+
+    @classmethod
+    def from_metadata(cls, metadata: Iterable[tuple[str, str | bytes]] | None) -> CallControls:
+        """Read :data:`DURATION_HEADER` and :data:`OUTCOME_HEADER` from request metadata.
+
+        Raises:
+            RequestError: ``INVALID_ARGUMENT`` naming the header and its bad value.
+        """
+        duration: float | None = None
+        outcome = SUCCESS
+        for key, raw in metadata or ():
+            if key not in (DURATION_HEADER, OUTCOME_HEADER):
+                continue
+            value = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            if key == DURATION_HEADER:
+                try:
+                    duration = float(value)
+                except ValueError:
+                    duration = math.nan
+                if not math.isfinite(duration) or duration < 0:
+                    raise invalid(f"metadata {DURATION_HEADER}: expected seconds >= 0, got {value!r}")
+            else:
+                outcome = value.strip().lower()
+                if outcome not in OUTCOMES:
+                    raise invalid(f"metadata {OUTCOME_HEADER}: expected 'success' or 'fail', got {value!r}")
+        return cls(duration=duration, outcome=outcome)
+
+
+def _set_time(field: Any, seconds: float) -> None:
+    # Our messages live in a private pool with their own Timestamp class: set in place, never CopyFrom.
+    # Microseconds: float epoch seconds carry no more precision than that.
+    field.FromMicroseconds(round(seconds * 1e6))
+
+
+def _pack(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _operation_id(now: float) -> str:
+    # Google's shape: operation-<epoch millis>-<hex>-<hex>-<hex>; 96 random bits keep it unique across restarts.
+    return f"operation-{int(now * 1000)}-{secrets.token_hex(7)[:13]}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
+
+
+def _record(
+    *,
+    name: str,
+    collection: str,
+    api: str,
+    method: str,
+    now: float,
+    duration: float,
+    controls: CallControls,
+    metadata: bytes,
+    response: bytes,
+    service_name: str = "",
+    request_key: str | None = None,
+) -> OperationRecord:
+    end = now + duration
+    return OperationRecord(
+        name=name,
+        collection=collection,
+        api=api,
+        method=method,
+        service_name=service_name,
+        start_at=now,
+        natural_end=end,
+        end_at=end,
+        outcome=controls.outcome,
+        cancel_requested_at=None,
+        metadata=metadata,
+        response=response,
+        request_key=request_key,
+    )
+
+
+# --- Financial Services -------------------------------------------------------------------------
+
+
+def _fs_metadata(now: float, target: str, verb: str) -> bytes:
+    metadata: Message = fs.OperationMetadata(target=target, verb=verb, api_version="v1")
+    _set_time(metadata.create_time, now)  # type: ignore[attr-defined]
+    return metadata.SerializeToString()
+
+
+def _request_key(method: str, request_id: str) -> str | None:
+    return f"{method}:{request_id}" if request_id else None
+
+
+def create_instance(
+    request: fs.CreateInstanceRequest, *, now: float, duration: float, controls: CallControls
+) -> OperationRecord:
+    """Plan the operation ``AML.CreateInstance`` starts.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` for a bad ``parent`` or ``instance_id``.
+    """
+    if not _FS_PARENT.fullmatch(request.parent):
+        raise invalid(f"parent: expected 'projects/{{project}}/locations/{{location}}', got {request.parent!r}")
+    if not _RESOURCE_ID.fullmatch(request.instance_id):
+        raise invalid(
+            f"instance_id: expected 1-63 letters, digits, '-' or '_' starting with a letter or digit, "
+            f"got {request.instance_id!r}"
+        )
+    target = f"{request.parent}/instances/{request.instance_id}"
+    instance = fs.Instance()
+    instance.CopyFrom(request.instance)
+    instance.name = target
+    _set_time(instance.create_time, now)
+    _set_time(instance.update_time, now + duration)
+    instance.state = fs.Instance.State.ACTIVE
+    return _record(
+        name=f"{request.parent}/operations/{_operation_id(now)}",
+        collection=request.parent,
+        api=FINANCIAL_SERVICES,
+        method="CreateInstance",
+        now=now,
+        duration=duration,
+        controls=controls,
+        metadata=_fs_metadata(now, target, "create"),
+        response=_pack(instance).SerializeToString(),
+        request_key=_request_key("CreateInstance", request.request_id),
+    )
+
+
+def update_instance(
+    request: fs.UpdateInstanceRequest, *, now: float, duration: float, controls: CallControls
+) -> OperationRecord:
+    """Plan the operation ``AML.UpdateInstance`` starts.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` for a bad ``instance.name``.
+    """
+    match = _FS_INSTANCE.fullmatch(request.instance.name)
+    if match is None:
+        raise invalid(
+            "instance.name: expected 'projects/{project}/locations/{location}/instances/{instance}', "
+            f"got {request.instance.name!r}"
+        )
+    instance = fs.Instance()
+    instance.CopyFrom(request.instance)
+    _set_time(instance.update_time, now + duration)
+    instance.state = fs.Instance.State.ACTIVE
+    return _record(
+        name=f"{match.group(1)}/operations/{_operation_id(now)}",
+        collection=match.group(1),
+        api=FINANCIAL_SERVICES,
+        method="UpdateInstance",
+        now=now,
+        duration=duration,
+        controls=controls,
+        metadata=_fs_metadata(now, request.instance.name, "update"),
+        response=_pack(instance).SerializeToString(),
+        request_key=_request_key("UpdateInstance", request.request_id),
+    )
+
+
+def delete_instance(
+    request: fs.DeleteInstanceRequest, *, now: float, duration: float, controls: CallControls
+) -> OperationRecord:
+    """Plan the operation ``AML.DeleteInstance`` starts.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` for a bad ``name``.
+    """
+    match = _FS_INSTANCE.fullmatch(request.name)
+    if match is None:
+        raise invalid(
+            f"name: expected 'projects/{{project}}/locations/{{location}}/instances/{{instance}}', got {request.name!r}"
+        )
+    return _record(
+        name=f"{match.group(1)}/operations/{_operation_id(now)}",
+        collection=match.group(1),
+        api=FINANCIAL_SERVICES,
+        method="DeleteInstance",
+        now=now,
+        duration=duration,
+        controls=controls,
+        metadata=_fs_metadata(now, request.name, "delete"),
+        response=_pack(empty_pb2.Empty()).SerializeToString(),
+        request_key=_request_key("DeleteInstance", request.request_id),
+    )
+
+
+# --- Service Management -------------------------------------------------------------------------
+
+
+def _check_service_name(value: str, *, field: str) -> str:
+    if not _SERVICE_NAME.fullmatch(value):
+        raise invalid(f"{field}: expected a service name such as 'example.googleapis.com', got {value!r}")
+    return value
+
+
+def _sm_metadata(now: float, resource_names: Sequence[str], steps: Sequence[str]) -> bytes:
+    metadata = sm.OperationMetadata(resource_names=list(resource_names))
+    _set_time(metadata.start_time, now)
+    for description in steps:
+        metadata.steps.add(description=description, status=sm.OperationMetadata.Status.NOT_STARTED)
+    serialized: bytes = metadata.SerializeToString()
+    return serialized
+
+
+def _sm_record(
+    *,
+    operation_id: str,
+    method: str,
+    service_name: str,
+    now: float,
+    duration: float,
+    controls: CallControls,
+    resource_names: Sequence[str],
+    steps: Sequence[str],
+    response: Message,
+) -> OperationRecord:
+    return _record(
+        name=f"operations/{operation_id}",
+        collection=SERVICE_MANAGEMENT_COLLECTION,
+        api=SERVICE_MANAGEMENT,
+        method=method,
+        now=now,
+        duration=duration,
+        controls=controls,
+        metadata=_sm_metadata(now, resource_names, steps),
+        response=_pack(response).SerializeToString(),
+        service_name=service_name,
+    )
+
+
+def _config_id(now: float) -> str:
+    day = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%d")
+    # Real ids are <date>r<revision>; the revision here is random so ids stay unique across restarts.
+    return f"{day}r{secrets.randbelow(10**9)}"
+
+
+def create_service_rollout(
+    request: sm.CreateServiceRolloutRequest, *, now: float, duration: float, controls: CallControls
+) -> OperationRecord:
+    """Plan the operation ``ServiceManager.CreateServiceRollout`` starts.
+
+    The operation is named ``operations/rollouts.<service>:<rollout-id>``;
+    the rollout id comes from the request or is generated.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` for a bad ``service_name``,
+            ``rollout.service_name`` or ``rollout.rollout_id``.
+    """
+    service = _check_service_name(request.service_name, field="service_name")
+    if request.rollout.service_name and request.rollout.service_name != service:
+        raise invalid(
+            f"rollout.service_name: must be empty or equal service_name {service!r}, "
+            f"got {request.rollout.service_name!r}"
+        )
+    rollout_id = request.rollout.rollout_id or _config_id(now)
+    if not _ROLLOUT_ID.fullmatch(rollout_id):
+        raise invalid(f"rollout.rollout_id: expected letters, digits, '.', '-' or '_', got {rollout_id!r}")
+    rollout = sm.Rollout()
+    rollout.CopyFrom(request.rollout)
+    rollout.rollout_id = rollout_id
+    rollout.service_name = service
+    _set_time(rollout.create_time, now)
+    rollout.created_by = rollout.created_by or "emulator@example.com"
+    rollout.status = sm.Rollout.RolloutStatus.SUCCESS
+    return _sm_record(
+        operation_id=f"rollouts.{service}:{rollout_id}",
+        method="CreateServiceRollout",
+        service_name=service,
+        now=now,
+        duration=duration,
+        controls=controls,
+        resource_names=[f"services/{service}/rollouts/{rollout_id}"],
+        steps=_ROLLOUT_STEPS,
+        response=rollout,
+    )
+
+
+def submit_config_source(
+    request: sm.SubmitConfigSourceRequest, *, now: float, duration: float, controls: CallControls
+) -> OperationRecord:
+    """Plan the operation ``ServiceManager.SubmitConfigSource`` starts.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` for a bad ``service_name`` or a
+            missing ``config_source``.
+    """
+    service = _check_service_name(request.service_name, field="service_name")
+    if not request.HasField("config_source"):
+        raise invalid("config_source: required, got nothing")
+    config_id = request.config_source.id or _config_id(now)
+    response = sm.SubmitConfigSourceResponse()
+    response.service_config.name = service
+    response.service_config.id = config_id
+    return _sm_record(
+        operation_id=f"serviceConfigs.{service}:{secrets.token_hex(16)}",
+        method="SubmitConfigSource",
+        service_name=service,
+        now=now,
+        duration=duration,
+        controls=controls,
+        resource_names=[f"services/{service}/configs/{config_id}"],
+        steps=_CONFIG_STEPS,
+        response=response,
+    )
+
+
+def create_service(
+    request: sm.CreateServiceRequest, *, now: float, duration: float, controls: CallControls
+) -> OperationRecord:
+    """Plan the operation ``ServiceManager.CreateService`` starts.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` for a bad ``service.service_name``.
+    """
+    service = _check_service_name(request.service.service_name, field="service.service_name")
+    managed = sm.ManagedService()
+    managed.CopyFrom(request.service)
+    return _sm_record(
+        operation_id=f"services.{service}:{secrets.token_hex(16)}",
+        method="CreateService",
+        service_name=service,
+        now=now,
+        duration=duration,
+        controls=controls,
+        resource_names=[f"services/{service}"],
+        steps=_SERVICE_STEPS,
+        response=managed,
+    )
+
+
+def delete_service(
+    request: sm.DeleteServiceRequest, *, now: float, duration: float, controls: CallControls
+) -> OperationRecord:
+    """Plan the operation ``ServiceManager.DeleteService`` starts.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` for a bad ``service_name``.
+    """
+    service = _check_service_name(request.service_name, field="service_name")
+    return _sm_record(
+        operation_id=f"services.{service}:{secrets.token_hex(16)}",
+        method="DeleteService",
+        service_name=service,
+        now=now,
+        duration=duration,
+        controls=controls,
+        resource_names=[f"services/{service}"],
+        steps=_SERVICE_STEPS,
+        response=empty_pb2.Empty(),
+    )
+
+
+def undelete_service(
+    request: sm.UndeleteServiceRequest, *, now: float, duration: float, controls: CallControls
+) -> OperationRecord:
+    """Plan the operation ``ServiceManager.UndeleteService`` starts.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` for a bad ``service_name``.
+    """
+    service = _check_service_name(request.service_name, field="service_name")
+    response = sm.UndeleteServiceResponse()
+    response.service.service_name = service
+    return _sm_record(
+        operation_id=f"services.{service}:{secrets.token_hex(16)}",
+        method="UndeleteService",
+        service_name=service,
+        now=now,
+        duration=duration,
+        controls=controls,
+        resource_names=[f"services/{service}"],
+        steps=_SERVICE_STEPS,
+        response=response,
+    )
+
+
+# --- Reading --------------------------------------------------------------------------------------
+
+
+def check_operation_name(name: str) -> str:
+    """Validate an operation name of either API.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` naming the field and value.
+    """
+    if not name:
+        raise invalid("name: required, got ''")
+    if not (_FS_OPERATION.fullmatch(name) or _SM_OPERATION.fullmatch(name)):
+        raise invalid(
+            "name: expected 'projects/{project}/locations/{location}/operations/{operation}' "
+            f"or 'operations/{{operation}}', got {name!r}"
+        )
+    return name
+
+
+def not_found(name: str) -> RequestError:
+    """The ``NOT_FOUND`` error for an unknown (deleted, expired) operation."""
+    return RequestError(grpc.StatusCode.NOT_FOUND, f"operation {name!r} not found")
+
+
+def cancelled(record: OperationRecord, now: float, grace: float) -> OperationRecord:
+    """The record after a cancel request at ``now``; best effort, as on the real services.
+
+    A done operation is unchanged. A running one gets ``requested_cancellation``;
+    it ends right away with ``CANCELLED`` unless it was due to finish within
+    ``grace`` simulated seconds, in which case it finishes anyway.
+    """
+    if record.is_done(now) or record.cancel_requested_at is not None:
+        return record
+    if record.end_at - now <= grace:
+        return dataclasses.replace(record, cancel_requested_at=now)
+    return dataclasses.replace(record, cancel_requested_at=now, end_at=now, outcome=CANCEL)
+
+
+def _error(record: OperationRecord) -> status_pb2.Status:
+    if record.outcome == CANCEL:
+        return status_pb2.Status(code=code_pb2.CANCELLED, message="Operation was cancelled.")
+    status = status_pb2.Status(
+        code=code_pb2.FAILED_PRECONDITION,
+        message=f"{record.method} failed: simulated failure requested with {OUTCOME_HEADER}: fail",
+    )
+    status.details.add().Pack(
+        error_details_pb2.ErrorInfo(
+            reason="EMULATED_FAILURE",
+            domain=_DOMAINS[record.api],
+            metadata={"operation": record.name, "method": record.method},
+        )
+    )
+    return status
+
+
+def _sm_progress(record: OperationRecord, now: float) -> tuple[float, bool]:
+    """Fraction of the natural duration elapsed at ``now`` (capped at the end), and whether done."""
+    done = record.is_done(now)
+    moment = min(now, record.end_at)
+    span = record.natural_end - record.start_at
+    fraction = 1.0 if span <= 0 else min(1.0, max(0.0, (moment - record.start_at) / span))
+    return fraction, done
+
+
+def render(record: OperationRecord, now: float) -> operations_pb2.Operation:
+    """The ``google.longrunning.Operation`` a client sees for ``record`` at simulated time ``now``."""
+    done = record.is_done(now)
+    operation = operations_pb2.Operation(name=record.name, done=done)
+    if record.api == FINANCIAL_SERVICES:
+        fs_metadata = fs.OperationMetadata.FromString(record.metadata)
+        if done:
+            _set_time(fs_metadata.end_time, record.end_at)
+        fs_metadata.requested_cancellation = record.cancel_requested_at is not None
+        operation.metadata.Pack(fs_metadata)
+    else:
+        operation.metadata.Pack(_sm_metadata_at(record, now))
+    if done:
+        if record.outcome == SUCCESS:
+            operation.response.ParseFromString(record.response)
+        else:
+            operation.error.CopyFrom(_error(record))
+    return operation
+
+
+def _sm_metadata_at(record: OperationRecord, now: float) -> sm.OperationMetadata:
+    metadata = sm.OperationMetadata.FromString(record.metadata)
+    fraction, done = _sm_progress(record, now)
+    status = sm.OperationMetadata.Status
+    if done and record.outcome == SUCCESS:
+        metadata.progress_percentage = 100
+        for step in metadata.steps:
+            step.status = status.DONE
+        return metadata
+    # Running: never report 100 before done. Ended otherwise: the step under way stops there.
+    metadata.progress_percentage = min(99, math.floor(fraction * 100))
+    count = len(metadata.steps)
+    ending = {FAIL: status.FAILED, CANCEL: status.CANCELLED}.get(record.outcome) if done else None
+    for index, step in enumerate(metadata.steps):
+        if fraction >= (index + 1) / count and not (done and index == count - 1):
+            step.status = status.DONE
+        elif fraction >= index / count:
+            step.status = ending if ending is not None else status.IN_PROGRESS
+            if ending is not None:
+                break
+        else:
+            break
+    return metadata
+
+
+# --- Listing --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ListQuery:
+    """A validated ``ListOperationsRequest``.
+
+    Attributes:
+        collection: ``projects/P/locations/L`` or ``operations``.
+        done: only done (``True``) or running (``False``) operations, or both (``None``).
+        service_name: only operations about this service, or all (``None``).
+        page_size: operations per page.
+        after_seq: list operations inserted after this sequence number.
+        fingerprint: ties page tokens to the query they were issued for.
+    """
+
+    collection: str
+    done: bool | None
+    service_name: str | None
+    page_size: int
+    after_seq: int
+    fingerprint: str
+
+    def next_page_token(self, last_seq: int) -> str:
+        """The opaque token for the page after the one ending at ``last_seq``."""
+        raw = f"{last_seq}:{self.fingerprint}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _list_collection(name: str) -> str:
+    if name in ("", SERVICE_MANAGEMENT_COLLECTION):
+        return SERVICE_MANAGEMENT_COLLECTION
+    parent = name.removesuffix("/operations")
+    if _FS_PARENT.fullmatch(parent):
+        return parent
+    raise invalid(
+        f"name: expected a list parent 'projects/{{project}}/locations/{{location}}' or 'operations' (or ''), "
+        f"got {name!r}"
+    )
+
+
+_FILTER_TERM = re.compile(r"\s*([A-Za-z_.]+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"']+)\s*")
+
+
+def parse_filter(text: str) -> tuple[bool | None, str | None]:
+    """Parse a list filter: ``key=value`` terms joined by ``AND``.
+
+    Keys: ``done`` (``true``/``false``) and ``serviceName`` (also
+    ``service_name``); values may be quoted.
+
+    Returns:
+        ``(done, service_name)``, ``None`` where the filter does not constrain.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` naming ``filter`` and the bad term.
+    """
+    done: bool | None = None
+    service_name: str | None = None
+    if not text.strip():
+        return done, service_name
+    for term in re.split(r"\s+AND\s+", text.strip()):
+        match = _FILTER_TERM.fullmatch(term)
+        if match is None:
+            raise invalid(f"filter: cannot parse {term!r} in {text!r}; expected key=value terms joined by AND")
+        key, value = match.group(1), match.group(2).strip("\"'")
+        if key == "done":
+            if value.lower() not in ("true", "false"):
+                raise invalid(f"filter: done must be true or false, got {value!r}")
+            done = value.lower() == "true"
+        elif key in ("serviceName", "service_name"):
+            service_name = value
+        else:
+            raise invalid(f"filter: unsupported key {key!r} in {text!r}; supported: done, serviceName")
+    return done, service_name
+
+
+def parse_list_request(request: operations_pb2.ListOperationsRequest) -> ListQuery:
+    """Validate a ``ListOperationsRequest``.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` naming ``name``, ``filter``,
+            ``page_size`` or ``page_token``.
+    """
+    collection = _list_collection(request.name)
+    done, service_name = parse_filter(request.filter)
+    if request.page_size < 0:
+        raise invalid(f"page_size: must be >= 0, got {request.page_size}")
+    page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    fingerprint = format(zlib.crc32(f"{collection}\0{done}\0{service_name}".encode()), "08x")
+    after_seq = 0
+    if request.page_token:
+        after_seq = _decode_page_token(request.page_token, fingerprint)
+    return ListQuery(collection, done, service_name, page_size, after_seq, fingerprint)
+
+
+def _decode_page_token(token: str, fingerprint: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        seq_text, token_fingerprint = raw.split(":")
+        seq = int(seq_text)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid(f"page_token: not a token this server issued, got {token!r}") from None
+    if token_fingerprint != fingerprint:
+        raise invalid(f"page_token: issued for a different name or filter, got {token!r}")
+    return seq

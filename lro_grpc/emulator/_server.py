@@ -1,0 +1,303 @@
+"""The emulator's gRPC services, on a ``grpc.aio`` server.
+
+:class:`Backend` holds the state every service shares (store, clock, faults,
+settings) and the change notification ``WaitOperation`` sleeps on. The three
+servicer classes translate RPCs into calls on it. All of them run on the
+server's event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from google.longrunning import operations_pb2
+from google.protobuf import empty_pb2
+
+from lro_grpc.emulator import _model
+from lro_grpc.emulator._clock import SimulatedClock
+from lro_grpc.emulator._faults import Faults
+from lro_grpc.emulator._model import CallControls, OperationRecord, RequestError
+from lro_grpc.emulator._store import OperationStore
+
+__all__ = ["STARTING_METHODS", "Backend", "add_services", "server_options"]
+
+STARTING_METHODS = (
+    "CreateInstance",
+    "UpdateInstance",
+    "DeleteInstance",
+    "CreateService",
+    "DeleteService",
+    "UndeleteService",
+    "SubmitConfigSource",
+    "CreateServiceRollout",
+)
+"""The RPCs that start an operation (keys of the emulator's ``durations``)."""
+
+_Response = TypeVar("_Response")
+_Handler = Callable[[Any, Any, Any], Awaitable[_Response]]
+
+
+class Backend:
+    """State shared by the emulator's services.
+
+    Args:
+        store: the operation records.
+        clock: the simulated clock.
+        faults: fault injection settings (read on every call).
+        default_duration: simulated seconds an operation takes unless told otherwise.
+        durations: per-RPC durations overriding ``default_duration``.
+        retention: simulated seconds a done operation's record is kept.
+        cancel_grace: an operation due to finish within this many simulated
+            seconds of a cancel request finishes anyway.
+        wait_timeout: real seconds ``WaitOperation`` waits when its request has no timeout.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: OperationStore,
+        clock: SimulatedClock,
+        faults: Faults,
+        default_duration: float,
+        durations: Mapping[str, float],
+        retention: float,
+        cancel_grace: float,
+        wait_timeout: float,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.faults = faults
+        self.default_duration = default_duration
+        self.durations = dict(durations)
+        self.retention = retention
+        self.cancel_grace = cancel_grace
+        self.wait_timeout = wait_timeout
+        self.stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._changed: asyncio.Event | None = None
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach to the server's event loop (call from that loop's thread)."""
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._changed = asyncio.Event()
+
+    def _notify_in_loop(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake every ``WaitOperation`` to look again (state or clock changed). Any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._notify_in_loop()
+            return
+        # The loop may close between the check above and here (emulator stopping): nobody is left to wake.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._notify_in_loop)
+
+    def duration_for(self, method: str, controls: CallControls) -> float:
+        """The simulated duration of an operation ``method`` starts."""
+        if controls.duration is not None:
+            return controls.duration
+        return self.durations.get(method, self.default_duration)
+
+    def live(self, name: str, now: float) -> OperationRecord:
+        """The unexpired record named ``name``.
+
+        Raises:
+            RequestError: ``INVALID_ARGUMENT`` for a malformed name, ``NOT_FOUND``
+                if there is no such record (never was, deleted, or expired).
+        """
+        _model.check_operation_name(name)
+        record = self.store.get(name)
+        if record is None or record.is_expired(now, self.retention):
+            raise _model.not_found(name)
+        return record
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Sleep until :meth:`notify` or ``timeout`` real seconds, whichever is first."""
+        changed = self._changed
+        if changed is None or timeout <= 0:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
+
+
+def _rpc(method: str) -> Callable[[_Handler[_Response]], _Handler[_Response]]:
+    """Wrap a handler: apply injected faults first, answer :class:`RequestError` with its status."""
+
+    def decorate(handler: _Handler[_Response]) -> _Handler[_Response]:
+        @functools.wraps(handler)
+        async def wrapper(self: Any, request: Any, context: Any) -> _Response:
+            backend: Backend = self.backend
+            decision = backend.faults.decide(method)
+            if decision is not None:
+                if decision.latency:
+                    await asyncio.sleep(decision.latency)
+                if decision.code is not None:
+                    await context.abort(decision.code, decision.message, decision.trailing_metadata)
+            try:
+                return await handler(self, request, context)
+            except RequestError as error:
+                await context.abort(error.code, error.message)
+                raise  # unreachable: abort raises
+
+        return wrapper
+
+    return decorate
+
+
+class OperationsService:
+    """``google.longrunning.Operations`` over the emulator's records."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @_rpc("GetOperation")
+    async def GetOperation(self, request: Any, context: Any) -> operations_pb2.Operation:
+        backend = self.backend
+        now = backend.clock.now()
+        return _model.render(backend.live(request.name, now), now)
+
+    @_rpc("ListOperations")
+    async def ListOperations(self, request: Any, context: Any) -> operations_pb2.ListOperationsResponse:
+        backend = self.backend
+        query = _model.parse_list_request(request)
+        now = backend.clock.now()
+        records, more = backend.store.list(query, now, backend.retention)
+        response = operations_pb2.ListOperationsResponse(operations=[_model.render(record, now) for record in records])
+        if more and records:
+            response.next_page_token = query.next_page_token(records[-1].seq)
+        return response
+
+    @_rpc("DeleteOperation")
+    async def DeleteOperation(self, request: Any, context: Any) -> empty_pb2.Empty:
+        backend = self.backend
+        backend.live(request.name, backend.clock.now())
+        if not backend.store.delete(request.name):
+            raise _model.not_found(request.name)
+        backend.notify()
+        return empty_pb2.Empty()
+
+    @_rpc("CancelOperation")
+    async def CancelOperation(self, request: Any, context: Any) -> empty_pb2.Empty:
+        backend = self.backend
+        now = backend.clock.now()
+        backend.live(request.name, now)
+        if backend.store.cancel(request.name, now, backend.cancel_grace) is None:
+            raise _model.not_found(request.name)
+        backend.notify()
+        return empty_pb2.Empty()
+
+    @_rpc("WaitOperation")
+    async def WaitOperation(self, request: Any, context: Any) -> operations_pb2.Operation:
+        backend = self.backend
+        if request.HasField("timeout"):
+            timeout = request.timeout.ToNanoseconds() / 1e9
+            if timeout < 0:
+                raise _model.invalid(f"timeout: must be >= 0, got {timeout!r} s")
+        else:
+            timeout = backend.wait_timeout
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout
+        rpc_remaining = context.time_remaining()
+        if rpc_remaining is not None:
+            # Answer (not done) a little before the RPC deadline rather than let the caller see DEADLINE_EXCEEDED.
+            give_up = min(give_up, loop.time() + rpc_remaining - min(0.5, rpc_remaining * 0.2))
+        while True:
+            now = backend.clock.now()
+            record = backend.live(request.name, now)
+            left = give_up - loop.time()
+            if record.is_done(now) or left <= 0 or backend.stopping:
+                return _model.render(record, now)
+            until_done = backend.clock.real_seconds_until(record.end_at)
+            # A hair past the computed end, so the next look sees it done despite float rounding.
+            await backend.wait_for_change(min(left, until_done + 0.001 if math.isfinite(until_done) else left))
+
+
+class _Starter:
+    """Shared body of the RPCs that start an operation."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def start(
+        self,
+        method: str,
+        planner: Callable[..., OperationRecord],
+        request: Any,
+        context: Any,
+    ) -> operations_pb2.Operation:
+        backend = self.backend
+        controls = CallControls.from_metadata(context.invocation_metadata())
+        now = backend.clock.now()
+        record = planner(request, now=now, duration=backend.duration_for(method, controls), controls=controls)
+        stored = backend.store.insert(record)
+        backend.notify()
+        return _model.render(stored, max(now, backend.clock.now()))
+
+
+class AMLService(_Starter):
+    """The operation-starting RPCs of Financial Services ``AML``."""
+
+    @_rpc("CreateInstance")
+    async def CreateInstance(self, request: Any, context: Any) -> operations_pb2.Operation:
+        return self.start("CreateInstance", _model.create_instance, request, context)
+
+    @_rpc("UpdateInstance")
+    async def UpdateInstance(self, request: Any, context: Any) -> operations_pb2.Operation:
+        return self.start("UpdateInstance", _model.update_instance, request, context)
+
+    @_rpc("DeleteInstance")
+    async def DeleteInstance(self, request: Any, context: Any) -> operations_pb2.Operation:
+        return self.start("DeleteInstance", _model.delete_instance, request, context)
+
+
+class ServiceManagerService(_Starter):
+    """The operation-starting RPCs of Service Management ``ServiceManager``."""
+
+    @_rpc("CreateService")
+    async def CreateService(self, request: Any, context: Any) -> operations_pb2.Operation:
+        return self.start("CreateService", _model.create_service, request, context)
+
+    @_rpc("DeleteService")
+    async def DeleteService(self, request: Any, context: Any) -> operations_pb2.Operation:
+        return self.start("DeleteService", _model.delete_service, request, context)
+
+    @_rpc("UndeleteService")
+    async def UndeleteService(self, request: Any, context: Any) -> operations_pb2.Operation:
+        return self.start("UndeleteService", _model.undelete_service, request, context)
+
+    @_rpc("SubmitConfigSource")
+    async def SubmitConfigSource(self, request: Any, context: Any) -> operations_pb2.Operation:
+        return self.start("SubmitConfigSource", _model.submit_config_source, request, context)
+
+    @_rpc("CreateServiceRollout")
+    async def CreateServiceRollout(self, request: Any, context: Any) -> operations_pb2.Operation:
+        return self.start("CreateServiceRollout", _model.create_service_rollout, request, context)
+
+
+def add_services(server: Any, backend: Backend) -> None:
+    """Register the three services on a ``grpc.aio`` server."""
+    from lro_grpc._generated import financialservices_v1_pb2_grpc, operations_pb2_grpc, servicemanagement_v1_pb2_grpc
+
+    operations_pb2_grpc.add_OperationsServicer_to_server(OperationsService(backend), server)
+    financialservices_v1_pb2_grpc.add_AMLServicer_to_server(AMLService(backend), server)
+    servicemanagement_v1_pb2_grpc.add_ServiceManagerServicer_to_server(ServiceManagerService(backend), server)
+
+
+def server_options() -> list[tuple[str, Any]]:
+    """Channel arguments for the emulator's server."""
+    # No SO_REUSEPORT: a second server on a taken port must fail, not silently share it.
+    return [("grpc.so_reuseport", 0)]

@@ -1,0 +1,222 @@
+"""The emulator's operation records, in embedded SQLite.
+
+One connection, guarded by a lock: the gRPC server (one event loop thread)
+and the test-facing Python API (any thread) share it. In memory by default;
+with a file, WAL journaling and an exclusive lock, so a second emulator cannot
+open the same file while one runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+
+import grpc
+
+from lro_grpc.emulator._clock import ClockAnchor
+from lro_grpc.emulator._model import ListQuery, OperationRecord, RequestError, cancelled
+
+__all__ = ["OperationStore"]
+
+_SCHEMA_VERSION = 1
+_COLUMNS = (
+    "name, collection, api, method, service_name, start_at, natural_end, end_at, outcome, "
+    "cancel_requested_at, metadata, response, request_key, seq"
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    collection TEXT NOT NULL,
+    api TEXT NOT NULL,
+    method TEXT NOT NULL,
+    service_name TEXT NOT NULL,
+    start_at REAL NOT NULL,
+    natural_end REAL NOT NULL,
+    end_at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    cancel_requested_at REAL,
+    metadata BLOB NOT NULL,
+    response BLOB NOT NULL,
+    request_key TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS operations_by_collection ON operations (collection, seq);
+CREATE INDEX IF NOT EXISTS operations_by_end ON operations (end_at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class OperationStore:
+    """Stored operation records, safe to use from several threads.
+
+    Args:
+        path: SQLite file to keep records in (created if missing), or
+            ``None`` to keep them in memory.
+
+    Raises:
+        ValueError: ``path`` is not an emulator database.
+        RuntimeError: another process holds ``path`` open.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = None if path is None else os.fspath(path)
+        self._lock = threading.Lock()
+        self._connection = sqlite3.connect(
+            ":memory:" if self.path is None else self.path,
+            timeout=0.5,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            self._open()
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def _open(self) -> None:
+        connection = self._connection
+        try:
+            if self.path is not None:
+                connection.execute("PRAGMA locking_mode = EXCLUSIVE")
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = NORMAL")
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, _SCHEMA_VERSION):
+                raise ValueError(f"db {self.path!r} has schema version {version}, expected {_SCHEMA_VERSION}")
+            connection.executescript(_SCHEMA)
+            connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error):
+                raise RuntimeError(f"db {self.path!r} is in use by another emulator") from error
+            raise ValueError(f"db {self.path!r} cannot be used: {error}") from error
+        except sqlite3.DatabaseError as error:
+            raise ValueError(f"db {self.path!r} is not an emulator database: {error}") from error
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            self._connection.close()
+
+    def insert(self, record: OperationRecord) -> OperationRecord:
+        """Store a new operation; returns it with its sequence number.
+
+        A record whose ``request_key`` was seen before is not stored again:
+        the earlier operation is returned instead (idempotent retries).
+
+        Raises:
+            RequestError: ``ALREADY_EXISTS`` if an operation with that name exists.
+        """
+        with self._lock:
+            if record.request_key is not None:
+                row = self._connection.execute(
+                    f"SELECT {_COLUMNS} FROM operations WHERE request_key = ?", (record.request_key,)
+                ).fetchone()
+                if row is not None:
+                    return OperationRecord(*row)
+            try:
+                cursor = self._connection.execute(
+                    "INSERT INTO operations (name, collection, api, method, service_name, start_at, natural_end, "
+                    "end_at, outcome, cancel_requested_at, metadata, response, request_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.name,
+                        record.collection,
+                        record.api,
+                        record.method,
+                        record.service_name,
+                        record.start_at,
+                        record.natural_end,
+                        record.end_at,
+                        record.outcome,
+                        record.cancel_requested_at,
+                        record.metadata,
+                        record.response,
+                        record.request_key,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise RequestError(
+                    grpc.StatusCode.ALREADY_EXISTS, f"operation {record.name!r} already exists"
+                ) from None
+            seq = int(cursor.lastrowid or 0)
+        return dataclasses.replace(record, seq=seq)
+
+    def get(self, name: str) -> OperationRecord | None:
+        """The record named ``name``, or ``None`` (expiry is the caller's business)."""
+        with self._lock:
+            row = self._connection.execute(f"SELECT {_COLUMNS} FROM operations WHERE name = ?", (name,)).fetchone()
+        return None if row is None else OperationRecord(*row)
+
+    def cancel(self, name: str, now: float, grace: float) -> OperationRecord | None:
+        """Apply a cancel request at ``now`` (see ``_model.cancelled``); ``None`` if there is no such record."""
+        with self._lock:
+            row = self._connection.execute(f"SELECT {_COLUMNS} FROM operations WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            record = OperationRecord(*row)
+            updated = cancelled(record, now, grace)
+            if updated is not record:
+                self._connection.execute(
+                    "UPDATE operations SET end_at = ?, outcome = ?, cancel_requested_at = ? WHERE seq = ?",
+                    (updated.end_at, updated.outcome, updated.cancel_requested_at, updated.seq),
+                )
+        return updated
+
+    def delete(self, name: str) -> bool:
+        """Remove the record named ``name``; whether there was one."""
+        with self._lock:
+            cursor = self._connection.execute("DELETE FROM operations WHERE name = ?", (name,))
+        return cursor.rowcount > 0
+
+    def list(self, query: ListQuery, now: float, retention: float) -> tuple[list[OperationRecord], bool]:
+        """One page of unexpired records matching ``query``, oldest first, and whether more follow."""
+        sql = [f"SELECT {_COLUMNS} FROM operations WHERE collection = ? AND seq > ? AND end_at > ?"]
+        parameters: list[object] = [query.collection, query.after_seq, now - retention]
+        if query.done is True:
+            sql.append("AND end_at <= ?")
+            parameters.append(now)
+        elif query.done is False:
+            sql.append("AND end_at > ?")
+            parameters.append(now)
+        if query.service_name is not None:
+            sql.append("AND service_name = ?")
+            parameters.append(query.service_name)
+        sql.append("ORDER BY seq LIMIT ?")
+        parameters.append(query.page_size + 1)
+        with self._lock:
+            rows = self._connection.execute(" ".join(sql), parameters).fetchall()
+        records = [OperationRecord(*row) for row in rows[: query.page_size]]
+        return records, len(rows) > query.page_size
+
+    def purge_expired(self, now: float, retention: float) -> int:
+        """Physically remove records whose retention ran out; how many."""
+        with self._lock:
+            cursor = self._connection.execute("DELETE FROM operations WHERE end_at <= ?", (now - retention,))
+        return cursor.rowcount
+
+    def count(self) -> int:
+        """How many records are stored (expired ones not yet purged included)."""
+        with self._lock:
+            return int(self._connection.execute("SELECT COUNT(*) FROM operations").fetchone()[0])
+
+    def load_anchor(self) -> ClockAnchor | None:
+        """The clock anchor saved by :meth:`save_anchor`, if any."""
+        with self._lock:
+            row = self._connection.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return ClockAnchor(float(data["simulated"]), float(data["wall"]), float(data["speed"]))
+
+    def save_anchor(self, anchor: ClockAnchor) -> None:
+        """Persist the clock, so a restarted emulator carries on from it."""
+        value = json.dumps({"simulated": anchor.simulated, "wall": anchor.wall, "speed": anchor.speed})
+        with self._lock:
+            self._connection.execute(
+                "INSERT INTO meta (key, value) VALUES ('clock', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (value,),
+            )
