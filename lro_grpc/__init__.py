@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.metadata as _metadata
 
+from lro_grpc._batch import BatchProgress, BatchScheduler, BatchWaiter
 from lro_grpc._channels import EMULATOR_HOST_ENV
 from lro_grpc._core import USE_CLIENT_DEFAULT
 from lro_grpc.aio import AsyncOperationPager, AsyncOperationsClient
@@ -30,6 +31,7 @@ from lro_grpc.apis import (
 from lro_grpc.client import DEFAULT_RPC_TIMEOUT, OperationPage, OperationPager, OperationsClient
 from lro_grpc.errors import (
     AnyDecodeError,
+    BatchTimeoutError,
     InvalidNameError,
     LroError,
     OperationCancelledError,
@@ -85,6 +87,10 @@ __all__ = [
     "AsyncOperationPager",
     "AsyncOperationsClient",
     "BaseOperation",
+    "BatchProgress",
+    "BatchScheduler",
+    "BatchTimeoutError",
+    "BatchWaiter",
     "Deadline",
     "InvalidNameError",
     "LroError",

@@ -1,11 +1,14 @@
 """The batch waiter: one scheduler polling many operations over one channel.
 
 A :class:`BatchWaiter` tracks any number of operations by name and reports
-each one as soon as a poll sees it done. It does not run a task, a thread or a
-polling loop per operation. Its parts:
+each one as soon as a poll sees it done. The polling is done by a
+:class:`BatchScheduler`; an :class:`~lro_grpc.AsyncOperationsClient` owns one,
+shared by all of its waiters, so their limits hold for the client as a whole.
+No task, thread or polling loop exists per operation. The scheduler's parts:
 
 * a heap of ``(next poll time, insertion order, entry)``: the earliest due
-  operation is polled first, so no operation starves however many there are;
+  operation is polled first, so no operation starves however many there are
+  (and whichever waiter it belongs to);
 * one dispatcher coroutine that pops due entries and hands each to an idle
   worker coroutine (a worker that has just finished a poll takes the next due
   entry itself); at most ``max_in_flight`` workers exist, so at most that
@@ -31,12 +34,12 @@ error the server recorded on the operation). Transient RPC failures left over
 after the client's own retries (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ...)
 just schedule the next poll.
 
-Deadline: at the overall deadline the waiter stops polling. Everything
-finished before it is reported first; then :class:`BatchTimeoutError` is
-raised, carrying every operation still running with its last seen state
-(nothing is dropped silently).
+Deadline: each waiter has its own. At its deadline the scheduler stops
+polling that waiter's operations. Everything finished before it is reported
+first; then :class:`BatchTimeoutError` is raised, carrying every operation
+still running with its last seen state (nothing is dropped silently).
 
-Memory: until an operation completes the waiter keeps only its name, a few
+Memory: until an operation completes the scheduler keeps only its name, a few
 numbers and the serialized bytes of its last seen state (a few hundred bytes
 in all), never a handle or a message object.
 
@@ -64,7 +67,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from lro_grpc.errors import RpcError, WaitTimeoutError
+from lro_grpc.errors import BatchTimeoutError, RpcError
 from lro_grpc.names import validate_operation_name
 from lro_grpc.policies import DEFAULT_POLL_POLICY, Deadline, Duration, PollPolicy, to_seconds
 
@@ -73,6 +76,7 @@ __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
     "SYNTHETIC_ERROR_DOMAIN",
     "BatchProgress",
+    "BatchScheduler",
     "BatchSource",
     "BatchTimeoutError",
     "BatchWaiter",
@@ -166,38 +170,6 @@ class BatchProgress:
         return self.done + self.pending + self.timed_out
 
 
-class BatchTimeoutError(WaitTimeoutError):
-    """The batch's deadline passed while some operations were still running.
-
-    Raised by the waiter (and :func:`as_completed`) after every operation that
-    finished in time has been reported; by :func:`wait_all` with every result.
-
-    Attributes:
-        pending: the operations still running, in the order they were added,
-            each with its last seen state (``done`` is false). An operation
-            that no poll reached in time carries only its name.
-        pending_names: their names, in the same order.
-        results: from :func:`wait_all` only: one entry per input name, in
-            input order: the finished operation, or the last seen state of a
-            pending one. ``None`` elsewhere.
-        timeout: the overall timeout, in seconds.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        pending: list[Any],
-        pending_names: list[str],
-        results: list[Any] | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        super().__init__(message, operation=None, timeout=timeout)
-        self.pending = pending
-        self.pending_names = pending_names
-        self.results = results
-
-
 # --------------------------------------------------------------------------- sans-I/O parts
 
 
@@ -234,7 +206,7 @@ class _TokenBucket:
 
 
 class _Throttle:
-    """Scheduler-wide pause after RESOURCE_EXHAUSTED.
+    """BatchScheduler-wide pause after RESOURCE_EXHAUSTED.
 
     The pause is the server's RetryInfo delay when given, else a backoff that
     doubles (1 s up to 30 s, shortened by up to half at random) for each
@@ -284,9 +256,10 @@ class _Counts:
 class _Entry:
     """One tracked operation: small on purpose (see the module docstring)."""
 
-    __slots__ = ("attempts", "last_seen", "name", "order", "policy")
+    __slots__ = ("attempts", "last_seen", "name", "order", "policy", "waiter")
 
-    def __init__(self, name: str, order: int, policy: PollPolicy) -> None:
+    def __init__(self, waiter: BatchWaiter[Any], name: str, order: int, policy: PollPolicy) -> None:
+        self.waiter = waiter
         self.name = name
         self.order = order
         self.policy = policy
@@ -309,31 +282,34 @@ def _check_names(names: Iterable[str]) -> list[str]:
 def _check_settings(
     timeout: Duration | None,
     poll_policy: PollPolicy | None,
-    max_in_flight: int,
-    qps: float | None,
     rpc_timeout: Duration | None,
     progress: Callable[[BatchProgress], object] | None,
-) -> tuple[float | None, PollPolicy, float | None, float | None]:
+) -> tuple[float | None, PollPolicy, float | None]:
     timeout_s = None if timeout is None else to_seconds(timeout, what="timeout")
     if poll_policy is None:
         poll_policy = DEFAULT_POLL_POLICY
     elif not isinstance(poll_policy, PollPolicy):
         raise TypeError(f"poll_policy must be a PollPolicy, got {poll_policy!r}")
-    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
-        raise TypeError(f"max_in_flight must be an int, got {max_in_flight!r}")
-    if max_in_flight < 1:
-        raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight!r}")
-    if qps is not None:
-        if isinstance(qps, bool) or not isinstance(qps, int | float):
-            raise TypeError(f"qps must be a number of calls per second or None, got {qps!r}")
-        if not math.isfinite(qps) or qps <= 0:
-            raise ValueError(f"qps must be a finite number > 0, got {qps!r}")
     rpc_timeout_s = None if rpc_timeout is None else to_seconds(rpc_timeout, what="rpc_timeout")
     if rpc_timeout_s is not None and rpc_timeout_s <= 0:
         raise ValueError(f"rpc_timeout must be > 0, got {rpc_timeout!r}")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable, got {progress!r}")
-    return timeout_s, poll_policy, None if qps is None else float(qps), rpc_timeout_s
+    return timeout_s, poll_policy, rpc_timeout_s
+
+
+def _check_limits(max_in_flight: int, qps: float | None, *, prefix: str = "") -> tuple[int, float | None]:
+    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
+        raise TypeError(f"{prefix}max_in_flight must be an int, got {max_in_flight!r}")
+    if max_in_flight < 1:
+        raise ValueError(f"{prefix}max_in_flight must be >= 1, got {max_in_flight!r}")
+    if qps is not None:
+        if isinstance(qps, bool) or not isinstance(qps, int | float):
+            raise TypeError(f"{prefix}qps must be a number of calls per second or None, got {qps!r}")
+        if not math.isfinite(qps) or qps <= 0:
+            raise ValueError(f"{prefix}qps must be a finite number > 0, got {qps!r}")
+        qps = float(qps)
+    return max_in_flight, qps
 
 
 def _rpc_code(exc: BaseException) -> grpc.StatusCode | None:
@@ -429,7 +405,7 @@ def _last_seen(entry: _Entry) -> operations_pb2.Operation:
     return operations_pb2.Operation.FromString(entry.last_seen)
 
 
-# Items of a waiter's output queue, besides (name, handle) pairs.
+# Items of a waiter's output queue, besides (name, handle, failed) triples.
 class _TimedOut:
     __slots__ = ("entries",)
 
@@ -444,11 +420,318 @@ class _Aborted:
         self.error = error
 
 
+_MISSING: Any = object()
+
+
 # --------------------------------------------------------------------------- the async scheduler
 
 
+class BatchScheduler:
+    """The poll scheduler: one heap, one dispatcher, a bounded set of workers.
+
+    Every :class:`BatchWaiter` attached to a scheduler shares its limits: at
+    most ``max_in_flight`` GetOperation RPCs at once, at most ``qps`` calls
+    per second, and one ``RESOURCE_EXHAUSTED`` pause. An
+    :class:`~lro_grpc.AsyncOperationsClient` owns one scheduler (made on first
+    use, limits set by its ``batch_max_in_flight`` and ``batch_qps``), so all
+    of its batches stay under one budget however many run at once.
+
+    The scheduler runs only while a waiter is attached: its dispatcher and
+    workers end when the last one detaches, and start again with the next.
+    It belongs to the event loop it first ran on.
+
+    Args:
+        fetch: one logical GetOperation: ``await fetch(name, deadline=...,
+            rpc_timeout=...)`` (a :class:`BatchSource`'s ``_get_operation_pb``).
+        max_in_flight: GetOperation RPCs in flight at most.
+        qps: GetOperation calls per second at most; ``None`` for no budget.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[..., Awaitable[operations_pb2.Operation]],
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        qps: float | None = None,
+    ) -> None:
+        if not callable(fetch):
+            raise TypeError(f"fetch must be callable, got {fetch!r}")
+        max_in_flight, qps = _check_limits(max_in_flight, qps)
+        self._fetch = fetch
+        self.max_in_flight = max_in_flight
+        self.qps = qps
+        self._bucket = None if qps is None else _TokenBucket(qps, time.monotonic())
+        self._throttle = _Throttle()
+        self._rng = random.Random()
+        self._order = itertools.count()
+
+        self._heap: list[tuple[float, int, _Entry]] = []
+        # Entries being polled -> the worker polling them (None until it starts).
+        self._in_flight: dict[_Entry, asyncio.Task[None] | None] = {}
+        self._waiters: set[BatchWaiter[Any]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._stopping: set[asyncio.Task[None]] = set()  # cancelled, not yet finished
+        self._idle: list[asyncio.Future[_Entry]] = []
+        self._wakeup: asyncio.Future[None] | None = None
+        self._sleeping_until = -math.inf  # when the dispatcher wakes by itself (-inf: it is awake)
+        self._needs_worker = False  # the dispatcher has a due operation and no free worker
+
+    # ----------------------------------------------------------------- waiters
+
+    @property
+    def waiters(self) -> int:
+        """Waiters attached now."""
+        return len(self._waiters)
+
+    def _attach(self, waiter: BatchWaiter[Any], entries: Iterable[_Entry]) -> None:
+        """Start polling ``waiter``'s operations (in the running event loop)."""
+        self._waiters.add(waiter)
+        self._schedule(entries)
+        if self._dispatcher is None:
+            loop = asyncio.get_running_loop()
+            self._dispatcher = loop.create_task(self._dispatch(), name="lro-grpc-batch-dispatch")
+        self._wake()  # its deadline may be the earliest
+
+    def _schedule(self, entries: Iterable[_Entry]) -> None:
+        now = time.monotonic()
+        for entry in entries:
+            heapq.heappush(self._heap, (now, entry.order, entry))
+        self._wake()
+
+    def _next_order(self) -> int:
+        return next(self._order)
+
+    def _remove(self, waiter: BatchWaiter[Any]) -> tuple[list[_Entry], list[asyncio.Task[None]]]:
+        """Take ``waiter``'s operations out: queued ones and in-flight ones (whose workers are cancelled)."""
+        self._waiters.discard(waiter)
+        kept = [item for item in self._heap if item[2].waiter is not waiter]
+        left = [item[2] for item in self._heap if item[2].waiter is waiter]
+        if len(kept) != len(self._heap):
+            heapq.heapify(kept)
+            self._heap = kept
+        cancelled: list[asyncio.Task[None]] = []
+        for entry in [entry for entry in self._in_flight if entry.waiter is waiter]:
+            task = self._in_flight.pop(entry)
+            left.append(entry)
+            if task is not None and not task.done():
+                self._retire(task)
+                cancelled.append(task)
+        if not self._waiters:
+            cancelled.extend(self._stop())
+        else:
+            self._wake()
+        return left, cancelled
+
+    def _retire(self, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        self._workers.discard(task)
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    def _stop(self) -> list[asyncio.Task[None]]:
+        """No waiter is left: cancel the dispatcher and the idle workers."""
+        tasks = [*self._workers]
+        if self._dispatcher is not None:
+            tasks.append(self._dispatcher)
+        self._dispatcher = None
+        self._idle = []
+        for task in tasks:
+            if not task.done():
+                self._retire(task)
+        self._workers = set()
+        return tasks
+
+    async def _detach(self, waiter: BatchWaiter[Any]) -> None:
+        """Stop polling ``waiter``'s operations; returns once no task of the scheduler polls them."""
+        _, cancelled = self._remove(waiter)
+        current = asyncio.current_task()
+        waiting = [task for task in {*cancelled, *self._stopping} if task is not current]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+    async def aclose(self, error: BaseException | None = None) -> None:
+        """Detach every waiter (they end with ``error``, if given) and stop. Idempotent."""
+        for waiter in list(self._waiters):
+            if error is not None:
+                waiter._emit(_Aborted(error))
+            self._remove(waiter)
+        self._stop()
+        current = asyncio.current_task()
+        waiting = [task for task in self._stopping if task is not current]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+    # ----------------------------------------------------------------- scheduling
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def _next_start(self, now: float) -> float | None:
+        """When the earliest due operation may be polled (``None``: nothing is queued)."""
+        heap = self._heap
+        if not heap:
+            return None
+        start = heap[0][0]
+        if self._throttle.resume_at > start:
+            start = self._throttle.resume_at
+        if self._bucket is not None:
+            start = max(start, self._bucket.available_at(now))
+        return start
+
+    def _take(self, now: float) -> _Entry:
+        """Pop the earliest due operation and count its poll as started."""
+        entry = heapq.heappop(self._heap)[2]
+        if self._bucket is not None:
+            self._bucket.take(now)
+        self._in_flight[entry] = None
+        entry.waiter.polls += 1
+        return entry
+
+    def _expire_due(self, now: float) -> float | None:
+        """Expire the waiters whose deadline passed; return the earliest deadline left."""
+        earliest: float | None = None
+        for waiter in list(self._waiters):
+            expires_at = waiter._deadline.expires_at
+            if expires_at is None:
+                continue
+            if waiter._deadline.expired(now):
+                left, _ = self._remove(waiter)
+                waiter._expired(left)
+            elif earliest is None or expires_at < earliest:
+                earliest = expires_at
+        return earliest
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+        try:
+            while self._waiters:
+                now = time.monotonic()
+                wake_at = self._expire_due(now)
+                if not self._waiters:
+                    break
+                self._needs_worker = False
+                start = self._next_start(now)
+                if start is not None:
+                    if start <= now:
+                        idle = self._idle
+                        while idle and idle[-1].done():  # its worker was cancelled
+                            idle.pop()
+                        if idle:
+                            idle.pop().set_result(self._take(now))
+                            continue
+                        if len(self._workers) < self.max_in_flight:
+                            worker = loop.create_task(self._work(self._take(now)), name="lro-grpc-batch-worker")
+                            self._workers.add(worker)
+                            worker.add_done_callback(self._workers.discard)
+                            continue
+                        self._needs_worker = True  # every worker is busy: the first one free wakes us
+                    else:
+                        wake_at = start if wake_at is None else min(wake_at, start)
+                wakeup: asyncio.Future[None] = loop.create_future()
+                self._wakeup = wakeup
+                self._sleeping_until = math.inf if wake_at is None else wake_at
+                if wake_at is not None:
+                    timer = loop.call_later(max(0.0, wake_at - now), self._wake)
+                try:
+                    await wakeup
+                finally:
+                    if self._wakeup is wakeup:  # not yet replaced by a newer dispatcher
+                        self._wakeup = None
+                        self._sleeping_until = -math.inf
+                    if timer is not None:
+                        timer.cancel()
+                        timer = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug: end every batch loudly, through its consumer
+            for waiter in list(self._waiters):
+                waiter._emit(_Aborted(error))
+                self._remove(waiter)
+        if self._dispatcher is asyncio.current_task():
+            self._stop()
+
+    async def _work(self, entry: _Entry) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self._poll(entry)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # e.g. the client rejected a name: end that batch, through its consumer
+                waiter = entry.waiter
+                self._in_flight.pop(entry, None)
+                waiter._emit(_Aborted(error))
+                self._remove(waiter)
+            # Under load, take the next due operation directly instead of going
+            # through the dispatcher: one task switch less per poll.
+            now = time.monotonic()
+            start = self._next_start(now)
+            if start is not None and start <= now and not self._heap[0][2].waiter._deadline.expired(now):
+                entry = self._take(now)
+                continue
+            future: asyncio.Future[_Entry] = loop.create_future()
+            self._idle.append(future)
+            if self._needs_worker:
+                self._wake()
+            entry = await future
+
+    async def _poll(self, entry: _Entry) -> None:
+        if entry not in self._in_flight:  # its waiter went away before this worker started
+            return
+        self._in_flight[entry] = asyncio.current_task()
+        waiter = entry.waiter
+        started = time.monotonic()
+        try:
+            pb = await self._fetch(entry.name, deadline=waiter._deadline, rpc_timeout=waiter._rpc_timeout)
+        except asyncio.CancelledError:
+            raise
+        except (RpcError, grpc.RpcError) as error:
+            if self._in_flight.pop(entry, _MISSING) is not _MISSING:  # else: its waiter went away meanwhile
+                self._failed_rpc(entry, error, started)
+            return
+        except TimeoutError:
+            # The client gave up at the waiter's deadline; the dispatcher reports the operation.
+            if self._in_flight.pop(entry, _MISSING) is not _MISSING:
+                self._requeue(entry, started)
+            return
+        if self._in_flight.pop(entry, _MISSING) is _MISSING:
+            return
+        self._throttle.succeeded()
+        if pb.done:
+            waiter._complete(entry, pb)
+        else:
+            entry.last_seen = pb.SerializeToString()
+            self._requeue(entry, started)
+
+    def _requeue(self, entry: _Entry, started: float) -> None:
+        delay = entry.policy.delay(entry.attempts, rng=self._rng)
+        entry.attempts += 1
+        self._push(entry, _coalesce(started + delay, delay))
+
+    def _push(self, entry: _Entry, due: float) -> None:
+        heapq.heappush(self._heap, (due, entry.order, entry))
+        if due < self._sleeping_until:
+            self._wake()
+
+    def _failed_rpc(self, entry: _Entry, error: BaseException, started: float) -> None:
+        code = _rpc_code(error) or grpc.StatusCode.UNKNOWN
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            self._throttle.refused(
+                now=time.monotonic(), rpc_started=started, retry_delay=_retry_delay(error), rng=self._rng
+            )
+            # Same due time as before: it goes first once the pause is over.
+            self._push(entry, started)
+        elif code in _TRANSIENT_CODES:
+            self._requeue(entry, started)
+        else:
+            entry.waiter._complete(entry, _synthetic_failure(entry.name, code, _rpc_details(error)))
+
+
 class BatchWaiter(Generic[T]):
-    """Polls many operations over one client and yields each as it finishes.
+    """Polls many operations and yields each as it finishes.
 
     Iterate it with ``async for`` (one consumer at a time). It starts polling
     on the first iteration, in the running event loop; nothing is captured at
@@ -456,10 +739,16 @@ class BatchWaiter(Generic[T]):
 
     Example::
 
-        waiter = BatchWaiter(client, names, timeout=3600, qps=50)
+        waiter = BatchWaiter(client, names, timeout=3600)
         async for op in waiter:
             if op.error: ...
             waiter.add(more_names)          # allowed while iterating
+
+    The polling is done by a :class:`BatchScheduler`: the client's own (one per
+    :class:`~lro_grpc.AsyncOperationsClient`, shared by all its batches, so
+    their RPCs in flight and calls per second are limited together), or,
+    when ``max_in_flight`` or ``qps`` is given or the client has none, a
+    scheduler of this waiter's own with those limits.
 
     Duplicate names are tracked and reported once. The iteration ends when
     every added operation has been reported, unless ``keep_open`` is set: then
@@ -473,10 +762,16 @@ class BatchWaiter(Generic[T]):
         timeout: overall time to wait, seconds or ``timedelta``, counted from
             construction; ``None`` waits for ever.
         poll_policy: how often to poll each operation (each operation follows
-            it on its own schedule); default :data:`~lro_grpc.policies.DEFAULT_POLL_POLICY`.
-        max_in_flight: GetOperation RPCs in flight at most.
-        qps: GetOperation calls per second at most, shared by all
-            operations; ``None`` for no budget.
+            it on its own schedule); by default each operation gets what the
+            client would use for it alone (the client's policy, else its API's
+            preset, e.g. 10 s for Service Management), or
+            :data:`~lro_grpc.policies.DEFAULT_POLL_POLICY` for a client that
+            has no such notion.
+        max_in_flight: GetOperation RPCs in flight at most, for a scheduler
+            of this waiter's own (default: share the client's; without one,
+            :data:`DEFAULT_MAX_IN_FLIGHT`).
+        qps: GetOperation calls per second at most, for a scheduler of this
+            waiter's own (default: share the client's; without one, no budget).
         progress: called with a :class:`BatchProgress` when iteration starts,
             after each reported operation and when the deadline passes, in the
             iterating task; an exception it raises ends the iteration.
@@ -495,48 +790,46 @@ class BatchWaiter(Generic[T]):
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_in_flight: int | None = None,
         qps: float | None = None,
         progress: Callable[[BatchProgress], object] | None = None,
         rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
         keep_open: bool = False,
     ) -> None:
         names = _check_names(names)
-        timeout_s, policy, qps_f, rpc_timeout_s = _check_settings(
-            timeout, poll_policy, max_in_flight, qps, rpc_timeout, progress
-        )
+        timeout_s, policy, rpc_timeout_s = _check_settings(timeout, poll_policy, rpc_timeout, progress)
+        if max_in_flight is not None or qps is not None:
+            _check_limits(DEFAULT_MAX_IN_FLIGHT if max_in_flight is None else max_in_flight, qps)
         fetch = getattr(client, "_get_operation_pb", None)
         wrap = getattr(client, "_wrap", None)
         if not callable(fetch) or not callable(wrap):
             raise TypeError(f"client must provide _get_operation_pb() and _wrap() (a BatchSource), got {client!r}")
-        self._fetch: Callable[..., Awaitable[operations_pb2.Operation]] = fetch
+        shared = getattr(client, "_batch_scheduler", None)
+        if max_in_flight is None and qps is None and callable(shared):
+            self._scheduler: BatchScheduler = shared()
+            self._owns_scheduler = False
+        else:
+            limit = DEFAULT_MAX_IN_FLIGHT if max_in_flight is None else max_in_flight
+            self._scheduler = BatchScheduler(fetch, max_in_flight=limit, qps=qps)
+            self._owns_scheduler = True
         self._wrap: Callable[[operations_pb2.Operation], T] = wrap
-        now = time.monotonic()
         self._timeout = timeout_s
-        self._deadline = Deadline.after(timeout_s, now=now)
+        self._deadline = Deadline.after(timeout_s, now=time.monotonic())
         self._policy = policy
-        self._max_in_flight = max_in_flight
-        self._bucket = None if qps_f is None else _TokenBucket(qps_f, now)
-        self._throttle = _Throttle()
+        # Per-name defaults come from the client (an API's preset follows the name's form).
+        self._explicit_policy = poll_policy
+        self._policy_for: Callable[[str, PollPolicy | None], PollPolicy] | None = getattr(
+            client, "_poll_policy_for", None
+        )
         self._rpc_timeout = rpc_timeout_s
         self._progress = progress
         self._keep_open = keep_open
-        self._rng = random.Random()
 
-        self._order = itertools.count()
         self._known: dict[str, _Entry | None] = {}  # name -> entry while tracked, None once reported
-        self._heap: list[tuple[float, int, _Entry]] = []
-        self._in_flight: set[_Entry] = set()
+        self._backlog: list[_Entry] = []  # added before the first iteration
         self._counts = _Counts()  # as reported to the consumer
         self._out: collections.deque[tuple[str, T, bool] | _TimedOut | _Aborted] = collections.deque()
         self._out_ready: asyncio.Future[None] | None = None
-
-        self._dispatcher: asyncio.Task[None] | None = None
-        self._workers: set[asyncio.Task[None]] = set()
-        self._idle: list[asyncio.Future[_Entry]] = []
-        self._wakeup: asyncio.Future[None] | None = None
-        self._sleeping_until = -math.inf  # when the dispatcher wakes by itself (-inf: it is awake)
-        self._needs_worker = False  # the dispatcher has a due operation and no free worker
         self._started = False
         self._finished = False
         self.polls = 0
@@ -545,6 +838,11 @@ class BatchWaiter(Generic[T]):
         self.add(names)
 
     # ----------------------------------------------------------------- public API
+
+    @property
+    def scheduler(self) -> BatchScheduler:
+        """The scheduler polling this waiter's operations."""
+        return self._scheduler
 
     def add(self, names: Iterable[str], *, poll_policy: PollPolicy | None = None) -> int:
         """Track more operations; allowed before and during iteration.
@@ -569,20 +867,26 @@ class BatchWaiter(Generic[T]):
             raise TypeError(f"poll_policy must be a PollPolicy, got {poll_policy!r}")
         if self._finished:
             raise RuntimeError("this BatchWaiter has finished; create a new one to track more operations")
-        policy = poll_policy or self._policy
-        now = time.monotonic()
-        added = 0
+        policy = poll_policy or self._explicit_policy
+        new: list[_Entry] = []
         for name in checked:
             if name in self._known:
                 continue
-            entry = _Entry(name, next(self._order), policy)
+            entry = _Entry(self, name, self._scheduler._next_order(), policy or self._default_policy(name))
             self._known[name] = entry
-            heapq.heappush(self._heap, (now, entry.order, entry))
-            added += 1
-        self._counts.tracked += added
-        if added:
-            self._wake()
-        return added
+            new.append(entry)
+        self._counts.tracked += len(new)
+        if new:
+            if self._started:
+                self._scheduler._schedule(new)
+            else:
+                self._backlog.extend(new)
+        return len(new)
+
+    def _default_policy(self, name: str) -> PollPolicy:
+        if self._policy_for is None:
+            return self._policy
+        return self._policy_for(name, None)
 
     def close_input(self) -> None:
         """With ``keep_open``: no more :meth:`add` calls will come; end when all are reported."""
@@ -602,19 +906,17 @@ class BatchWaiter(Generic[T]):
         return item[1]
 
     async def aclose(self) -> None:
-        """Stop polling and release the scheduler's coroutines. Idempotent."""
+        """Stop polling this waiter's operations. Idempotent.
+
+        Returns once no task polls them any more; a scheduler of the waiter's
+        own stops, the client's keeps serving its other waiters.
+        """
         self._finished = True
-        tasks = [*self._workers]
-        if self._dispatcher is not None:
-            tasks.append(self._dispatcher)
-        for task in tasks:
-            task.cancel()
-        current = asyncio.current_task()
-        tasks = [task for task in tasks if task is not current]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._workers.clear()
-        self._idle.clear()
+        self._backlog.clear()
+        if self._owns_scheduler:
+            await self._scheduler.aclose()
+        else:
+            await self._scheduler._detach(self)
 
     async def __aenter__(self) -> BatchWaiter[T]:
         return self
@@ -680,169 +982,27 @@ class BatchWaiter(Generic[T]):
         self._out.append(item)
         self._signal_out()
 
-    # ----------------------------------------------------------------- scheduler side
+    # ----------------------------------------------------------------- called by the scheduler
 
     def _start(self) -> None:
         self._started = True
         self._notify()
-        if not self._finished:
-            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch(), name="lro-grpc-batch-dispatch")
+        if self._finished:
+            return
+        if self._deadline.expired(time.monotonic()):
+            self._expired(self._backlog)
+            self._backlog = []
+            return
+        backlog, self._backlog = self._backlog, []
+        self._scheduler._attach(self, backlog)
 
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
-
-    def _next_start(self, now: float) -> float | None:
-        """When the earliest due operation may be polled (``None``: nothing is queued)."""
-        heap = self._heap
-        if not heap:
-            return None
-        start = heap[0][0]
-        if self._throttle.resume_at > start:
-            start = self._throttle.resume_at
-        if self._bucket is not None:
-            start = max(start, self._bucket.available_at(now))
-        return start
-
-    def _take(self, now: float) -> _Entry:
-        """Pop the earliest due operation and count its poll as started."""
-        entry = heapq.heappop(self._heap)[2]
-        if self._bucket is not None:
-            self._bucket.take(now)
-        self._in_flight.add(entry)
-        self.polls += 1
-        return entry
-
-    async def _dispatch(self) -> None:
-        loop = asyncio.get_running_loop()
-        timer: asyncio.TimerHandle | None = None
-        try:
-            while True:
-                now = time.monotonic()
-                if self._deadline.expired(now):
-                    self._expire()
-                    return
-                wake_at = self._deadline.expires_at
-                self._needs_worker = False
-                start = self._next_start(now)
-                if start is not None:
-                    if start <= now:
-                        idle = self._idle
-                        while idle and idle[-1].done():  # its worker was cancelled
-                            idle.pop()
-                        if idle:
-                            idle.pop().set_result(self._take(now))
-                            continue
-                        if len(self._workers) < self._max_in_flight:
-                            worker = loop.create_task(self._work(self._take(now)), name="lro-grpc-batch-worker")
-                            self._workers.add(worker)
-                            continue
-                        self._needs_worker = True  # every worker is busy: the first one free wakes us
-                    else:
-                        wake_at = start if wake_at is None else min(wake_at, start)
-                self._wakeup = loop.create_future()
-                self._sleeping_until = math.inf if wake_at is None else wake_at
-                if wake_at is not None:
-                    timer = loop.call_later(max(0.0, wake_at - now), self._wake)
-                try:
-                    await self._wakeup
-                finally:
-                    self._wakeup = None
-                    self._sleeping_until = -math.inf
-                    if timer is not None:
-                        timer.cancel()
-                        timer = None
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # a bug: end the batch loudly, through the consumer
-            self._emit(_Aborted(error))
-
-    def _expire(self) -> None:
-        """The deadline passed: stop polling, report what is left."""
+    def _expired(self, leftovers: list[_Entry]) -> None:
+        """The deadline passed: report what is left."""
         self._finished = True
-        leftovers = [entry for _, _, entry in self._heap]
-        leftovers.extend(self._in_flight)
-        self._heap.clear()
-        self._in_flight.clear()
-        for worker in self._workers:
-            worker.cancel()
         if leftovers:
             self._emit(_TimedOut(leftovers))
         else:  # nothing was running (keep_open with everything reported): just the end
             self._signal_out()
-
-    async def _work(self, entry: _Entry) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                await self._poll(entry)
-                # Under load, take the next due operation directly instead of going
-                # through the dispatcher: one task switch less per poll.
-                now = time.monotonic()
-                start = self._next_start(now)
-                if start is not None and start <= now and not self._deadline.expired(now):
-                    entry = self._take(now)
-                    continue
-                waiter: asyncio.Future[_Entry] = loop.create_future()
-                self._idle.append(waiter)
-                if self._needs_worker:
-                    self._wake()
-                entry = await waiter
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # e.g. the client rejected a name: end the batch, through the consumer
-            self._emit(_Aborted(error))
-
-    async def _poll(self, entry: _Entry) -> None:
-        started = time.monotonic()
-        try:
-            pb = await self._fetch(entry.name, deadline=self._deadline, rpc_timeout=self._rpc_timeout)
-        except asyncio.CancelledError:
-            raise
-        except (RpcError, grpc.RpcError) as error:
-            if entry not in self._in_flight:  # the deadline passed meanwhile
-                return
-            self._in_flight.discard(entry)
-            self._failed_rpc(entry, error, started)
-            return
-        except TimeoutError:
-            # The client gave up at the deadline; the dispatcher reports the operation.
-            if entry in self._in_flight:
-                self._in_flight.discard(entry)
-                self._requeue(entry, started)
-            return
-        if entry not in self._in_flight:
-            return
-        self._in_flight.discard(entry)
-        self._throttle.succeeded()
-        if pb.done:
-            self._complete(entry, pb)
-        else:
-            entry.last_seen = pb.SerializeToString()
-            self._requeue(entry, started)
-
-    def _requeue(self, entry: _Entry, started: float) -> None:
-        delay = entry.policy.delay(entry.attempts, rng=self._rng)
-        entry.attempts += 1
-        self._push(entry, _coalesce(started + delay, delay))
-
-    def _push(self, entry: _Entry, due: float) -> None:
-        heapq.heappush(self._heap, (due, entry.order, entry))
-        if due < self._sleeping_until:
-            self._wake()
-
-    def _failed_rpc(self, entry: _Entry, error: BaseException, started: float) -> None:
-        code = _rpc_code(error) or grpc.StatusCode.UNKNOWN
-        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            self._throttle.refused(
-                now=time.monotonic(), rpc_started=started, retry_delay=_retry_delay(error), rng=self._rng
-            )
-            # Same due time as before: it goes first once the pause is over.
-            self._push(entry, started)
-        elif code in _TRANSIENT_CODES:
-            self._requeue(entry, started)
-        else:
-            self._complete(entry, _synthetic_failure(entry.name, code, _rpc_details(error)))
 
     def _complete(self, entry: _Entry, pb: operations_pb2.Operation) -> None:
         self._known[entry.name] = None
@@ -858,7 +1018,7 @@ async def as_completed(
     *,
     timeout: Duration | None = None,
     poll_policy: PollPolicy | None = None,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    max_in_flight: int | None = None,
     qps: float | None = None,
     progress: Callable[[BatchProgress], object] | None = None,
     rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
@@ -898,7 +1058,7 @@ async def wait_all(
     *,
     timeout: Duration | None = None,
     poll_policy: PollPolicy | None = None,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    max_in_flight: int | None = None,
     qps: float | None = None,
     progress: Callable[[BatchProgress], object] | None = None,
     rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
@@ -958,10 +1118,16 @@ def _with_results(error: BatchTimeoutError, ordered: list[str], finished: dict[s
 class _RawSource:
     """A source whose handles are the raw messages: the sync side wraps them itself."""
 
-    __slots__ = ("_get_operation_pb",)
+    __slots__ = ("_batch_scheduler", "_get_operation_pb", "_poll_policy_for")
 
     def __init__(self, source: BatchSource[Any]) -> None:
         self._get_operation_pb = source._get_operation_pb
+        # Forward the source's per-name default policy (the API presets) and
+        # its shared scheduler, if it has them.
+        for attribute in ("_poll_policy_for", "_batch_scheduler"):
+            value = getattr(source, attribute, None)
+            if value is not None:
+                setattr(self, attribute, value)
 
     @staticmethod
     def _wrap(pb: operations_pb2.Operation) -> operations_pb2.Operation:
@@ -1040,7 +1206,7 @@ class SyncBatchRunner(Generic[T]):
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_in_flight: int | None = None,
         qps: float | None = None,
         progress: Callable[[BatchProgress], object] | None = None,
         rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
@@ -1051,7 +1217,9 @@ class SyncBatchRunner(Generic[T]):
         ``progress`` is called on the iterating thread.
         """
         checked = _check_names(names)
-        _check_settings(timeout, poll_policy, max_in_flight, qps, rpc_timeout, progress)
+        _check_settings(timeout, poll_policy, rpc_timeout, progress)
+        if max_in_flight is not None or qps is not None:
+            _check_limits(DEFAULT_MAX_IN_FLIGHT if max_in_flight is None else max_in_flight, qps)
 
         async def create() -> BatchWaiter[operations_pb2.Operation]:
             source = await self._get_source()
@@ -1075,7 +1243,7 @@ class SyncBatchRunner(Generic[T]):
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_in_flight: int | None = None,
         qps: float | None = None,
         progress: Callable[[BatchProgress], object] | None = None,
         rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
@@ -1102,7 +1270,7 @@ class SyncBatchRunner(Generic[T]):
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_in_flight: int | None = None,
         qps: float | None = None,
         progress: Callable[[BatchProgress], object] | None = None,
         rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,

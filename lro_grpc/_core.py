@@ -474,6 +474,7 @@ def unary_plan(
     settings: CallSettings,
     deadline: Deadline | None = None,
     operation_name: str | None = None,
+    retry_resource_exhausted: bool = True,
 ) -> Plan[Any]:
     """One logical call: attempts, retries with backoff, all within the deadline.
 
@@ -484,6 +485,9 @@ def unary_plan(
         settings: retry policy and per-attempt timeout.
         deadline: the caller's deadline; combined with the retry policy's timeout.
         operation_name: named in errors.
+        retry_resource_exhausted: retry ``RESOURCE_EXHAUSTED`` here; ``False``
+            raises it at once for the caller to slow down as a whole (the
+            batch scheduler pauses every operation, not just this call).
 
     Returns:
         The response message (via ``StopIteration``).
@@ -504,6 +508,8 @@ def unary_plan(
         reply = yield RpcCall(method, request, timeout, metadata)
         if not isinstance(reply, RpcFailure):
             return reply
+        if reply.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not retry_resource_exhausted:
+            raise rpc_error(reply, method=method, operation_name=operation_name)
         delay = retry_delay(
             reply,
             method=method,

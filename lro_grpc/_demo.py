@@ -471,7 +471,7 @@ def run_demo(config: DemoConfig, *, out: TextIO, bar_stream: TextIO | None = Non
     say(f"  elapsed: {report.elapsed_seconds:.2f} s real, {report.simulated_seconds:.0f} s simulated")
     if report.sample is not None:
         say()
-        say("one operation as JSON (GetOperation, the shape the API documentation shows):")
+        say("one operation as JSON (fetched with GetOperation before the delete; the documentation's shape):")
         say(json.dumps(report.sample, indent=2, ensure_ascii=False))
     return report
 

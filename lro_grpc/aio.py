@@ -17,16 +17,17 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc import _channels, _core
+from lro_grpc import _batch, _channels, _core
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, Sleep, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
@@ -102,6 +103,9 @@ class AsyncOperationsClient(BaseOperationsClient):
 
     Arguments as for :class:`~lro_grpc.client.OperationsClient`; ``target`` may
     be a ready ``grpc.aio.Channel`` (used as is, not closed by the client).
+    ``batch_max_in_flight`` and ``batch_qps`` limit the client's one batch
+    :class:`~lro_grpc.BatchScheduler`, shared by every :meth:`as_completed`,
+    :meth:`wait_all` and :class:`~lro_grpc.BatchWaiter` on this client.
 
     Raises:
         ValueError: plaintext to a host that is not loopback, or with credentials.
@@ -119,11 +123,17 @@ class AsyncOperationsClient(BaseOperationsClient):
         quota_project_id: str | None = None,
         api: str | ApiPreset | None = None,
         plaintext: bool | None = None,
+        batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
+        batch_qps: float | None = None,
     ) -> None:
         super().__init__(
             registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
         )
+        self._batch_max_in_flight, self._batch_qps = _batch._check_limits(
+            batch_max_in_flight, batch_qps, prefix="batch_"
+        )
         self._closed = False
+        self._scheduler: _batch.BatchScheduler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
@@ -165,6 +175,8 @@ class AsyncOperationsClient(BaseOperationsClient):
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         poll_policy: PollPolicy | None = None,
         plaintext: bool | None = None,
+        batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
+        batch_qps: float | None = None,
     ) -> AsyncOperationsClient:
         """A client for one API's default host (see :meth:`OperationsClient.for_api`)."""
         preset = get_api(api)
@@ -178,6 +190,8 @@ class AsyncOperationsClient(BaseOperationsClient):
             quota_project_id=quota_project_id,
             api=preset,
             plaintext=plaintext,
+            batch_max_in_flight=batch_max_in_flight,
+            batch_qps=batch_qps,
         )
 
     # -- I/O --------------------------------------------------------------------------------------
@@ -236,7 +250,9 @@ class AsyncOperationsClient(BaseOperationsClient):
         """One logical GetOperation for the batch waiter.
 
         Headers, per-attempt timeout and retries as for :meth:`get`, every
-        attempt and backoff clipped to ``deadline``.
+        attempt and backoff clipped to ``deadline``, except that
+        ``RESOURCE_EXHAUSTED`` is raised at once: the batch scheduler then
+        pauses every operation for the server's RetryInfo delay.
 
         Args:
             name: an operation name, already validated.
@@ -245,10 +261,12 @@ class AsyncOperationsClient(BaseOperationsClient):
 
         Raises:
             OperationNotFoundError: no such operation.
-            RpcError: the last attempt failed and no retry fits before the deadline.
+            RpcError: the last attempt failed and no retry fits before the
+                deadline, or the server answered ``RESOURCE_EXHAUSTED``.
         """
         timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT if rpc_timeout is None else rpc_timeout
-        return await self._run(self._get_plan(name, rpc_timeout=timeout, deadline=deadline))
+        plan = self._get_plan(name, rpc_timeout=timeout, deadline=deadline, retry_resource_exhausted=False)
+        return await self._run(plan)
 
     async def _poll_handle(
         self,
@@ -320,11 +338,94 @@ class AsyncOperationsClient(BaseOperationsClient):
         await self._poll_handle(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return handle
 
+    # -- many operations at once --------------------------------------------------------------------
+
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: float | timedelta | None = None,
+        poll_policy: PollPolicy | None = None,
+        progress: Callable[[_batch.BatchProgress], object] | None = None,
+    ) -> AsyncIterator[AsyncOperation[Any, Any]]:
+        """Yield each operation as soon as a poll sees it done, however many there are.
+
+        One scheduler per client polls every operation of all its batches over
+        its channel: no task per operation, at most ``batch_max_in_flight`` RPCs
+        at once and at most ``batch_qps`` GetOperation calls per second for all
+        batches together, and a ``RESOURCE_EXHAUSTED`` slows all of them down.
+        Failed, cancelled and not-found operations are yielded like the others
+        (check ``op.error``); they do not stop the batch.
+
+        Args:
+            names: operation names (validated before any RPC; duplicates polled once).
+            timeout: overall time to wait, seconds or ``timedelta``; ``None`` waits for ever.
+            poll_policy: polling for every operation (default: per operation,
+                what :meth:`wait` would use: the client's, else its API's preset).
+            progress: called with :class:`~lro_grpc.BatchProgress` counts as results come in.
+
+        Raises:
+            BatchTimeoutError: after the last operation that finished in time, if
+                some were still running at the deadline (its ``pending`` holds
+                their last seen state).
+            InvalidNameError: a malformed name (before any RPC).
+        """
+        return _batch.as_completed(
+            self,
+            names,
+            timeout=timeout,
+            poll_policy=poll_policy,
+            progress=progress,
+            rpc_timeout=None,
+        )
+
+    async def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: float | timedelta | None = None,
+        poll_policy: PollPolicy | None = None,
+        progress: Callable[[_batch.BatchProgress], object] | None = None,
+    ) -> builtins.list[AsyncOperation[Any, Any]]:
+        """Wait for every operation and return them in input order.
+
+        Arguments as for :meth:`as_completed`. Failed, cancelled and not-found
+        operations are results, not exceptions.
+
+        Raises:
+            BatchTimeoutError: some operations were still running at the
+                deadline; its ``results`` holds every name's finished operation
+                or last seen state, in input order.
+        """
+        return await _batch.wait_all(
+            self,
+            names,
+            timeout=timeout,
+            poll_policy=poll_policy,
+            progress=progress,
+            rpc_timeout=None,
+        )
+
+    def _batch_scheduler(self) -> _batch.BatchScheduler:
+        """The client's one batch scheduler (made on first use)."""
+        if self._closed:
+            raise RuntimeError("the AsyncOperationsClient is closed")
+        if self._scheduler is None:
+            self._scheduler = _batch.BatchScheduler(
+                self._get_operation_pb, max_in_flight=self._batch_max_in_flight, qps=self._batch_qps
+            )
+        return self._scheduler
+
     async def close(self) -> None:
-        """Close the channel (if the client created it). Idempotent."""
+        """Close the channel (if the client created it) and end its batches. Idempotent.
+
+        A batch still being iterated raises ``RuntimeError`` at its next step.
+        """
         if self._closed:
             return
         self._closed = True
+        if self._scheduler is not None:
+            await self._scheduler.aclose(RuntimeError("the AsyncOperationsClient was closed while waiting"))
         if self._owns_channel and self._channel is not None:
             await self._channel.close()
 

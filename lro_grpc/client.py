@@ -14,18 +14,20 @@ Example::
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import random
+import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc import _channels, _core
+from lro_grpc import _batch, _channels, _core
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
@@ -158,6 +160,7 @@ class BaseOperationsClient:
         *,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         deadline: Deadline | None = None,
+        retry_resource_exhausted: bool = True,
     ) -> Plan[operations_pb2.Operation]:
         return _core.unary_plan(
             "GetOperation",
@@ -166,6 +169,7 @@ class BaseOperationsClient:
             settings=self._call_settings(rpc_timeout),
             deadline=deadline,
             operation_name=name,
+            retry_resource_exhausted=retry_resource_exhausted,
         )
 
     def _cancel_plan(self, name: str) -> Plan[Any]:
@@ -300,6 +304,10 @@ class OperationsClient(BaseOperationsClient):
         plaintext: ``True`` for an unencrypted channel (loopback hosts only),
             ``False`` for TLS, ``None`` to choose (plaintext for loopback hosts
             without credentials). ``LRO_GRPC_EMULATOR_HOST`` overrides ``target``.
+        batch_max_in_flight: GetOperation RPCs in flight at most, over all of
+            this client's :meth:`as_completed` / :meth:`wait_all` batches together.
+        batch_qps: GetOperation calls per second at most, over all of those
+            batches together (keep a job under the API's quota); ``None`` for no budget.
 
     Raises:
         ValueError: plaintext to a host that is not loopback, or with credentials.
@@ -317,11 +325,35 @@ class OperationsClient(BaseOperationsClient):
         quota_project_id: str | None = None,
         api: str | ApiPreset | None = None,
         plaintext: bool | None = None,
+        batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
+        batch_qps: float | None = None,
     ) -> None:
         super().__init__(
             registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
         )
+        self._batch_max_in_flight, self._batch_qps = _batch._check_limits(
+            batch_max_in_flight, batch_qps, prefix="batch_"
+        )
         self._closed = False
+        # The batch waiter runs on a background event loop with a grpc.aio
+        # channel of its own, made from the same settings when first needed.
+        self._batch_runner: _batch.SyncBatchRunner[Operation[Any, Any]] | None = None
+        self._batch_lock = threading.Lock()
+        self._async_settings: dict[str, Any] | None = None
+        if not isinstance(target, grpc.Channel):
+            self._async_settings = dict(
+                target=target,
+                registry=self._registry,
+                retry_policy=retry_policy,
+                rpc_timeout=rpc_timeout,
+                poll_policy=poll_policy,
+                credentials=credentials,
+                quota_project_id=quota_project_id,
+                api=self._api,
+                plaintext=plaintext,
+                batch_max_in_flight=self._batch_max_in_flight,
+                batch_qps=self._batch_qps,
+            )
         if isinstance(target, grpc.Channel):
             if credentials is not None or quota_project_id is not None or plaintext is not None:
                 raise ValueError(
@@ -357,6 +389,8 @@ class OperationsClient(BaseOperationsClient):
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         poll_policy: PollPolicy | None = None,
         plaintext: bool | None = None,
+        batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
+        batch_qps: float | None = None,
     ) -> OperationsClient:
         """A client for one API's default host over TLS with Application Default Credentials.
 
@@ -382,6 +416,8 @@ class OperationsClient(BaseOperationsClient):
             quota_project_id=quota_project_id,
             api=preset,
             plaintext=plaintext,
+            batch_max_in_flight=batch_max_in_flight,
+            batch_qps=batch_qps,
         )
 
     # -- I/O --------------------------------------------------------------------------------------
@@ -521,11 +557,99 @@ class OperationsClient(BaseOperationsClient):
         self._poll_handle(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return handle
 
+    # -- many operations at once --------------------------------------------------------------------
+
+    def _runner(self) -> _batch.SyncBatchRunner[Operation[Any, Any]]:
+        if self._closed:
+            raise RuntimeError("the OperationsClient is closed")
+        settings = self._async_settings
+        if settings is None:
+            raise RuntimeError(
+                "as_completed() and wait_all() need a client created from a target (host:port), "
+                "not from a ready grpc.Channel: the batch waiter opens a grpc.aio channel of its own"
+            )
+        with self._batch_lock:
+            if self._batch_runner is None:
+                from lro_grpc.aio import AsyncOperationsClient
+
+                self._batch_runner = _batch.SyncBatchRunner(lambda: AsyncOperationsClient(**settings), wrap=self._wrap)
+            return self._batch_runner
+
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: float | timedelta | None = None,
+        poll_policy: PollPolicy | None = None,
+        progress: Callable[[_batch.BatchProgress], object] | None = None,
+    ) -> Iterator[Operation[Any, Any]]:
+        """Yield each operation as soon as a poll sees it done, however many there are.
+
+        The same scheduler as :meth:`lro_grpc.AsyncOperationsClient.as_completed`,
+        run on one background event loop owned by this client (started on first
+        use, stopped by :meth:`close`): no thread per operation. Every batch of
+        the client shares that scheduler and its limits (``batch_max_in_flight``,
+        ``batch_qps``), however many run at once. Failed,
+        cancelled and not-found operations are yielded like the others (check
+        ``op.error``); they do not stop the batch.
+
+        Args:
+            names: operation names (validated before any RPC; duplicates polled once).
+            timeout: overall time to wait, seconds or ``timedelta``; ``None`` waits for ever.
+            poll_policy: polling for every operation (default: per operation,
+                what :meth:`wait` would use: the client's, else its API's preset).
+            progress: called with :class:`~lro_grpc.BatchProgress` counts, on the iterating thread.
+
+        Raises:
+            BatchTimeoutError: after the last operation that finished in time, if
+                some were still running at the deadline (its ``pending`` holds
+                their last seen state).
+            InvalidNameError: a malformed name (before any RPC).
+            RuntimeError: the client is closed, or was built on a ready channel.
+        """
+        return self._runner().as_completed(
+            names,
+            timeout=timeout,
+            poll_policy=poll_policy,
+            progress=progress,
+            rpc_timeout=None,
+        )
+
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: float | timedelta | None = None,
+        poll_policy: PollPolicy | None = None,
+        progress: Callable[[_batch.BatchProgress], object] | None = None,
+    ) -> builtins.list[Operation[Any, Any]]:
+        """Wait for every operation and return them in input order.
+
+        Arguments as for :meth:`as_completed`. Failed, cancelled and not-found
+        operations are results, not exceptions.
+
+        Raises:
+            BatchTimeoutError: some operations were still running at the
+                deadline; its ``results`` holds every name's finished operation
+                or last seen state, in input order.
+        """
+        return self._runner().wait_all(
+            names,
+            timeout=timeout,
+            poll_policy=poll_policy,
+            progress=progress,
+            rpc_timeout=None,
+        )
+
     def close(self) -> None:
-        """Close the channel (if the client created it). Idempotent."""
+        """Close the channel (if the client created it) and stop the batch waiter's loop. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        with self._batch_lock:
+            runner, self._batch_runner = self._batch_runner, None
+        if runner is not None:
+            runner.close()
         if self._owns_channel:
             self._channel.close()
 

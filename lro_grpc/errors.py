@@ -12,6 +12,7 @@ Every exception the library raises on purpose derives from :class:`LroError`::
     ├── OperationError                       the operation finished with an error on the server
     │   └── OperationCancelledError          ... and that error is CANCELLED
     └── WaitTimeoutError (also TimeoutError) gave up waiting at the deadline; carries the last seen operation
+        └── BatchTimeoutError                a batch's deadline passed; carries every operation still running
 
 Input checks that are not names raise plain ``ValueError``/``TypeError`` with the
 offending value in the message.
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnyDecodeError",
+    "BatchTimeoutError",
     "InvalidNameError",
     "LroError",
     "OperationCancelledError",
@@ -188,6 +190,38 @@ class WaitTimeoutError(LroError, TimeoutError):
         super().__init__(message)
         self.operation = operation
         self.timeout = timeout
+
+
+class BatchTimeoutError(WaitTimeoutError):
+    """The batch's deadline passed while some operations were still running.
+
+    Raised by the waiter (and :func:`~lro_grpc.AsyncOperationsClient.as_completed`) after every operation that
+    finished in time has been reported; by ``wait_all`` with every result.
+
+    Attributes:
+        pending: the operations still running, in the order they were added,
+            each with its last seen state (``done`` is false). An operation
+            that no poll reached in time carries only its name.
+        pending_names: their names, in the same order.
+        results: from ``wait_all`` only: one entry per input name, in
+            input order: the finished operation, or the last seen state of a
+            pending one. ``None`` elsewhere.
+        timeout: the overall timeout, in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pending: list[Any],
+        pending_names: list[str],
+        results: list[Any] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(message, operation=None, timeout=timeout)
+        self.pending = pending
+        self.pending_names = pending_names
+        self.results = results
 
 
 _CODES_BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}

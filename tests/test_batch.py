@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Collection, Iterator
 from concurrent import futures
+from typing import Any
 
 import grpc
 import pytest
@@ -39,6 +40,7 @@ from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.aio import AsyncOperationsClient
+from lro_grpc.client import OperationsClient
 from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER, Emulator, Faults
 from lro_grpc.errors import InvalidNameError, RpcError
 from lro_grpc.policies import Deadline, PollPolicy
@@ -368,6 +370,152 @@ async def test_progress_is_reported_after_each_operation(served: Served) -> None
     ]
 
 
+# --------------------------------------------------------------------------- one scheduler per client
+
+
+@contextlib.asynccontextmanager
+async def served_client(**limits: Any) -> AsyncIterator[tuple[Behaviour, AsyncOperationsClient]]:
+    """The test servicer and a real AsyncOperationsClient on it (batch limits as given)."""
+    behaviour = Behaviour()
+    async with async_server(behaviour) as target, AsyncOperationsClient(target, **limits) as client:
+        yield behaviour, client
+
+
+async def test_batches_of_one_client_share_its_calls_per_second_budget() -> None:
+    qps = 100.0
+    async with served_client(batch_qps=qps) as (behaviour, client):
+        first = [behaviour.script(f"operations/one{i}", Script(polls_before_done=1)) for i in range(20)]
+        second = [behaviour.script(f"operations/two{i}", Script(polls_before_done=1)) for i in range(20)]
+
+        await asyncio.gather(
+            client.wait_all(first, poll_policy=FAST, timeout=20),
+            client.wait_all(second, poll_policy=FAST, timeout=20),
+        )
+
+    times = behaviour.call_times()
+    assert len(times) == 80
+    both = {name.removeprefix("operations/")[:3] for _, name in behaviour.calls[:40]}
+    assert both == {"one", "two"}  # the two batches ran at the same time
+    for window in (0.05, 0.2, 0.5):
+        for index, start in enumerate(times):
+            in_window = sum(1 for at in times[index:] if at <= start + window)
+            assert in_window <= 2 + qps * window, (window, in_window)
+    # Two budgets of 100/s would have taken half as long.
+    assert times[-1] - times[0] >= 0.9 * (len(times) - 1) / qps
+
+
+async def test_batches_of_one_client_share_its_bound_on_rpcs_in_flight() -> None:
+    async with served_client(batch_max_in_flight=3) as (behaviour, client):
+        behaviour.latency = 0.01
+        batches = [
+            [behaviour.script(f"operations/b{batch}-{i}", Script(polls_before_done=1)) for i in range(10)]
+            for batch in range(3)
+        ]
+
+        await asyncio.gather(*(client.wait_all(names, poll_policy=FAST, timeout=20) for names in batches))
+
+    assert behaviour.max_active == 3
+    assert len(behaviour.calls) == 60
+
+
+async def test_resource_exhausted_pauses_every_batch_of_the_client() -> None:
+    async with served_client(batch_max_in_flight=2) as (behaviour, client):
+        first = [behaviour.script(f"operations/one{i}", Script(latency=0.1)) for i in range(5)]
+        second = [behaviour.script(f"operations/two{i}", Script(latency=0.1)) for i in range(5)]
+        behaviour.refusals.append(Refusal(count=1, delay=0.6))
+
+        await asyncio.gather(
+            client.wait_all(first, poll_policy=FAST, timeout=10),
+            client.wait_all(second, poll_policy=FAST, timeout=10),
+        )
+
+    (refused_at,) = behaviour.refused_at
+    calls = behaviour.call_times()
+    assert calls[0] == refused_at and len(calls) == 11
+    # The call sent with the refused one was in flight already; after it, nobody
+    # (of either batch) is polled before the server's delay has passed.
+    assert min(calls[2:]) >= refused_at + 0.6
+
+
+async def test_each_batch_has_its_own_deadline_on_the_shared_scheduler() -> None:
+    async with served_client() as (behaviour, client):
+        stuck = behaviour.script("operations/stuck", Script(outcome="never"))
+        slow = [behaviour.script(f"operations/slow{i}", Script(polls_before_done=60)) for i in range(3)]
+
+        async def short() -> BatchTimeoutError:
+            with pytest.raises(BatchTimeoutError) as caught:
+                await client.wait_all([stuck], poll_policy=FAST, timeout=0.2)
+            return caught.value
+
+        error, results = await asyncio.gather(short(), client.wait_all(slow, poll_policy=FAST, timeout=20))
+        assert client._batch_scheduler().waiters == 0
+
+    assert error.pending_names == [stuck]
+    assert all(op.done and op.error is None for op in results)
+    stuck_polls = behaviour.call_times(stuck)
+    assert stuck_polls[-1] < min(behaviour.call_times(slow[0])[-1], stuck_polls[0] + 0.25)
+
+
+async def test_breaking_out_of_one_batch_leaves_the_others_running() -> None:
+    async with served_client() as (behaviour, client):
+        quick = [behaviour.script(f"operations/quick{i}", Script(polls_before_done=i + 3)) for i in range(3)]
+        forever = behaviour.script("operations/forever", Script(outcome="never"))
+        others = [behaviour.script(f"operations/other{i}", Script(polls_before_done=20)) for i in range(3)]
+
+        async def first_only() -> None:
+            async for _ in client.as_completed([*quick, forever], poll_policy=FAST):
+                break
+
+        results_task = asyncio.ensure_future(client.wait_all(others, poll_policy=FAST, timeout=20))
+        await first_only()
+        closed_at = time.monotonic()
+        results = await results_task
+        await asyncio.sleep(0.05)
+        assert scheduler_tasks() == []  # no batch left: the scheduler has stopped
+        assert [op.name async for op in client.as_completed(quick, poll_policy=FAST)]  # and starts again
+
+    assert all(op.done for op in results)
+    assert len(behaviour.call_times(forever)) >= 3
+    # (a request already on the wire at the break may still land just after it)
+    assert [at for at in behaviour.call_times(forever) if at > closed_at + 0.03] == []
+    assert max(behaviour.call_times(others[0])) > closed_at + 0.03  # the other batch went on
+    assert behaviour.polls["operations/other0"] == 21
+
+
+async def test_closing_the_client_ends_its_batches() -> None:
+    behaviour = Behaviour()
+    forever = behaviour.script("operations/forever", Script(outcome="never"))
+    async with async_server(behaviour) as target:
+        client = AsyncOperationsClient(target)
+        waiter = BatchWaiter(client, [forever], poll_policy=FAST)
+
+        async def consume() -> None:
+            async for _ in waiter:
+                pass
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.05)
+        await client.close()
+        with pytest.raises(RuntimeError, match="closed while waiting"):
+            await task
+        assert scheduler_tasks() == []
+        with pytest.raises(RuntimeError, match="closed"):
+            BatchWaiter(client, [forever])
+
+
+async def test_explicit_limits_give_a_waiter_a_scheduler_of_its_own() -> None:
+    async with served_client(batch_qps=10) as (_, client):
+        shared = BatchWaiter(client, ["operations/a"])
+        own = BatchWaiter(client, ["operations/a"], qps=1000)
+        assert shared.scheduler is client._batch_scheduler()
+        assert shared.scheduler.qps == 10
+        assert own.scheduler is not shared.scheduler and own.scheduler.qps == 1000
+    with pytest.raises(ValueError, match="batch_qps"):
+        AsyncOperationsClient("127.0.0.1:1", batch_qps=-1)
+    with pytest.raises(TypeError, match="batch_max_in_flight"):
+        AsyncOperationsClient("127.0.0.1:1", batch_max_in_flight=2.5)  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- scheduling limits
 
 
@@ -572,8 +720,11 @@ async def test_breaking_out_stops_the_scheduler(served: Served) -> None:
             break
         assert scheduler_tasks()
     assert scheduler_tasks() == []
-    calls = len(behaviour.calls)
+    # A request already on the wire when the scheduler stopped may still reach
+    # the server; let those land, then no new poll may follow.
     await asyncio.sleep(0.05)
+    calls = len(behaviour.calls)
+    await asyncio.sleep(0.1)
     assert len(behaviour.calls) == calls
 
 
@@ -647,6 +798,31 @@ def sync_served() -> Iterator[tuple[Behaviour, str]]:
     behaviour = Behaviour()
     with sync_server(behaviour) as target:
         yield behaviour, target
+
+
+def test_sync_batches_in_several_threads_share_the_clients_scheduler(sync_served: tuple[Behaviour, str]) -> None:
+    behaviour, target = sync_served
+    behaviour.latency = 0.01
+    batches = [
+        [behaviour.script(f"operations/t{batch}-{i}", Script(polls_before_done=2)) for i in range(8)]
+        for batch in range(4)
+    ]
+    results: dict[int, list[str]] = {}
+    with OperationsClient(target, batch_max_in_flight=2) as client:
+
+        def run(index: int) -> None:
+            results[index] = [op.name for op in client.wait_all(batches[index], poll_policy=FAST, timeout=20)]
+
+        threads = [threading.Thread(target=run, args=(index,)) for index in range(len(batches))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert results == dict(enumerate(batches))
+    assert behaviour.max_active == 2  # four batches at once, one bound
+    assert len(behaviour.calls) == 4 * 8 * 3
+    assert batch_threads() == []
 
 
 class Handle:
