@@ -91,3 +91,19 @@ def test_contract_names_from_the_issue() -> None:
         for method in ("result", "refresh", "cancel", "delete", "wait", "to_json", "to_dict", "from_json"):
             assert callable(getattr(handle_class, method)), (handle_class, method)
         assert {"timeout", "poll_policy"} <= set(inspect.signature(handle_class.result).parameters)
+    for client_class in (lro_grpc.OperationsClient, lro_grpc.AsyncOperationsClient):
+        for method in ("as_completed", "wait_all"):
+            assert {"timeout", "poll_policy"} <= set(inspect.signature(getattr(client_class, method)).parameters)
+
+
+def test_types_module_names_the_classes_the_clients_unpack_to() -> None:
+    from lro_grpc import default_registry, types
+
+    registry = default_registry()
+    metadata = registry.message_class(lro_grpc.type_url_of("google.cloud.financialservices.v1.OperationMetadata"))
+    assert metadata is types.financialservices_v1.OperationMetadata
+    rollout = registry.message_class(lro_grpc.type_url_of("google.api.servicemanagement.v1.Rollout"))
+    assert rollout is types.servicemanagement_v1.Rollout
+    assert callable(types.financialservices_v1_grpc.AMLStub)
+    assert callable(types.servicemanagement_v1_grpc.ServiceManagerStub)
+    assert callable(types.operations_grpc.OperationsStub)
