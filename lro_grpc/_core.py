@@ -43,7 +43,9 @@ from lro_grpc.policies import Deadline, PollPolicy, RetryPolicy
 
 __all__ = [
     "FINAL_POLL_RESERVE",
+    "FINAL_POLL_RTT_FACTOR",
     "METHODS",
+    "MIN_FINAL_POLL_RESERVE",
     "USE_CLIENT_DEFAULT",
     "WAIT_RPC_MAX",
     "CallSettings",
@@ -85,16 +87,25 @@ METHODS: Final[tuple[Method, ...]] = (
 _READS: Final[frozenset[str]] = frozenset({"GetOperation", "ListOperations", "WaitOperation"})
 
 FINAL_POLL_RESERVE: Final = 0.05
-"""Seconds kept before the caller's deadline for the last poll to complete in.
+"""Most seconds kept before the caller's deadline for the last poll to complete in.
 
 Small on purpose: the wait must not give up early. If the last poll's RPC
 needs longer than this, it fails with DEADLINE_EXCEEDED at the deadline and the
 wait reports the timeout then, which is still on time.
 
 When the next poll interval would cross the deadline, the last poll is made at
-``deadline - FINAL_POLL_RESERVE`` (or sooner, if the per-RPC timeout is
-shorter) rather than skipped, and its RPC timeout is what remains.
+``deadline - reserve`` (or sooner, if the per-RPC timeout is shorter) rather
+than skipped, and its RPC timeout is what remains. Once a GetOperation has
+been answered, the reserve is :data:`FINAL_POLL_RTT_FACTOR` times that call's
+round trip, between :data:`MIN_FINAL_POLL_RESERVE` and this value: on a fast
+link the last look comes a few milliseconds before the deadline.
 """
+
+MIN_FINAL_POLL_RESERVE: Final = 0.005
+"""Fewest seconds kept before the deadline for the last poll (timer and scheduling slack)."""
+
+FINAL_POLL_RTT_FACTOR: Final = 4.0
+"""The last poll's reserve, in round trips of the latest answered GetOperation."""
 
 WAIT_RPC_MAX: Final = 60.0
 """Longest ``timeout`` one WaitOperation RPC asks the server for; longer waits are several RPCs."""
@@ -591,9 +602,10 @@ def poll_plan(
     metadata = request_metadata(name)
     if last_seen is not None and last_seen.done:
         return last_seen
-    reserve = settings.final_poll_reserve
+    most_reserve = settings.final_poll_reserve
     if call.rpc_timeout is not None:
-        reserve = min(reserve, call.rpc_timeout)
+        most_reserve = min(most_reserve, call.rpc_timeout)
+    reserve = most_reserve
     use_wait = settings.use_wait_rpc
     polls = 0  # answered looks at a running operation (drives the poll interval)
     failures = 0  # consecutive transient failures (drives the retry backoff)
@@ -631,6 +643,10 @@ def poll_plan(
         now = clock()
         if isinstance(reply, operations_pb2.Operation):
             last_seen = reply
+            if method == "GetOperation":
+                # Keep for the last look what this link's round trip needs, no more.
+                round_trip = FINAL_POLL_RTT_FACTOR * (now - started)
+                reserve = min(most_reserve, max(MIN_FINAL_POLL_RESERVE, round_trip))
             last_failure = None
             failures = 0
             failing_since = None

@@ -195,8 +195,16 @@ def poll_settings(
     return _core.PollSettings(poll_policy=poll, call=call, use_wait_rpc=use_wait)
 
 
-def test_poll_plan_final_poll_just_before_deadline() -> None:
-    server = SimulatedServer(running)
+@pytest.mark.parametrize(
+    ("latency", "reserve"),
+    [
+        (0.0005, _core.MIN_FINAL_POLL_RESERVE),  # a fast link: the least reserve
+        (0.01, 0.04),  # four round trips
+        (0.03, _core.FINAL_POLL_RESERVE),  # a slow link: at most FINAL_POLL_RESERVE
+    ],
+)
+def test_poll_plan_final_poll_just_before_deadline(latency: float, reserve: float) -> None:
+    server = SimulatedServer(running, latency=latency)
     deadline = Deadline.after(100, now=server.now)
     settings = poll_settings(server, PollPolicy(initial=30, multiplier=1, maximum=30, jitter=0))
     with pytest.raises(WaitTimeoutError) as caught:
@@ -204,8 +212,8 @@ def test_poll_plan_final_poll_just_before_deadline() -> None:
     assert deadline.expires_at is not None
     times = [at - (deadline.expires_at - 100) for at, _ in server.calls]
     # 0, 30, 60, 90 and then a last look at 100 - reserve, not giving up at 90.
-    assert times[:4] == pytest.approx([0, 30.01, 60.02, 90.03])
-    assert times[-1] == pytest.approx(100 - _core.FINAL_POLL_RESERVE)
+    assert times[:4] == pytest.approx([0, 30 + latency, 60 + 2 * latency, 90 + 3 * latency])
+    assert times[-1] == pytest.approx(100 - reserve)
     for at, call in server.calls:
         assert call.timeout is not None and at + call.timeout <= deadline.expires_at + 1e-9
     assert server.now <= deadline.expires_at
