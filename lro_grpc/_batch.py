@@ -312,6 +312,13 @@ def _check_limits(max_in_flight: int, qps: float | None, *, prefix: str = "") ->
     return max_in_flight, qps
 
 
+def _own_limits(max_in_flight: int | None, qps: float | None) -> tuple[int, float | None] | None:
+    """A waiter's own scheduler limits, checked; ``None`` when neither is given (share the client's)."""
+    if max_in_flight is None and qps is None:
+        return None
+    return _check_limits(DEFAULT_MAX_IN_FLIGHT if max_in_flight is None else max_in_flight, qps)
+
+
 def _rpc_code(exc: BaseException) -> grpc.StatusCode | None:
     if isinstance(exc, RpcError):
         return exc.code
@@ -505,9 +512,14 @@ class BatchScheduler:
     def _remove(self, waiter: BatchWaiter[Any]) -> tuple[list[_Entry], list[asyncio.Task[None]]]:
         """Take ``waiter``'s operations out: queued ones and in-flight ones (whose workers are cancelled)."""
         self._waiters.discard(waiter)
-        kept = [item for item in self._heap if item[2].waiter is not waiter]
-        left = [item[2] for item in self._heap if item[2].waiter is waiter]
-        if len(kept) != len(self._heap):
+        kept: list[tuple[float, int, _Entry]] = []
+        left: list[_Entry] = []
+        for item in self._heap:
+            if item[2].waiter is waiter:
+                left.append(item[2])
+            else:
+                kept.append(item)
+        if left:
             heapq.heapify(kept)
             self._heap = kept
         cancelled: list[asyncio.Task[None]] = []
@@ -798,19 +810,18 @@ class BatchWaiter(Generic[T]):
     ) -> None:
         names = _check_names(names)
         timeout_s, policy, rpc_timeout_s = _check_settings(timeout, poll_policy, rpc_timeout, progress)
-        if max_in_flight is not None or qps is not None:
-            _check_limits(DEFAULT_MAX_IN_FLIGHT if max_in_flight is None else max_in_flight, qps)
+        own_limits = _own_limits(max_in_flight, qps)
         fetch = getattr(client, "_get_operation_pb", None)
         wrap = getattr(client, "_wrap", None)
         if not callable(fetch) or not callable(wrap):
             raise TypeError(f"client must provide _get_operation_pb() and _wrap() (a BatchSource), got {client!r}")
         shared = getattr(client, "_batch_scheduler", None)
-        if max_in_flight is None and qps is None and callable(shared):
+        if own_limits is None and callable(shared):
             self._scheduler: BatchScheduler = shared()
             self._owns_scheduler = False
         else:
-            limit = DEFAULT_MAX_IN_FLIGHT if max_in_flight is None else max_in_flight
-            self._scheduler = BatchScheduler(fetch, max_in_flight=limit, qps=qps)
+            limit, rate = own_limits or (DEFAULT_MAX_IN_FLIGHT, None)
+            self._scheduler = BatchScheduler(fetch, max_in_flight=limit, qps=rate)
             self._owns_scheduler = True
         self._wrap: Callable[[operations_pb2.Operation], T] = wrap
         self._timeout = timeout_s
@@ -1218,8 +1229,7 @@ class SyncBatchRunner(Generic[T]):
         """
         checked = _check_names(names)
         _check_settings(timeout, poll_policy, rpc_timeout, progress)
-        if max_in_flight is not None or qps is not None:
-            _check_limits(DEFAULT_MAX_IN_FLIGHT if max_in_flight is None else max_in_flight, qps)
+        _own_limits(max_in_flight, qps)  # checked here, on the caller's thread
 
         async def create() -> BatchWaiter[operations_pb2.Operation]:
             source = await self._get_source()
