@@ -105,7 +105,9 @@ class AsyncOperationsClient(BaseOperationsClient):
     be a ready ``grpc.aio.Channel`` (used as is, not closed by the client).
     ``batch_max_in_flight`` and ``batch_qps`` limit the client's one batch
     :class:`~lro_grpc.BatchScheduler`, shared by every :meth:`as_completed`,
-    :meth:`wait_all` and :class:`~lro_grpc.BatchWaiter` on this client.
+    :meth:`wait_all` and :class:`~lro_grpc.BatchWaiter` on this client;
+    ``batch_sweep=False`` makes it poll every operation on its own instead of
+    sweeping list scopes with ListOperations.
 
     Raises:
         ValueError: plaintext to a host that is not loopback, or with credentials.
@@ -125,13 +127,17 @@ class AsyncOperationsClient(BaseOperationsClient):
         plaintext: bool | None = None,
         batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
+        batch_sweep: bool = True,
     ) -> None:
         super().__init__(
             registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
         )
-        self._batch_max_in_flight, self._batch_qps = _batch._check_limits(
+        self._batch_max_in_flight, self._batch_qps = _batch.check_limits(
             batch_max_in_flight, batch_qps, prefix="batch_"
         )
+        if not isinstance(batch_sweep, bool):
+            raise TypeError(f"batch_sweep must be a bool, got {batch_sweep!r}")
+        self._batch_sweep = batch_sweep
         self._closed = False
         self._scheduler: _batch.BatchScheduler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -177,6 +183,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         plaintext: bool | None = None,
         batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
+        batch_sweep: bool = True,
     ) -> AsyncOperationsClient:
         """A client for one API's default host (see :meth:`OperationsClient.for_api`)."""
         preset = get_api(api)
@@ -192,6 +199,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             plaintext=plaintext,
             batch_max_in_flight=batch_max_in_flight,
             batch_qps=batch_qps,
+            batch_sweep=batch_sweep,
         )
 
     # -- I/O --------------------------------------------------------------------------------------
@@ -266,6 +274,27 @@ class AsyncOperationsClient(BaseOperationsClient):
         """
         timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT if rpc_timeout is None else rpc_timeout
         plan = self._get_plan(name, rpc_timeout=timeout, deadline=deadline, retry_resource_exhausted=False)
+        return await self._run(plan)
+
+    async def _list_operations_pb(
+        self,
+        request: operations_pb2.ListOperationsRequest,
+        *,
+        deadline: Deadline,
+        rpc_timeout: float | None = None,
+    ) -> operations_pb2.ListOperationsResponse:
+        """One logical ListOperations page for the batch scheduler's sweeps.
+
+        Headers, per-attempt timeout and retries as for :meth:`list`, every
+        attempt and backoff clipped to ``deadline``, except that
+        ``RESOURCE_EXHAUSTED`` is raised at once (the scheduler pauses).
+
+        Raises:
+            RpcError: the last attempt failed and no retry fits before the
+                deadline, or the server answered ``RESOURCE_EXHAUSTED``.
+        """
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT if rpc_timeout is None else rpc_timeout
+        plan = self._list_plan(request, rpc_timeout=timeout, deadline=deadline, retry_resource_exhausted=False)
         return await self._run(plan)
 
     async def _poll_handle(
@@ -412,7 +441,10 @@ class AsyncOperationsClient(BaseOperationsClient):
             raise RuntimeError("the AsyncOperationsClient is closed")
         if self._scheduler is None:
             self._scheduler = _batch.BatchScheduler(
-                self._get_operation_pb, max_in_flight=self._batch_max_in_flight, qps=self._batch_qps
+                self._get_operation_pb,
+                max_in_flight=self._batch_max_in_flight,
+                qps=self._batch_qps,
+                list_fetch=self._list_operations_pb if self._batch_sweep else None,
             )
         return self._scheduler
 

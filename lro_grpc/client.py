@@ -190,13 +190,22 @@ class BaseOperationsClient:
             operation_name=name,
         )
 
-    def _list_plan(self, request: operations_pb2.ListOperationsRequest) -> Plan[operations_pb2.ListOperationsResponse]:
+    def _list_plan(
+        self,
+        request: operations_pb2.ListOperationsRequest,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        deadline: Deadline | None = None,
+        retry_resource_exhausted: bool = True,
+    ) -> Plan[operations_pb2.ListOperationsResponse]:
         return _core.unary_plan(
             "ListOperations",
             request,
             routing_name=request.name,
-            settings=self._call_settings(),
+            settings=self._call_settings(rpc_timeout),
+            deadline=deadline,
             operation_name=request.name or None,
+            retry_resource_exhausted=retry_resource_exhausted,
         )
 
     def _list_state(
@@ -306,8 +315,12 @@ class OperationsClient(BaseOperationsClient):
             without credentials). ``LRO_GRPC_EMULATOR_HOST`` overrides ``target``.
         batch_max_in_flight: GetOperation RPCs in flight at most, over all of
             this client's :meth:`as_completed` / :meth:`wait_all` batches together.
-        batch_qps: GetOperation calls per second at most, over all of those
-            batches together (keep a job under the API's quota); ``None`` for no budget.
+        batch_qps: calls per second at most, over all of those batches
+            together (keep a job under the API's quota); ``None`` for no budget.
+        batch_sweep: let those batches look at many operations of one list
+            scope (a location, a service) with one ListOperations listing
+            when that takes fewer calls than polling each; ``False`` polls
+            every operation with its own GetOperation.
 
     Raises:
         ValueError: plaintext to a host that is not loopback, or with credentials.
@@ -327,13 +340,16 @@ class OperationsClient(BaseOperationsClient):
         plaintext: bool | None = None,
         batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
+        batch_sweep: bool = True,
     ) -> None:
         super().__init__(
             registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
         )
-        self._batch_max_in_flight, self._batch_qps = _batch._check_limits(
+        self._batch_max_in_flight, self._batch_qps = _batch.check_limits(
             batch_max_in_flight, batch_qps, prefix="batch_"
         )
+        if not isinstance(batch_sweep, bool):
+            raise TypeError(f"batch_sweep must be a bool, got {batch_sweep!r}")
         self._closed = False
         # The batch waiter runs on a background event loop with a grpc.aio
         # channel of its own, made from the same settings when first needed.
@@ -353,6 +369,7 @@ class OperationsClient(BaseOperationsClient):
                 plaintext=plaintext,
                 batch_max_in_flight=self._batch_max_in_flight,
                 batch_qps=self._batch_qps,
+                batch_sweep=batch_sweep,
             )
         if isinstance(target, grpc.Channel):
             if credentials is not None or quota_project_id is not None or plaintext is not None:
@@ -391,6 +408,7 @@ class OperationsClient(BaseOperationsClient):
         plaintext: bool | None = None,
         batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
+        batch_sweep: bool = True,
     ) -> OperationsClient:
         """A client for one API's default host over TLS with Application Default Credentials.
 
@@ -418,6 +436,7 @@ class OperationsClient(BaseOperationsClient):
             plaintext=plaintext,
             batch_max_in_flight=batch_max_in_flight,
             batch_qps=batch_qps,
+            batch_sweep=batch_sweep,
         )
 
     # -- I/O --------------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ from lro_grpc._batch import (
     BatchTimeoutError,
     BatchWaiter,
     SyncBatchRunner,
-    _coalesce,
     as_completed,
+    coalesce,
     wait_all,
 )
 from lro_grpc._generated import financialservices_v1_pb2 as fs
@@ -784,10 +784,10 @@ def test_poll_times_are_coalesced_within_a_fortieth_of_the_delay() -> None:
     for delay in (0.05, 1.0, 2.0, 5.0, 45.0):
         for _ in range(200):
             due = rng.uniform(0, 10_000)
-            assert abs(_coalesce(due, delay) - due) <= delay / 40
+            assert abs(coalesce(due, delay) - due) <= delay / 40
     # Grids of different delays share points: polls due together start together.
-    assert _coalesce(100.01, 2.0) == _coalesce(100.02, 5.0) == 100.0
-    assert _coalesce(12.3456, 0.01) == 12.3456  # short delays are left alone
+    assert coalesce(100.01, 2.0) == coalesce(100.02, 5.0) == 100.0
+    assert coalesce(12.3456, 0.01) == 12.3456  # short delays are left alone
 
 
 # --------------------------------------------------------------------------- the synchronous runner

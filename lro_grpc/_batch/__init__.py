@@ -1,0 +1,69 @@
+"""The batch waiter: one scheduler looking after many operations over one channel.
+
+A :class:`BatchWaiter` tracks any number of operations by name and reports
+each one as soon as it is seen done. The looking is done by a
+:class:`BatchScheduler`; an :class:`~lro_grpc.AsyncOperationsClient` owns one,
+shared by all of its waiters, so their limits hold for the client as a whole.
+No task, thread or polling loop exists per operation.
+
+The parts, each readable alone:
+
+* :mod:`._base`: settings checks, the tracked entry (a few slots per
+  operation), progress counts, failed-RPC helpers; no I/O;
+* :mod:`._limits`: the calls-per-second budget and the ``RESOURCE_EXHAUSTED``
+  throttle; no I/O;
+* :mod:`._scheduler`: *when* each operation is looked at: a heap of due
+  times (earliest first, so nothing starves), one dispatcher, at most
+  ``max_in_flight`` worker coroutines, next-look times rounded onto a coarse
+  grid so that looks due together start together, each waiter's deadline;
+* two strategies for *how*: :mod:`._per_operation` (its own GetOperation)
+  and :mod:`._sweep` (one ListOperations listing of the operation's list
+  scope answers for every tracked operation in it, when that is cheaper);
+* :mod:`._waiter`: :class:`BatchWaiter`, :func:`as_completed`, :func:`wait_all`;
+* :mod:`._sync`: :class:`SyncBatchRunner`, the same scheduler on one
+  background event loop thread for synchronous code.
+
+Outcomes, not exceptions: an operation that finished with an error (failed,
+cancelled) is reported like any other; so is one whose GetOperation failed for
+good (its error's ``google.rpc.ErrorInfo`` has domain
+:data:`SYNTHETIC_ERROR_DOMAIN`). Deadline: each waiter has its own; at it,
+everything finished before it is reported first, then
+:class:`~lro_grpc.BatchTimeoutError` carries every operation still running
+with its last seen state. Memory: until an operation completes the scheduler
+keeps only its name, a few numbers and the serialized bytes of its last seen
+state, never a handle or a message object.
+"""
+
+from lro_grpc._batch._base import (
+    DEFAULT_BATCH_RPC_TIMEOUT,
+    DEFAULT_MAX_IN_FLIGHT,
+    SYNTHETIC_ERROR_DOMAIN,
+    BatchProgress,
+    BatchSource,
+    check_limits,
+    coalesce,
+)
+from lro_grpc._batch._scheduler import BatchScheduler
+from lro_grpc._batch._sweep import ListScope, list_scope
+from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
+from lro_grpc._batch._waiter import BatchWaiter, as_completed, wait_all
+from lro_grpc.errors import BatchTimeoutError
+
+__all__ = [
+    "DEFAULT_BATCH_RPC_TIMEOUT",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "SYNTHETIC_ERROR_DOMAIN",
+    "BatchProgress",
+    "BatchScheduler",
+    "BatchSource",
+    "BatchTimeoutError",
+    "BatchWaiter",
+    "ListScope",
+    "SyncBatchRunner",
+    "SyncBatchWaiter",
+    "as_completed",
+    "check_limits",
+    "coalesce",
+    "list_scope",
+    "wait_all",
+]

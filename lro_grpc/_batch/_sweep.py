@@ -1,0 +1,388 @@
+"""Sweeping: one ListOperations listing answers for every tracked operation of a list scope.
+
+Polling each pending operation costs one GetOperation per operation per
+interval; a listing of a scope's *running* operations answers for hundreds at
+once. Operations are grouped by list scope (:func:`list_scope`): a Financial
+Services location, or a Service Management service. When one of a scope's
+operations is due, the sweeper compares the two costs for that round:
+
+* a listing: ``ceil(running operations in the scope / page size)`` calls,
+  "running" counting other callers' operations too (learned from the last
+  complete listing of the scope);
+* polling one by one: the number of the scope's tracked operations due now.
+
+If the listing is cheaper, a *round* claims every queued operation of the
+scope and walks every page (each page a call under the scheduler's limits):
+
+* an operation in the listing takes its state (metadata, progress) from it;
+  one listed as done (a server that ignores the filter) is reported at once;
+* an operation absent from a complete listing gets one GetOperation, which
+  decides: **absence never declares an operation done** (listings can be
+  stale, paged inconsistently, or filtered differently than asked);
+* a listing that fails or is incomplete (an error on any page, a non-empty
+  ``unreachable``, a page token seen before) is discarded: its scope's
+  operations are polled one by one this round;
+* a server that rejects the listing on its first page (``INVALID_ARGUMENT``,
+  ``UNIMPLEMENTED`` or ``PERMISSION_DENIED``) is remembered: that scope is
+  polled one by one for the scheduler's (so the client's) lifetime;
+* ``RESOURCE_EXHAUSTED`` pauses the whole scheduler, as for any call.
+
+A scope's estimate of its running operations is trusted for
+:data:`ESTIMATE_TTL` seconds; after that the next round lists again to learn
+it anew, so a busy location that quiets down is swept again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+import re
+import time
+from typing import TYPE_CHECKING, Final
+
+import grpc
+from google.longrunning import operations_pb2
+
+from lro_grpc._batch._base import QUEUED, SWEEPING, Entry, ListFetch, retry_delay, rpc_code
+from lro_grpc.errors import RpcError
+from lro_grpc.policies import Deadline
+
+if TYPE_CHECKING:
+    from lro_grpc._batch._scheduler import BatchScheduler
+
+__all__ = [
+    "ESTIMATE_TTL",
+    "FINANCIAL_SERVICES_PAGE_SIZE",
+    "SERVICE_MANAGEMENT_PAGE_SIZE",
+    "ListScope",
+    "Round",
+    "Scope",
+    "Sweeper",
+    "list_scope",
+]
+
+_log = logging.getLogger("lro_grpc.batch")
+
+FINANCIAL_SERVICES_PAGE_SIZE: Final = 1000
+"""Page size a sweep asks Financial Services for (a server that caps it lower is followed)."""
+
+SERVICE_MANAGEMENT_PAGE_SIZE: Final = 100
+"""Page size a sweep asks Service Management for: the operations.list maximum."""
+
+ESTIMATE_TTL: Final = 600.0
+"""Seconds a scope's count of running operations is trusted before a round lists again."""
+
+# How far ahead of now an operation counts as "due" when the costs are compared,
+# as a fraction of its poll delay: jitter and grid rounding spread a scope's
+# operations over about a tenth of it.
+_LOOKAHEAD: Final = 0.15
+
+# Listing failures on the first page that mean "this server will not list this scope".
+_REJECTED: Final = frozenset(
+    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED}
+)
+
+_SM_PREFIXES: Final = ("rollouts.", "serviceConfigs.", "services.")
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+_FS_SEPARATOR: Final = "/operations/"
+
+
+@dataclasses.dataclass(frozen=True)
+class ListScope:
+    """The listing that covers an operation.
+
+    Attributes:
+        parent: the ``name`` of the ListOperations request.
+        filter: the filter selecting the scope's running operations.
+        page_size: the page size to ask for.
+    """
+
+    parent: str
+    filter: str
+    page_size: int
+
+
+def list_scope(name: str) -> ListScope | None:
+    """The list scope of a (validated) operation name, or ``None`` if it cannot be told.
+
+    * Financial Services ``projects/P/locations/L/operations/ID``: parent
+      ``projects/P/locations/L``, filter ``done=false``.
+    * Service Management ``operations/rollouts.<service>:<id>``,
+      ``operations/serviceConfigs.<service>:<id>`` and
+      ``operations/services.<service>:<id>``: parent ``operations``, filter
+      ``serviceName=<service> AND status=in_progress`` (the operations.list
+      grammar), at most 100 a page. Other Service Management ids have no
+      service to list by.
+    """
+    if name.startswith("projects/"):
+        parent, separator, _ = name.rpartition(_FS_SEPARATOR)
+        if not separator or parent.count("/") != 3:
+            return None
+        return ListScope(parent, "done=false", FINANCIAL_SERVICES_PAGE_SIZE)
+    if name.startswith("operations/"):
+        operation_id = name[len("operations/") :]
+        for prefix in _SM_PREFIXES:
+            if operation_id.startswith(prefix):
+                service, colon, rest = operation_id[len(prefix) :].partition(":")
+                if colon and rest and _SERVICE_NAME.fullmatch(service):
+                    return ListScope(
+                        "operations", f"serviceName={service} AND status=in_progress", SERVICE_MANAGEMENT_PAGE_SIZE
+                    )
+                return None
+    return None
+
+
+class Scope:
+    """What the sweeper knows about one list scope.
+
+    Attributes:
+        listing: the parent, filter and page size.
+        entries: tracked operations in the scope (every waiter's).
+        running: running operations in it at the last complete listing, others' included.
+        estimated_at: when that listing ended (``-inf``: never).
+        page_size: operations per page the server actually gives (learned).
+        rejected: the server refused to list it; polled one by one from now on.
+        in_round: a listing round is under way.
+        one_by_one_until: the last cost comparison chose polling one by one until then.
+    """
+
+    __slots__ = (
+        "entries",
+        "estimated_at",
+        "in_round",
+        "listing",
+        "one_by_one_until",
+        "page_size",
+        "rejected",
+        "running",
+    )
+
+    def __init__(self, listing: ListScope) -> None:
+        self.listing = listing
+        self.entries: set[Entry] = set()
+        self.running = 0
+        self.estimated_at = -math.inf
+        self.page_size = listing.page_size
+        self.rejected = False
+        self.in_round = False
+        self.one_by_one_until = -math.inf
+
+    def listing_cost(self, now: float) -> int:
+        """Calls a complete listing of the scope is expected to take."""
+        running = len(self.entries)
+        if now - self.estimated_at < ESTIMATE_TTL:
+            running = max(running, self.running)
+        return max(1, -(-running // self.page_size))
+
+
+class Round:
+    """One listing round of a scope: the operations it claimed and when it started."""
+
+    __slots__ = ("_sweeper", "claimed", "scope", "started")
+
+    def __init__(self, sweeper: Sweeper, scope: Scope, claimed: list[Entry], started: float) -> None:
+        self._sweeper = sweeper
+        self.scope = scope
+        self.claimed = claimed
+        self.started = started
+
+    async def run(self) -> None:
+        """List the scope and settle every claimed operation."""
+        await self._sweeper.sweep(self)
+
+
+class Sweeper:
+    """The sweep strategy of a :class:`~lro_grpc.BatchScheduler`.
+
+    Args:
+        scheduler: the scheduler whose limits and queue it works with.
+        list_fetch: one logical ListOperations page (``await list_fetch(request,
+            deadline=..., rpc_timeout=...)``, ``RESOURCE_EXHAUSTED`` raised at once).
+    """
+
+    def __init__(self, scheduler: BatchScheduler, list_fetch: ListFetch) -> None:
+        self._scheduler = scheduler
+        self._list = list_fetch
+        self._scopes: dict[ListScope, Scope] = {}
+        self.rounds = 0
+        """Listing rounds started."""
+
+    def scope_of(self, name: str) -> Scope | None:
+        """The scope (known to this sweeper) an operation name belongs to."""
+        listing = list_scope(name)
+        if listing is None:
+            return None
+        scope = self._scopes.get(listing)
+        if scope is None:
+            scope = self._scopes[listing] = Scope(listing)
+        return scope
+
+    def track(self, entry: Entry) -> None:
+        """Put ``entry`` in its scope (it stays polled one by one if it has none)."""
+        scope = self.scope_of(entry.name)
+        entry.scope = scope
+        if scope is not None:
+            scope.entries.add(entry)
+
+    def untrack(self, entry: Entry) -> None:
+        """``entry`` is reported or removed: out of its scope."""
+        if entry.scope is not None:
+            entry.scope.entries.discard(entry)
+
+    def round_for(self, entry: Entry, now: float) -> Round | None:
+        """A listing round of ``entry``'s scope, if listing is the cheaper way to look at it now.
+
+        ``entry`` is due (taken off the heap by the scheduler). Returns
+        ``None`` when it is to be polled on its own.
+        """
+        scope = entry.scope
+        if scope is None or scope.rejected or scope.in_round or now < scope.one_by_one_until:
+            return None
+        policy = entry.policy
+        nominal = min(policy.maximum, policy.initial * policy.multiplier ** min(entry.attempts, 64))
+        horizon = now + _LOOKAHEAD * nominal
+        due = sum(1 for other in scope.entries if other.state == QUEUED and other.due <= horizon)
+        if scope.listing_cost(now) >= due:
+            scope.one_by_one_until = horizon
+            return None
+        claimed = [other for other in scope.entries if other.state == QUEUED]
+        sweeping = self._scheduler.sweeping
+        for other in claimed:
+            other.state = SWEEPING
+            sweeping.add(other)
+        scope.in_round = True
+        self.rounds += 1
+        return Round(self, scope, claimed, now)
+
+    async def sweep(self, sweep: Round) -> None:
+        """Walk every page of ``sweep``'s scope and settle each claimed operation."""
+        scope = sweep.scope
+        try:
+            outcome, running, largest_page, seen, unlisted = await self._walk(sweep)
+        finally:
+            scope.in_round = False
+        scheduler = self._scheduler
+        now = time.monotonic()
+        if outcome == "complete":
+            scope.running = running
+            scope.estimated_at = now
+            if 0 < largest_page < scope.page_size:
+                scope.page_size = largest_page  # the server caps pages lower than asked
+        sweeping = scheduler.sweeping
+        for entry in seen:
+            if entry.state == SWEEPING:
+                sweeping.discard(entry)
+                scheduler.requeue(entry, sweep.started)
+        for entry in unlisted:
+            if entry.state != SWEEPING:
+                continue
+            sweeping.discard(entry)
+            if outcome == "complete":
+                entry.confirm = True  # absent: only its own answer may say it is done
+                scheduler.push(entry, now)
+            elif outcome == "incomplete":
+                entry.confirm = True  # polled one by one this round, when it is due
+                scheduler.push(entry, max(entry.due, now))
+            else:  # refused (the scheduler pauses) or rejected (polled one by one from now on)
+                scheduler.push(entry, entry.due)
+
+    async def _walk(self, sweep: Round) -> tuple[str, int, int, list[Entry], list[Entry]]:
+        """Fetch the pages; returns (outcome, running listed, largest non-last page, seen, unlisted)."""
+        scheduler = self._scheduler
+        scope = sweep.scope
+        listing = scope.listing
+        by_name = {entry.name: entry for entry in sweep.claimed}
+        seen: list[Entry] = []
+        running = 0
+        largest_page = 0
+        tokens: set[str] = set()
+        token = ""
+        deadline = _latest_deadline(sweep.claimed)
+        pages = 0
+        while True:
+            if pages:
+                await scheduler.call_slot()
+                if not any(entry.state == SWEEPING for entry in sweep.claimed):  # every waiter went away
+                    return "incomplete", running, largest_page, seen, list(by_name.values())
+            request = operations_pb2.ListOperationsRequest(
+                name=listing.parent, filter=listing.filter, page_size=listing.page_size, page_token=token
+            )
+            scheduler.count_call("ListOperations")
+            started = time.monotonic()
+            try:
+                response = await self._list(request, deadline=deadline, rpc_timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except (RpcError, grpc.RpcError) as error:
+                return self._failed(scope, error, started, pages), running, largest_page, seen, list(by_name.values())
+            except TimeoutError:
+                return "incomplete", running, largest_page, seen, list(by_name.values())
+            pages += 1
+            scheduler.throttle.succeeded()
+            for pb in response.operations:
+                if not pb.done:
+                    running += 1
+                entry = by_name.pop(pb.name, None)
+                if entry is None or entry.state != SWEEPING:
+                    continue
+                if pb.done:  # the server ignored the filter: this answer is about it, use it
+                    scheduler.sweeping.discard(entry)
+                    scheduler.finish(entry, pb)
+                else:
+                    entry.last_seen = pb.SerializeToString()
+                    seen.append(entry)
+            if response.unreachable:
+                self._fell_back(scope, f"the server could not reach {list(response.unreachable)!r}")
+                return "incomplete", running, largest_page, seen, list(by_name.values())
+            token = response.next_page_token
+            if not token:
+                return "complete", running, largest_page, seen, list(by_name.values())
+            if token in tokens:
+                self._fell_back(scope, f"page token {token!r} came back a second time")
+                return "incomplete", running, largest_page, seen, list(by_name.values())
+            tokens.add(token)
+            largest_page = max(largest_page, len(response.operations))
+
+    def _failed(self, scope: Scope, error: BaseException, started: float, pages: int) -> str:
+        scheduler = self._scheduler
+        code = rpc_code(error) or grpc.StatusCode.UNKNOWN
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            scheduler.throttle.refused(
+                now=time.monotonic(), rpc_started=started, retry_delay=retry_delay(error), rng=scheduler.rng
+            )
+            return "refused"
+        if pages == 0 and code in _REJECTED:
+            scope.rejected = True
+            if _log.isEnabledFor(logging.INFO):
+                _log.info(
+                    "ListOperations of %s with filter %r failed with %s; polling its operations one by one from now on",
+                    scope.listing.parent,
+                    scope.listing.filter,
+                    code.name,
+                )
+            return "rejected"
+        self._fell_back(scope, f"ListOperations failed with {code.name}")
+        return "incomplete"
+
+    @staticmethod
+    def _fell_back(scope: Scope, why: str) -> None:
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "listing of %s (filter %r) discarded: %s; polling its operations one by one this round",
+                scope.listing.parent,
+                scope.listing.filter,
+                why,
+            )
+
+
+def _latest_deadline(entries: list[Entry]) -> Deadline:
+    """The latest of the entries' waiters' deadlines (none if any waiter has none)."""
+    latest = -math.inf
+    for waiter in {entry.waiter for entry in entries}:
+        expires_at = waiter._deadline.expires_at
+        if expires_at is None:
+            return Deadline(None)
+        latest = max(latest, expires_at)
+    return Deadline(None if latest == -math.inf else latest)

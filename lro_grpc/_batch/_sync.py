@@ -1,0 +1,395 @@
+"""The synchronous face of the batch waiter: the same scheduler on one background event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any, Generic, TypeVar
+
+from google.longrunning import operations_pb2
+
+from lro_grpc._batch._base import (
+    DEFAULT_BATCH_RPC_TIMEOUT,
+    Aborted,
+    BatchProgress,
+    BatchSource,
+    Counts,
+    check_names,
+    check_settings,
+    own_limits,
+)
+from lro_grpc._batch._waiter import BatchWaiter, with_results
+from lro_grpc.errors import BatchTimeoutError
+from lro_grpc.policies import Duration, PollPolicy
+
+__all__ = ["SyncBatchRunner", "SyncBatchWaiter"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _RawSource:
+    """A source whose handles are the raw messages: the sync side wraps them itself."""
+
+    __slots__ = ("_batch_scheduler", "_batch_sweep", "_get_operation_pb", "_list_operations_pb", "_poll_policy_for")
+
+    def __init__(self, source: BatchSource[Any]) -> None:
+        self._get_operation_pb = source._get_operation_pb
+        # Forward the source's per-name default policy (the API presets), its
+        # shared scheduler and its listing (for sweeps), if it has them.
+        for attribute in ("_poll_policy_for", "_batch_scheduler", "_list_operations_pb", "_batch_sweep"):
+            value = getattr(source, attribute, None)
+            if value is not None:
+                setattr(self, attribute, value)
+
+    @staticmethod
+    def _wrap(pb: operations_pb2.Operation) -> operations_pb2.Operation:
+        return pb
+
+
+_END = object()
+_WAKE = object()
+_CLOSE_WAIT = 10.0  # seconds a close waits for the background scheduler to stop
+
+
+class SyncBatchRunner(Generic[T]):
+    """Runs batch waiters for synchronous code on one background event loop thread.
+
+    The thread starts on first use and stops in :meth:`close` (also on
+    ``with`` exit). The async source (an
+    :class:`~lro_grpc.AsyncOperationsClient`, whose channel must be made on
+    that loop) is opened there on first use and closed by :meth:`close`.
+
+    Args:
+        open_source: called on the background loop; returns an async context
+            manager whose value is the :class:`BatchSource` to poll with.
+        wrap: turns a finished (or timed out) operation message into the
+            handle the caller gets; called on the caller's thread.
+    """
+
+    def __init__(
+        self,
+        open_source: Callable[[], AbstractAsyncContextManager[BatchSource[Any]]],
+        *,
+        wrap: Callable[[operations_pb2.Operation], T],
+    ) -> None:
+        if not callable(open_source):
+            raise TypeError(f"open_source must be callable, got {open_source!r}")
+        if not callable(wrap):
+            raise TypeError(f"wrap must be callable, got {wrap!r}")
+        self._open_source = open_source
+        self._wrap = wrap
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stack: AsyncExitStack | None = None
+        self._source: _RawSource | None = None
+        self._closed = False
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this SyncBatchRunner is closed")
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="lro-grpc-batch-loop", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def _call(self, function: Callable[[], Awaitable[R]]) -> R:
+        """Run ``await function()`` on the background loop and return its result."""
+        loop = self._ensure_loop()
+
+        async def run() -> R:
+            return await function()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result()
+
+    async def _get_source(self) -> _RawSource:
+        if self._source is None:
+            stack = AsyncExitStack()
+            source = await stack.enter_async_context(self._open_source())
+            self._stack, self._source = stack, _RawSource(source)
+        return self._source
+
+    def waiter(
+        self,
+        names: Iterable[str] = (),
+        *,
+        timeout: Duration | None = None,
+        poll_policy: PollPolicy | None = None,
+        max_in_flight: int | None = None,
+        qps: float | None = None,
+        progress: Callable[[BatchProgress], object] | None = None,
+        rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
+        keep_open: bool = False,
+    ) -> SyncBatchWaiter[T]:
+        """A synchronous :class:`BatchWaiter` (same arguments); polling starts at once.
+
+        ``progress`` is called on the iterating thread.
+        """
+        checked = check_names(names)
+        check_settings(timeout, poll_policy, rpc_timeout, progress)
+        own_limits(max_in_flight, qps)  # checked here, on the caller's thread
+
+        async def create() -> BatchWaiter[operations_pb2.Operation]:
+            source = await self._get_source()
+            return BatchWaiter(
+                source,
+                checked,
+                timeout=timeout,
+                poll_policy=poll_policy,
+                max_in_flight=max_in_flight,
+                qps=qps,
+                rpc_timeout=rpc_timeout,
+                keep_open=True,
+            )
+
+        inner = self._call(create)
+        return SyncBatchWaiter(self, inner, progress=progress, keep_open=keep_open)
+
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: Duration | None = None,
+        poll_policy: PollPolicy | None = None,
+        max_in_flight: int | None = None,
+        qps: float | None = None,
+        progress: Callable[[BatchProgress], object] | None = None,
+        rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
+    ) -> Iterator[T]:
+        """Synchronous :func:`as_completed`: yields each operation as it finishes.
+
+        Raises:
+            BatchTimeoutError: as :func:`as_completed`.
+        """
+        waiter = self.waiter(
+            names,
+            timeout=timeout,
+            poll_policy=poll_policy,
+            max_in_flight=max_in_flight,
+            qps=qps,
+            progress=progress,
+            rpc_timeout=rpc_timeout,
+        )
+        return _closing_iter(waiter)
+
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: Duration | None = None,
+        poll_policy: PollPolicy | None = None,
+        max_in_flight: int | None = None,
+        qps: float | None = None,
+        progress: Callable[[BatchProgress], object] | None = None,
+        rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
+    ) -> list[T]:
+        """Synchronous :func:`wait_all`: every operation, in input order.
+
+        Raises:
+            BatchTimeoutError: as :func:`wait_all`.
+        """
+        ordered = check_names(names)
+        waiter = self.waiter(
+            ordered,
+            timeout=timeout,
+            poll_policy=poll_policy,
+            max_in_flight=max_in_flight,
+            qps=qps,
+            progress=progress,
+            rpc_timeout=rpc_timeout,
+        )
+        finished: dict[str, T] = {}
+        try:
+            while True:
+                try:
+                    name, handle = waiter._next_pair()
+                except StopIteration:
+                    break
+                except BatchTimeoutError as error:
+                    raise with_results(error, ordered, finished) from None
+                finished[name] = handle
+        finally:
+            waiter.close()
+        return [finished[name] for name in ordered]
+
+    def close(self) -> None:
+        """Stop every waiter, close the source and stop the background thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def shutdown() -> None:
+            current = asyncio.current_task()
+            others = [task for task in asyncio.all_tasks() if task is not current]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            if self._stack is not None:
+                await self._stack.aclose()
+            await loop.shutdown_asyncgens()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+
+    def __enter__(self) -> SyncBatchRunner[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _closing_iter(waiter: SyncBatchWaiter[T]) -> Iterator[T]:
+    try:
+        yield from waiter
+    finally:
+        waiter.close()
+
+
+class SyncBatchWaiter(Generic[T]):
+    """The synchronous face of one :class:`BatchWaiter` (made by :meth:`SyncBatchRunner.waiter`).
+
+    Iterate it from one thread. :meth:`add` and :meth:`close_input` may be
+    called from that thread (inside the loop body, too) or from another one,
+    e.g. a producer starting operations while this thread reports them.
+    Closing the runner stops it.
+    """
+
+    def __init__(
+        self,
+        runner: SyncBatchRunner[T],
+        inner: BatchWaiter[operations_pb2.Operation],
+        *,
+        progress: Callable[[BatchProgress], object] | None,
+        keep_open: bool,
+    ) -> None:
+        self._runner = runner
+        self._inner = inner
+        self._progress = progress
+        self._keep_open = keep_open
+        self._counts = Counts()
+        self._counts.tracked = inner.progress.total
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # add() may run on another thread than the iteration
+        self._closed = False
+        self._started_report = False
+        self._pump_done = threading.Event()
+        self._loop = runner._ensure_loop()
+        self._pump_future = asyncio.run_coroutine_threadsafe(self._pump(), self._loop)
+
+    async def _pump(self) -> None:
+        items = self._items
+        try:
+            while True:
+                items.put(await self._inner._next_pair())
+        except StopAsyncIteration:
+            items.put(_END)
+        except asyncio.CancelledError:
+            items.put(Aborted(RuntimeError("the batch runner was closed while waiting")))
+            raise
+        except Exception as error:
+            items.put(Aborted(error))
+        finally:
+            try:
+                await self._inner.aclose()
+            finally:
+                self._pump_done.set()
+
+    def add(self, names: Iterable[str], *, poll_policy: PollPolicy | None = None) -> int:
+        """Track more operations (see :meth:`BatchWaiter.add`). Returns how many are new."""
+        checked = check_names(names)
+        if self._closed:
+            raise RuntimeError("this SyncBatchWaiter has finished; create a new one to track more operations")
+
+        async def add() -> int:
+            return self._inner.add(checked, poll_policy=poll_policy)
+
+        added = self._runner._call(add)
+        with self._lock:
+            self._counts.tracked += added
+        return added
+
+    def close_input(self) -> None:
+        """With ``keep_open``: no more :meth:`add` calls will come. Any thread may call it."""
+        self._keep_open = False
+        self._items.put(_WAKE)
+
+    @property
+    def progress(self) -> BatchProgress:
+        """The current counts (as reported to the caller so far)."""
+        return self._counts.snapshot()
+
+    def __iter__(self) -> SyncBatchWaiter[T]:
+        return self
+
+    def __next__(self) -> T:
+        return self._next_pair()[1]
+
+    def _notify(self) -> None:
+        if self._progress is not None:
+            self._progress(self._counts.snapshot())
+
+    def _next_pair(self) -> tuple[str, T]:
+        if not self._started_report:
+            self._started_report = True
+            self._notify()
+        counts = self._counts
+        while True:
+            if self._closed:
+                raise StopIteration
+            if counts.done == counts.tracked and not self._keep_open:
+                self.close()
+                raise StopIteration
+            item = self._items.get()
+            if item is _WAKE:
+                continue
+            if item is _END:
+                self._closed = True
+                raise StopIteration
+            if isinstance(item, Aborted):
+                self.close()
+                if isinstance(item.error, BatchTimeoutError):
+                    raise self._timed_out(item.error)
+                raise item.error
+            name, pb = item
+            handle = self._runner._wrap(pb)
+            counts.done += 1
+            if pb.HasField("error"):
+                counts.failed += 1
+            self._notify()
+            return name, handle
+
+    def _timed_out(self, error: BatchTimeoutError) -> BatchTimeoutError:
+        self._counts.timed_out = len(error.pending)
+        self._notify()
+        return BatchTimeoutError(
+            str(error),
+            pending=[self._runner._wrap(pb) for pb in error.pending],
+            pending_names=error.pending_names,
+            timeout=error.timeout,
+        )
+
+    def close(self) -> None:
+        """Stop polling and wait until the scheduler has stopped. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.call_soon_threadsafe(self._pump_future.cancel)
+        if not self._loop.is_closed():
+            on_loop_thread = threading.current_thread() is self._runner._thread
+            if not on_loop_thread:
+                self._pump_done.wait(timeout=_CLOSE_WAIT)
