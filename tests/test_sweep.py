@@ -1,0 +1,465 @@
+"""Sweeping list scopes: one ListOperations listing answers for many operations.
+
+Over real gRPC on loopback: an in-test servicer whose operations finish at
+set times and whose listings can be made hostile (filters ignored or
+rejected, running operations left out, errors mid-listing, unreachable
+locations, a page token that repeats), and the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+from google.longrunning import operations_pb2
+from google.protobuf import wrappers_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from lro_grpc._batch import BatchScheduler, BatchWaiter, ListScope, list_scope, wait_all
+from lro_grpc._batch._sweep import FINANCIAL_SERVICES_PAGE_SIZE, SERVICE_MANAGEMENT_PAGE_SIZE
+from lro_grpc._generated import operations_pb2_grpc
+from lro_grpc.aio import AsyncOperationsClient
+from lro_grpc.client import OperationsClient
+from lro_grpc.policies import PollPolicy, RetryPolicy
+
+POLL = PollPolicy(initial=0.05, multiplier=1.0, maximum=0.05, jitter=0.0)
+"""Look every 50 ms."""
+
+NO_RETRY = RetryPolicy(initial=0.01, multiplier=1, maximum=0.01, jitter=0, max_attempts=1, timeout=5)
+"""One attempt per call: the tests count calls exactly."""
+
+
+def fs_name(location: str, index: int) -> str:
+    return f"projects/p/locations/{location}/operations/op-{index}"
+
+
+def sm_name(service: str, index: int) -> str:
+    return f"operations/rollouts.{service}:r{index}"
+
+
+# --------------------------------------------------------------------------- scope parsing
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "projects/p/locations/us-central1/operations/op-1",
+            ListScope("projects/p/locations/us-central1", "done=false", FINANCIAL_SERVICES_PAGE_SIZE),
+        ),
+        (
+            "operations/rollouts.endpointsapis.appspot.com:2016-07-16r2",
+            ListScope(
+                "operations",
+                "serviceName=endpointsapis.appspot.com AND status=in_progress",
+                SERVICE_MANAGEMENT_PAGE_SIZE,
+            ),
+        ),
+        (
+            "operations/serviceConfigs.my-api.endpoints.p.cloud.goog:5f1c2d",
+            ListScope(
+                "operations",
+                "serviceName=my-api.endpoints.p.cloud.goog AND status=in_progress",
+                SERVICE_MANAGEMENT_PAGE_SIZE,
+            ),
+        ),
+        (
+            "operations/services.svc.example.com:0a1b",
+            ListScope("operations", "serviceName=svc.example.com AND status=in_progress", SERVICE_MANAGEMENT_PAGE_SIZE),
+        ),
+        ("operations/rollouts.svc.example.com", None),  # no id after the service
+        ("operations/rollouts.:r1", None),  # no service
+        ('operations/rollouts.svc"x:r1', None),  # a quote could change the filter's meaning
+        ("operations/some-opaque-id", None),  # no service to list by
+        ("operations/tenancyUnits.svc.example.com:1", None),  # not a documented shape
+    ],
+)
+def test_list_scope_of_every_name_shape(name: str, expected: ListScope | None) -> None:
+    assert list_scope(name) == expected
+
+
+# --------------------------------------------------------------------------- a scripted server
+
+
+@dataclasses.dataclass
+class Op:
+    name: str
+    finish_at: float  # monotonic time; inf: never
+    fail: bool = False
+
+
+class Listings:
+    """How the server's ListOperations misbehaves."""
+
+    def __init__(self) -> None:
+        self.ignore_filter = False
+        self.reject: grpc.StatusCode | None = None
+        self.omit_running = 0.0  # fraction of running operations left out of each listing
+        self.fail_page: int | None = None  # 0-based page that fails with UNAVAILABLE (each listing)
+        self.unreachable: list[str] = []
+        self.repeat_token = False
+        self.refuse: int = 0  # RESOURCE_EXHAUSTED for the next N listings
+        self.page_cap: int | None = None  # the server's own largest page
+
+
+class Server(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.ops: dict[str, Op] = {}
+        self.listings = Listings()
+        self.calls: dict[str, int] = {"GetOperation": 0, "ListOperations": 0}
+        self.gets: dict[str, int] = {}
+        self.list_requests: list[operations_pb2.ListOperationsRequest] = []
+        self.rng = random.Random(7)
+        self._lock = threading.Lock()
+
+    def add(self, name: str, finish_in: float, *, fail: bool = False) -> str:
+        self.ops[name] = Op(name, time.monotonic() + finish_in, fail)
+        return name
+
+    def state(self, op: Op, now: float) -> operations_pb2.Operation:
+        pb = operations_pb2.Operation(name=op.name)
+        pb.metadata.Pack(wrappers_pb2.StringValue(value=f"seen at {now}"))
+        if now >= op.finish_at:
+            pb.done = True
+            if op.fail:
+                pb.error.CopyFrom(status_pb2.Status(code=code_pb2.ABORTED, message="it broke"))
+            else:
+                pb.response.Pack(wrappers_pb2.StringValue(value=f"result of {op.name}"))
+        return pb
+
+    async def GetOperation(
+        self, request: operations_pb2.GetOperationRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb2.Operation:
+        with self._lock:
+            self.calls["GetOperation"] += 1
+            self.gets[request.name] = self.gets.get(request.name, 0) + 1
+        op = self.ops.get(request.name)
+        if op is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no operation {request.name}")
+        return self.state(op, time.monotonic())
+
+    def _in_scope(self, op: Op, request: operations_pb2.ListOperationsRequest) -> bool:
+        if request.name.startswith("projects/"):
+            return op.name.startswith(request.name + "/operations/")
+        service = request.filter.split()[0].removeprefix("serviceName=")
+        return op.name.startswith(("operations/rollouts." + service + ":",))
+
+    async def ListOperations(
+        self, request: operations_pb2.ListOperationsRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb2.ListOperationsResponse:
+        listings = self.listings
+        with self._lock:
+            self.calls["ListOperations"] += 1
+            self.list_requests.append(request)
+            refused = listings.refuse > 0
+            listings.refuse -= refused
+        if refused:
+            info = error_details_pb2.RetryInfo()
+            info.retry_delay.FromNanoseconds(300_000_000)
+            status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message="quota")
+            status.details.add().Pack(info)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "quota",
+                trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+            )
+        if listings.reject is not None:
+            await context.abort(listings.reject, f"filter {request.filter!r} is not supported")
+        now = time.monotonic()
+        offset = int(request.page_token or "0")
+        size = request.page_size or 50
+        if listings.page_cap is not None:
+            size = min(size, listings.page_cap)
+        if listings.fail_page is not None and offset // size == listings.fail_page:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "backend went away")
+        matching = [
+            op
+            for op in sorted(self.ops.values(), key=lambda op: op.name)
+            if self._in_scope(op, request) and (listings.ignore_filter or now < op.finish_at)
+        ]
+        page = [self.state(op, now) for op in matching[offset : offset + size]]
+        if listings.omit_running:
+            page = [pb for pb in page if pb.done or self.rng.random() >= listings.omit_running]
+        response = operations_pb2.ListOperationsResponse(operations=page, unreachable=listings.unreachable)
+        if offset + size < len(matching):
+            response.next_page_token = "0" if listings.repeat_token else str(offset + size)
+        return response
+
+
+@contextlib.asynccontextmanager
+async def serving(server: Server) -> AsyncIterator[str]:
+    grpc_server = grpc.aio.server()
+    operations_pb2_grpc.add_OperationsServicer_to_server(server, grpc_server)
+    port = grpc_server.add_insecure_port("127.0.0.1:0")
+    await grpc_server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await grpc_server.stop(None)
+
+
+@contextlib.asynccontextmanager
+async def client_for(target: str, **options: Any) -> AsyncIterator[AsyncOperationsClient]:
+    settings: dict[str, Any] = {"retry_policy": NO_RETRY, "poll_policy": POLL, **options}
+    async with AsyncOperationsClient(target, **settings) as client:
+        yield client
+
+
+async def report_times(
+    client: AsyncOperationsClient, names: list[str], *, timeout: float = 30
+) -> dict[str, tuple[float, operations_pb2.Operation]]:
+    """Every reported operation: when it was reported, and its final state."""
+    reported: dict[str, tuple[float, operations_pb2.Operation]] = {}
+    async for op in client.as_completed(names, timeout=timeout):
+        assert op.name not in reported, f"{op.name} reported twice"
+        reported[op.name] = (time.monotonic(), op.raw)
+    return reported
+
+
+def assert_each_reported_once_after_it_finished(
+    server: Server, names: list[str], reported: dict[str, tuple[float, operations_pb2.Operation]]
+) -> None:
+    assert sorted(reported) == sorted(names)
+    for name, (at, pb) in reported.items():
+        op = server.ops[name]
+        assert at >= op.finish_at, f"{name} reported {op.finish_at - at:.3f} s before it finished"
+        assert pb.done
+        if op.fail:
+            assert pb.error.message == "it broke"
+        else:
+            value = wrappers_pb2.StringValue()
+            assert pb.response.Unpack(value) and value.value == f"result of {name}"
+
+
+def spread(server: Server, names: list[str], low: float, high: float, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    return [server.add(name, rng.uniform(low, high), fail=index % 9 == 0) for index, name in enumerate(names)]
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+async def test_a_sweep_answers_for_a_whole_location_with_about_one_get_per_operation() -> None:
+    server = Server()
+    names = spread(server, [fs_name("us-east1", index) for index in range(300)], 0.1, 1.0)
+    async with serving(server) as target, client_for(target) as client:
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    # One GetOperation per operation (after it left the listing), a few more
+    # for listings that raced with an operation finishing; ~20 rounds of one page.
+    assert server.calls["GetOperation"] <= 1.2 * len(names)
+    assert 5 <= server.calls["ListOperations"] <= 40
+    assert all(request.filter == "done=false" for request in server.list_requests)
+    assert {request.name for request in server.list_requests} == {"projects/p/locations/us-east1"}
+
+
+async def test_without_sweeping_every_operation_is_polled_on_its_own() -> None:
+    server = Server()
+    names = spread(server, [fs_name("us-east1", index) for index in range(100)], 0.1, 1.0)
+    async with serving(server) as target, client_for(target, batch_sweep=False) as client:
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    assert server.calls["ListOperations"] == 0
+    assert server.calls["GetOperation"] > 5 * len(names)  # ~11 polls each at 50 ms over 0.1-1.0 s
+
+
+async def test_operations_left_out_of_listings_are_never_declared_done_by_their_absence() -> None:
+    server = Server()
+    server.listings.omit_running = 0.2
+    names = spread(server, [fs_name("europe-west1", index) for index in range(200)], 0.1, 0.8)
+    async with serving(server) as target, client_for(target) as client:
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    # Each left-out running operation cost a GetOperation that said "running".
+    assert server.calls["GetOperation"] > len(names)
+
+
+async def test_a_server_that_ignores_the_filter_reports_done_operations_without_a_get() -> None:
+    server = Server()
+    server.listings.ignore_filter = True
+    names = spread(server, [fs_name("asia-south1", index) for index in range(50)], 0.1, 0.5)
+    async with serving(server) as target, client_for(target) as client:
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    assert server.calls["GetOperation"] == 0
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED])
+async def test_a_rejected_filter_is_remembered_for_the_clients_lifetime(code: grpc.StatusCode) -> None:
+    server = Server()
+    server.listings.reject = code
+    first = spread(server, [fs_name("europe-west2", index) for index in range(20)], 0.05, 0.3)
+    second = spread(server, [fs_name("europe-west2", index) for index in range(20, 40)], 0.05, 0.3, seed=2)
+    async with serving(server) as target, client_for(target) as client:
+        reported = await report_times(client, first)
+        reported.update(await report_times(client, second))
+
+    assert_each_reported_once_after_it_finished(server, first + second, reported)
+    assert server.calls["ListOperations"] == 1
+
+
+@pytest.mark.parametrize("fault", ["error on page 2", "unreachable", "repeating page token"])
+async def test_an_incomplete_listing_is_discarded_and_the_scope_polled_one_by_one(fault: str) -> None:
+    server = Server()
+    if fault == "error on page 2":
+        server.listings.fail_page = 1
+    elif fault == "unreachable":
+        server.listings.unreachable = ["projects/p/locations/europe-west4"]
+    else:
+        server.listings.repeat_token = True
+    server.listings.page_cap = 10  # several pages
+    names = spread(server, [fs_name("europe-west4", index) for index in range(40)], 0.1, 0.6)
+    async with serving(server) as target, client_for(target) as client:
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    assert server.calls["ListOperations"] >= 2  # tried again each round: not remembered as rejected
+    assert server.calls["GetOperation"] > 2 * len(names)  # every round fell back to polling
+
+
+async def test_a_few_operations_in_a_busy_location_are_polled_one_by_one() -> None:
+    server = Server()
+    for index in range(2990):  # other callers' operations, running for the whole test
+        server.add(fs_name("us-central1", 10_000 + index), 3600)
+    names = spread(server, [fs_name("us-central1", index) for index in range(3)], 0.5, 1.0)
+    async with serving(server) as target, client_for(target) as client:
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    # One listing (3 pages) taught the client that the location holds 2,993
+    # running operations: from then on 3 GetOperations per round are cheaper.
+    assert server.calls["ListOperations"] == 3
+    assert server.calls["GetOperation"] >= 3 * 8
+
+
+async def test_the_page_size_the_server_gives_is_learned() -> None:
+    server = Server()
+    server.listings.page_cap = 25
+    for index in range(500):
+        server.add(fs_name("us-central1", 10_000 + index), 3600)
+    names = spread(server, [fs_name("us-central1", index) for index in range(12)], 0.3, 0.8)
+    async with serving(server) as target, client_for(target) as client:
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    # 512 running / 25 a page = 21 pages > 12 operations due: one listing, then one by one.
+    assert server.calls["ListOperations"] == 21
+
+
+async def test_resource_exhausted_on_a_listing_pauses_the_scheduler() -> None:
+    server = Server()
+    server.listings.refuse = 1
+    names = spread(server, [fs_name("us-east1", index) for index in range(30)], 0.05, 0.2)
+    async with serving(server) as target, client_for(target) as client:
+        started = time.monotonic()
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    first_report = min(at for at, _ in reported.values())
+    assert first_report - started >= 0.3  # the RetryInfo delay, for every operation
+
+
+async def test_service_management_scopes_are_listed_by_service() -> None:
+    server = Server()
+    names = [
+        *spread(server, [sm_name("a.example.com", index) for index in range(30)], 0.1, 0.5),
+        *spread(server, [sm_name("b.example.com", index) for index in range(30)], 0.1, 0.5, seed=3),
+    ]
+    async with serving(server) as target, client_for(target) as client:
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    filters = {request.filter for request in server.list_requests}
+    assert filters == {
+        "serviceName=a.example.com AND status=in_progress",
+        "serviceName=b.example.com AND status=in_progress",
+    }
+    assert {request.page_size for request in server.list_requests} == {SERVICE_MANAGEMENT_PAGE_SIZE}
+    assert server.calls["GetOperation"] <= 1.2 * len(names)
+
+
+async def test_a_batch_mixing_apis_and_scopes_of_one_and_many_operations() -> None:
+    server = Server()
+    big = spread(server, [fs_name("us-central1", index) for index in range(10_000)], 0.2, 1.5)
+    lone_fs = [server.add(fs_name("europe-west1", 0), 0.3)]
+    lone_sm = [server.add(sm_name("lone.example.com", 0), 0.3)]
+    unscoped = [server.add("operations/opaque-id-1", 0.3)]
+    many_sm = spread(server, [sm_name("many.example.com", index) for index in range(200)], 0.2, 1.0, seed=4)
+    names = [*big, *lone_fs, *lone_sm, *unscoped, *many_sm]
+    random.Random(5).shuffle(names)
+    async with serving(server) as target, client_for(target, poll_policy=PollPolicy(0.2, 1, 0.2, 0)) as client:
+        reported = await report_times(client, names, timeout=60)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    # The lone operations and the one without a scope were polled on their own.
+    for name in [*lone_fs, *lone_sm, *unscoped]:
+        assert server.gets[name] >= 1
+    assert server.calls["GetOperation"] <= 1.2 * len(names)
+
+
+def test_the_sync_client_sweeps_too() -> None:
+    server = Server()
+    names = spread(server, [fs_name("us-east1", index) for index in range(100)], 0.1, 0.5)
+
+    async def serve_until(stop: threading.Event, ready: Callable[[str], None]) -> None:
+        async with serving(server) as target:
+            ready(target)
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+
+    stop = threading.Event()
+    targets: list[str] = []
+    ready = threading.Event()
+    thread = threading.Thread(
+        target=asyncio.run, args=(serve_until(stop, lambda t: (targets.append(t), ready.set())),), daemon=True
+    )
+    thread.start()
+    try:
+        assert ready.wait(10)
+        with OperationsClient(targets[0], retry_policy=NO_RETRY, poll_policy=POLL) as client:
+            results = client.wait_all(names, timeout=30)
+    finally:
+        stop.set()
+        thread.join(10)
+
+    assert [op.name for op in results] == names
+    assert all(op.done for op in results)
+    assert server.calls["ListOperations"] >= 1
+    assert server.calls["GetOperation"] <= 1.2 * len(names)
+
+
+async def test_a_waiter_of_its_own_sweeps_with_its_clients_listing() -> None:
+    server = Server()
+    names = spread(server, [fs_name("us-east1", index) for index in range(50)], 0.1, 0.4)
+    async with serving(server) as target, client_for(target) as client:
+        waiter: BatchWaiter[Any] = BatchWaiter(client, names, timeout=30, qps=1000)
+        assert waiter.scheduler is not client._batch_scheduler()
+        assert isinstance(waiter.scheduler, BatchScheduler) and waiter.scheduler.sweeps
+        results = [op async for op in waiter]
+
+    assert sorted(op.name for op in results) == sorted(names)
+    assert server.calls["ListOperations"] >= 1
+
+
+async def test_wait_all_through_the_module_function_sweeps() -> None:
+    server = Server()
+    names = spread(server, [fs_name("us-east1", index) for index in range(40)], 0.1, 0.4)
+    async with serving(server) as target, client_for(target) as client:
+        results = await wait_all(client, names, timeout=30)
+        calls = dict(client._batch_scheduler().calls)
+
+    assert [op.name for op in results] == names
+    assert calls["ListOperations"] == server.calls["ListOperations"] >= 1
+    assert calls["GetOperation"] == server.calls["GetOperation"]
