@@ -172,3 +172,42 @@ def test_fractions_must_not_sum_past_one() -> None:
 def test_emulator_faults_setter_checks_type(emu: Emulator) -> None:
     with pytest.raises(TypeError, match="faults"):
         emu.faults = {"unavailable": 1.0}  # type: ignore[assignment]
+
+
+def list_names(channel: grpc.Channel, filter: str) -> list[str]:
+    response = operations_pb2_grpc.OperationsStub(channel).ListOperations(
+        operations_pb2.ListOperationsRequest(name=PARENT, filter=filter, page_size=1000), timeout=5
+    )
+    return [operation.name for operation in response.operations]
+
+
+def test_listings_can_ignore_or_reject_their_filter(emu: Emulator, channel: grpc.Channel) -> None:
+    running = create(channel, "running", "60").name
+    finished = create(channel, "finished", "0").name
+    assert list_names(channel, "done=false") == [running]
+
+    emu.faults.list_filter = "ignore"
+    assert sorted(list_names(channel, "done=false")) == sorted([running, finished])
+
+    emu.faults.list_filter = "reject"
+    with pytest.raises(grpc.RpcError) as caught:
+        list_names(channel, "done=false")
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "done=false" in caught.value.details()
+    assert list_names(channel, "") == [running, finished]  # no filter, nothing to reject
+
+    with pytest.raises(ValueError, match="list_filter"):
+        emu.faults.list_filter = "sometimes"
+
+
+def test_listings_can_leave_running_operations_out(emu: Emulator, channel: grpc.Channel) -> None:
+    running = {create(channel, f"running-{index}", "60").name for index in range(200)}
+    finished = create(channel, "finished", "0").name
+    emu.faults = Faults(list_omit_running=0.25, seed=3)
+    listed = set(list_names(channel, ""))
+
+    assert finished in listed  # done operations are never left out
+    left_out = len(running - listed)
+    assert 25 <= left_out <= 75  # about a quarter of 200
+    with pytest.raises(ValueError, match="list_omit_running"):
+        emu.faults.list_omit_running = 1.5

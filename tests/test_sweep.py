@@ -25,9 +25,13 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from lro_grpc._batch import BatchScheduler, BatchWaiter, ListScope, list_scope, wait_all
 from lro_grpc._batch._sweep import FINANCIAL_SERVICES_PAGE_SIZE, SERVICE_MANAGEMENT_PAGE_SIZE
+from lro_grpc._generated import financialservices_v1_pb2 as fs
+from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.client import OperationsClient
+from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER, Emulator, Faults
+from lro_grpc.names import FINANCIAL_SERVICES_LOCATIONS
 from lro_grpc.policies import PollPolicy, RetryPolicy
 
 POLL = PollPolicy(initial=0.05, multiplier=1.0, maximum=0.05, jitter=0.0)
@@ -463,3 +467,68 @@ async def test_wait_all_through_the_module_function_sweeps() -> None:
     assert [op.name for op in results] == names
     assert calls["ListOperations"] == server.calls["ListOperations"] >= 1
     assert calls["GetOperation"] == server.calls["GetOperation"]
+
+
+# --------------------------------------------------------------------------- against the emulator
+
+
+async def start_instances(target: str, durations: list[float], *, project: str) -> list[str]:
+    """One CreateInstance per duration, spread over the eight locations; every seventh one fails."""
+    semaphore = asyncio.Semaphore(50)
+    async with grpc.aio.insecure_channel(target) as channel:
+        aml = fs_grpc.AMLStub(channel)
+
+        async def create(index: int, duration: float) -> str:
+            metadata = [(DURATION_HEADER, repr(duration))]
+            if index % 7 == 0:
+                metadata.append((OUTCOME_HEADER, "fail"))
+            location = FINANCIAL_SERVICES_LOCATIONS[index % len(FINANCIAL_SERVICES_LOCATIONS)]
+            request = fs.CreateInstanceRequest(
+                parent=f"projects/{project}/locations/{location}", instance_id=f"instance-{index}"
+            )
+            async with semaphore:
+                operation = await aml.CreateInstance(request, metadata=metadata)
+            return str(operation.name)
+
+        return list(await asyncio.gather(*(create(index, duration) for index, duration in enumerate(durations))))
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(),
+        Faults(list_filter="ignore"),
+        Faults(list_filter="reject"),
+        Faults(list_omit_running=0.2, seed=11),
+    ],
+    ids=["obeyed", "ignored", "rejected", "20% left out"],
+)
+async def test_sweeping_the_emulator_reports_every_operation_once_with_its_outcome(faults: Faults) -> None:
+    rng = random.Random(12)
+    durations = [rng.uniform(0.2, 1.5) for _ in range(400)]
+    with Emulator(faults=faults) as emu:
+        names = await start_instances(emu.target, durations, project="sweep")
+        others = await start_instances(emu.target, [3600.0] * 80, project="sweep-others")
+        assert others  # other callers' running operations do not concern the batch
+        async with client_for(emu.target, poll_policy=PollPolicy(0.2, 1, 0.2, 0)) as client:
+            reported = [op async for op in client.as_completed(names, timeout=60)]
+            calls = dict(client._batch_scheduler().calls)
+
+    assert sorted(op.name for op in reported) == sorted(names)
+    for op in reported:
+        index = names.index(op.name)
+        assert op.done
+        if index % 7 == 0:
+            assert op.error is not None
+        else:
+            assert op.error is None and isinstance(op.response, fs.Instance)
+    # What polling each operation every 0.2 s until it is done would cost.
+    one_by_one = sum(int(duration / 0.2) + 1 for duration in durations)
+    if faults.list_filter == "reject":
+        assert calls["ListOperations"] == len(FINANCIAL_SERVICES_LOCATIONS)  # once per location, then remembered
+    elif faults.list_omit_running:
+        # Each left-out running operation costs a GetOperation; still far below polling one by one.
+        assert calls["GetOperation"] + calls["ListOperations"] <= 0.5 * one_by_one
+    else:
+        assert calls["GetOperation"] <= 1.5 * len(names)
+        assert calls["GetOperation"] + calls["ListOperations"] <= 0.3 * one_by_one

@@ -24,6 +24,7 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 """Trailing metadata key carrying a serialized ``google.rpc.Status`` (as Google's servers send it)."""
 
 _FRACTION_FIELDS = ("unavailable", "resource_exhausted")
+_LIST_FILTER_MODES = ("obey", "ignore", "reject")
 
 
 def _check_fraction(value: object, *, what: str) -> float:
@@ -69,6 +70,13 @@ class Faults:
         latency: real seconds (or ``timedelta``) added before every call.
         wait_unimplemented: ``WaitOperation`` answers ``UNIMPLEMENTED``, like
             servers that do not offer it.
+        list_filter: how ``ListOperations`` treats its ``filter``: ``"obey"``;
+            ``"ignore"`` (lists the parent's operations, done ones too, like a
+            server that does not filter); ``"reject"`` (any non-empty filter
+            fails with ``INVALID_ARGUMENT``).
+        list_omit_running: fraction of running operations (0..1) left out of
+            each ``ListOperations`` page at random, like a stale or
+            inconsistent listing.
         methods: RPC short names (``"GetOperation"``, ``"CreateInstance"``, ...)
             the random failures and latency apply to, kept as a ``frozenset``;
             ``None`` means every RPC.
@@ -81,6 +89,8 @@ class Faults:
     retry_delay: float | timedelta = 1.0
     latency: float | timedelta = 0.0
     wait_unimplemented: bool = False
+    list_filter: str = "obey"
+    list_omit_running: float = 0.0
     methods: Collection[str] | None = None
     seed: int | None = None
     _rng: random.Random = dataclasses.field(init=False, repr=False, compare=False)
@@ -98,6 +108,11 @@ class Faults:
         elif field == "wait_unimplemented":
             if not isinstance(value, bool):
                 raise TypeError(f"Faults.wait_unimplemented must be a bool, got {value!r}")
+        elif field == "list_filter":
+            if value not in _LIST_FILTER_MODES:
+                raise ValueError(f"Faults.list_filter must be one of {_LIST_FILTER_MODES}, got {value!r}")
+        elif field == "list_omit_running":
+            value = _check_fraction(value, what=field)
         elif field == "methods":
             value = _check_methods(value)
         elif field == "seed":
@@ -147,6 +162,10 @@ class Faults:
                 trailing_metadata=((STATUS_DETAILS_KEY, self.retry_status(message).SerializeToString()),),
             )
         return FaultDecision(latency=latency) if latency else None
+
+    def omit_from_listing(self) -> bool:
+        """Whether to leave one running operation out of a listing (a draw at ``list_omit_running``)."""
+        return bool(self.list_omit_running) and self._rng.random() < self.list_omit_running
 
     def retry_status(self, message: str) -> status_pb2.Status:
         """The ``google.rpc.Status`` sent with an injected ``RESOURCE_EXHAUSTED``."""

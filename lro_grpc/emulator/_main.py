@@ -103,6 +103,19 @@ def build_parser(prog: str = "lro-grpc emulator") -> argparse.ArgumentParser:
     )
     faults.add_argument("--latency-ms", type=_non_negative, default=0.0, metavar="MS", help="latency added to calls")
     faults.add_argument("--no-wait-rpc", action="store_true", help="WaitOperation answers UNIMPLEMENTED")
+    faults.add_argument(
+        "--list-filter",
+        choices=("obey", "ignore", "reject"),
+        default="obey",
+        help="ListOperations filters: obey them, ignore them (list done operations too), or reject them",
+    )
+    faults.add_argument(
+        "--list-omit-running",
+        type=_fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="fraction of running operations left out of each ListOperations page",
+    )
     faults.add_argument("--seed", type=int, default=None, metavar="N", help="seed for reproducible fault draws")
     return parser
 
@@ -131,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             retry_delay=args.retry_delay,
             latency=args.latency_ms / 1000,
             wait_unimplemented=args.no_wait_rpc,
+            list_filter=args.list_filter,
+            list_omit_running=args.list_omit_running,
             seed=args.seed,
         )
         emulator = Emulator(

@@ -173,10 +173,20 @@ class OperationsService:
     @_rpc("ListOperations")
     async def ListOperations(self, request: Any, context: Any) -> operations_pb2.ListOperationsResponse:
         backend = self.backend
+        faults = backend.faults
+        if request.filter and faults.list_filter != "obey":
+            if faults.list_filter == "reject":
+                raise _model.invalid(f"filter: not supported here, got {request.filter!r} (injected fault)")
+            request = operations_pb2.ListOperationsRequest(
+                name=request.name, page_size=request.page_size, page_token=request.page_token
+            )
         query = _model.parse_list_request(request)
         now = backend.clock.now()
         records, more = backend.store.list(query, now, backend.retention)
-        response = operations_pb2.ListOperationsResponse(operations=[_model.render(record, now) for record in records])
+        operations = [_model.render(record, now) for record in records]
+        if faults.list_omit_running:
+            operations = [operation for operation in operations if operation.done or not faults.omit_from_listing()]
+        response = operations_pb2.ListOperationsResponse(operations=operations)
         if more and records:
             response.next_page_token = query.next_page_token(records[-1].seq)
         return response
