@@ -20,6 +20,7 @@ import enum
 import importlib.metadata
 import platform
 import random
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Generator, Iterable
@@ -147,6 +148,11 @@ def api_client_header() -> str:
     return _API_CLIENT_VALUE
 
 
+# Characters urlencode(..., safe="/") leaves as they are, plus ":" (always "%3A"): most
+# names of both APIs consist of nothing else.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~/:-]*")
+
+
 def request_metadata(routing_name: str) -> tuple[tuple[str, str], ...]:
     """Headers for one RPC about ``routing_name`` (an operation name or a list parent).
 
@@ -154,11 +160,13 @@ def request_metadata(routing_name: str) -> tuple[tuple[str, str], ...]:
     libraries do it (slashes kept, everything else reserved percent-encoded);
     it is left out when the value is empty.
     """
-    headers: list[tuple[str, str]] = []
-    if routing_name:
-        headers.append((ROUTING_HEADER, urllib.parse.urlencode({"name": routing_name}, safe="/")))
-    headers.append((API_CLIENT_HEADER, _API_CLIENT_VALUE))
-    return tuple(headers)
+    if not routing_name:
+        return ((API_CLIENT_HEADER, _API_CLIENT_VALUE),)
+    if _PLAIN_NAME.fullmatch(routing_name):  # the common case, without urlencode's cost
+        routing = "name=" + routing_name.replace(":", "%3A")
+    else:
+        routing = urllib.parse.urlencode({"name": routing_name}, safe="/")
+    return ((ROUTING_HEADER, routing), (API_CLIENT_HEADER, _API_CLIENT_VALUE))
 
 
 # -- requests -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import urllib.parse
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -309,3 +310,12 @@ def test_unary_plan_clips_attempts_to_deadline() -> None:
     )
     with pytest.raises(RpcError, match="DEADLINE_EXCEEDED"):
         server.run(expired)
+
+
+def test_routing_header_matches_url_encoding_for_any_name() -> None:
+    rng = random.Random(3)
+    alphabet = "abcXYZ019/._~-:%+ &=?#\u00fc\u4e2d"
+    for _ in range(2000):
+        name = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+        headers = dict(_core.request_metadata(name))
+        assert headers["x-goog-request-params"] == urllib.parse.urlencode({"name": name}, safe="/"), name
