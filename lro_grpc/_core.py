@@ -59,7 +59,9 @@ __all__ = [
     "UseClientDefault",
     "api_client_header",
     "cancel_request",
+    "check_reply",
     "check_rpc_timeout",
+    "deadline_passed",
     "delete_request",
     "get_request",
     "operation_error",
@@ -438,13 +440,47 @@ def rpc_error(failure: RpcFailure, *, method: Method, operation_name: str | None
     return error
 
 
-def _deadline_passed(method: Method, operation_name: str | None) -> RpcError:
+def deadline_passed(method: Method, operation_name: str | None) -> RpcError:
+    """The error for a call whose deadline passed before it could be made."""
     return RpcError(
         grpc.StatusCode.DEADLINE_EXCEEDED,
         "the deadline passed before the call could be made",
         method=method,
         operation_name=operation_name,
     )
+
+
+_REPLY_TYPES: Final[dict[str, type[Message]]] = {
+    "GetOperation": operations_pb2.Operation,
+    "WaitOperation": operations_pb2.Operation,
+    "ListOperations": operations_pb2.ListOperationsResponse,
+}
+
+
+def check_reply(method: Method, reply: object, *, operation_name: str | None) -> Any:
+    """``reply`` if it is a sound answer to ``method`` about ``operation_name``, else an error.
+
+    Raises:
+        RpcError: ``INTERNAL``: the answer could not be decoded (``grpc.aio``
+            hands back ``None`` then), or an Operation answer names another
+            operation than the one asked for.
+    """
+    expected = _REPLY_TYPES.get(method)
+    if expected is not None and not isinstance(reply, expected):
+        raise RpcError(
+            grpc.StatusCode.INTERNAL,
+            f"the server's answer to {method} could not be decoded as {expected.DESCRIPTOR.full_name}",
+            method=method,
+            operation_name=operation_name,
+        )
+    if isinstance(reply, operations_pb2.Operation) and operation_name and reply.name and reply.name != operation_name:
+        raise RpcError(
+            grpc.StatusCode.INTERNAL,
+            f"the server answered {method} for {operation_name!r} with another operation, {reply.name!r}",
+            method=method,
+            operation_name=operation_name,
+        )
+    return reply
 
 
 def operation_error(
@@ -523,7 +559,7 @@ def unary_plan(
         now = clock()
         timeout = overall.clip(settings.rpc_timeout, now)
         if timeout is not None and timeout <= 0:
-            raise _deadline_passed(method, operation_name)
+            raise deadline_passed(method, operation_name)
         reply = yield RpcCall(method, request, timeout, metadata)
         if not isinstance(reply, RpcFailure):
             return reply

@@ -255,26 +255,24 @@ class AsyncOperationsClient(BaseOperationsClient):
     async def _get_operation_pb(
         self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
     ) -> operations_pb2.Operation:
-        """One logical GetOperation for the batch waiter.
+        """One GetOperation attempt for the batch scheduler.
 
-        Headers, per-attempt timeout and retries as for :meth:`get`, every
-        attempt and backoff clipped to ``deadline``, except that
-        ``RESOURCE_EXHAUSTED`` is raised at once: the batch scheduler then
-        pauses every operation for the server's RetryInfo delay.
+        Headers as for :meth:`get`, the timeout clipped to ``deadline``. No
+        retry and no sleep here: the scheduler owns retry timing in a batch
+        (a failed poll is rescheduled; no worker waits out a backoff).
 
         Args:
             name: an operation name, already validated.
-            deadline: the absolute deadline nothing may outlive.
-            rpc_timeout: timeout of each attempt; ``None`` means the client's.
+            deadline: the absolute deadline the call may not outlive.
+            rpc_timeout: the call's timeout; ``None`` means the client's.
 
         Raises:
             OperationNotFoundError: no such operation.
-            RpcError: the last attempt failed and no retry fits before the
-                deadline, or the server answered ``RESOURCE_EXHAUSTED``.
+            RpcError: the call failed (``DEADLINE_EXCEEDED`` if the deadline has passed).
         """
-        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT if rpc_timeout is None else rpc_timeout
-        plan = self._get_plan(name, rpc_timeout=timeout, deadline=deadline, retry_resource_exhausted=False)
-        return await self._run(plan)
+        return await self._batch_call(
+            "GetOperation", _core.get_request(name), name, deadline=deadline, rpc_timeout=rpc_timeout
+        )
 
     async def _list_operations_pb(
         self,
@@ -283,19 +281,31 @@ class AsyncOperationsClient(BaseOperationsClient):
         deadline: Deadline,
         rpc_timeout: float | None = None,
     ) -> operations_pb2.ListOperationsResponse:
-        """One logical ListOperations page for the batch scheduler's sweeps.
+        """One ListOperations attempt (one page) for the batch scheduler's sweeps.
 
-        Headers, per-attempt timeout and retries as for :meth:`list`, every
-        attempt and backoff clipped to ``deadline``, except that
-        ``RESOURCE_EXHAUSTED`` is raised at once (the scheduler pauses).
+        As :meth:`_get_operation_pb`, for a page of ``request.name``.
 
         Raises:
-            RpcError: the last attempt failed and no retry fits before the
-                deadline, or the server answered ``RESOURCE_EXHAUSTED``.
+            RpcError: the call failed.
         """
-        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT if rpc_timeout is None else rpc_timeout
-        plan = self._list_plan(request, rpc_timeout=timeout, deadline=deadline, retry_resource_exhausted=False)
-        return await self._run(plan)
+        return await self._batch_call(
+            "ListOperations", request, request.name, deadline=deadline, rpc_timeout=rpc_timeout
+        )
+
+    async def _batch_call(
+        self, method: _core.Method, request: Any, routing_name: str, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> Any:
+        timeout = deadline.clip(self._rpc_timeout if rpc_timeout is None else rpc_timeout, self._clock())
+        if timeout is not None and timeout <= 0:
+            raise _core.deadline_passed(method, routing_name or None)
+        call = getattr(self._current_stub(), method)
+        try:
+            reply = await call(request, timeout=timeout, metadata=_core.request_metadata(routing_name))
+        except grpc.aio.AioRpcError as error:
+            raise _core.rpc_error(
+                RpcFailure.from_grpc_error(error), method=method, operation_name=routing_name or None
+            ) from error
+        return _core.check_reply(method, reply, operation_name=routing_name or None)
 
     async def _poll_handle(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -35,8 +36,8 @@ DEFAULT_BATCH_RPC_TIMEOUT: Final = 10.0
 SYNTHETIC_ERROR_DOMAIN: Final = "lro-grpc.batch"
 """``ErrorInfo.domain`` of the error given to an operation whose GetOperation failed for good."""
 
-# Codes after which the operation is simply polled again later: the client has
-# already retried them; they say nothing about the operation itself.
+# Codes after which the operation is simply looked at again later: they say
+# nothing about the operation itself.
 TRANSIENT_CODES: Final = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -45,6 +46,19 @@ TRANSIENT_CODES: Final = frozenset(
         grpc.StatusCode.ABORTED,
     }
 )
+
+# Codes of a broken answer (undecodable, garbled): tried again a few times, then
+# the operation is reported failed with that error, so one bad answer never ends a batch.
+SUSPECT_CODES: Final = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
+
+MAX_SUSPECT_FAILURES: Final = 3
+"""Consecutive failed looks with a :data:`SUSPECT_CODES` code before the operation is reported failed."""
+
+RETRY_INITIAL: Final = 0.1
+"""First wait, in seconds, before a failed look is tried again; it doubles up to the poll delay."""
+
+# gRPC's own wording when a message exceeds a send or receive limit.
+_MESSAGE_SIZE = re.compile(r"message larger than max", re.IGNORECASE)
 
 _COALESCE_MIN_DELAY = 0.02
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -139,6 +153,7 @@ class Entry:
         order: insertion order (input order across a waiter).
         policy: its poll policy.
         attempts: answered looks at it while running (drives the poll interval).
+        failures: failed looks since the last answered one (drives the retry backoff).
         last_seen: serialized bytes of its last seen state, if any.
         scope: the list scope a sweep covers it with (``None``: polled on its own).
         due: when it is next due to be looked at.
@@ -151,6 +166,7 @@ class Entry:
         "attempts",
         "confirm",
         "due",
+        "failures",
         "last_seen",
         "name",
         "order",
@@ -167,6 +183,7 @@ class Entry:
         self.order = order
         self.policy = policy
         self.attempts = 0
+        self.failures = 0
         self.last_seen: bytes | None = None
         self.scope: Scope | None = None
         self.due = 0.0
@@ -272,6 +289,11 @@ def rpc_details(exc: BaseException) -> str:
     return str(exc)
 
 
+def is_message_size_failure(exc: BaseException) -> bool:
+    """Whether a failed RPC hit a message size limit (a ``RESOURCE_EXHAUSTED`` that is not quota)."""
+    return rpc_code(exc) is grpc.StatusCode.RESOURCE_EXHAUSTED and bool(_MESSAGE_SIZE.search(rpc_details(exc)))
+
+
 def retry_delay(exc: BaseException) -> float | None:
     """The ``google.rpc.RetryInfo`` delay a failed RPC carried, in seconds, if any."""
     seen: set[int] = set()
@@ -338,6 +360,11 @@ def coalesce(due: float, delay: float) -> float:
         return due
     step = 2.0 ** math.floor(math.log2(delay / 20.0))
     return round(due / step) * step
+
+
+def nominal_delay(policy: PollPolicy, attempts: int) -> float:
+    """The poll delay after ``attempts`` answered looks, before jitter."""
+    return min(policy.maximum, policy.initial * policy.multiplier ** min(attempts, 64))
 
 
 def last_seen(entry: Entry) -> operations_pb2.Operation:

@@ -9,8 +9,12 @@ good (``NOT_FOUND``: the name is wrong or the record expired; or another
 non-transient code such as ``PERMISSION_DENIED``): it is reported done, with an
 error of that code whose ``google.rpc.ErrorInfo`` detail has domain
 :data:`~lro_grpc._batch.SYNTHETIC_ERROR_DOMAIN`. Transient failures left over
-after the client's own retries (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ...)
-just schedule the next poll; ``RESOURCE_EXHAUSTED`` pauses the whole scheduler.
+(``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ...) are tried again after a backoff
+the scheduler keeps (no worker sleeps); a broken answer (``INTERNAL``,
+``UNKNOWN``, ``DATA_LOSS``) likewise, up to three times in a row, then the
+operation is reported failed with that error. ``RESOURCE_EXHAUSTED`` pauses
+the whole scheduler, unless it is a message over a size limit: that is no
+quota signal, and the operation is reported failed at once.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ import grpc
 from google.longrunning import operations_pb2
 
 from lro_grpc._batch._base import (
+    MAX_SUSPECT_FAILURES,
     MISSING,
+    SUSPECT_CODES,
     TRANSIENT_CODES,
     Entry,
+    is_message_size_failure,
     retry_delay,
     rpc_code,
     rpc_details,
@@ -68,15 +75,15 @@ class PerOperation:
             if in_flight.pop(entry, MISSING) is not MISSING:  # else: its waiter went away meanwhile
                 self._failed(entry, error, started)
             return
-        except TimeoutError:
-            # The client gave up at the waiter's deadline; the dispatcher reports the operation.
+        except TimeoutError:  # a source that signals its deadline this way: the dispatcher reports it
             if in_flight.pop(entry, MISSING) is not MISSING:
-                scheduler.requeue(entry, started)
+                scheduler.retry_later(entry)
             return
         if in_flight.pop(entry, MISSING) is MISSING:
             return
         scheduler.throttle.succeeded()
         entry.confirm = False
+        entry.failures = 0
         if pb.done:
             scheduler.finish(entry, pb)
         else:
@@ -86,13 +93,13 @@ class PerOperation:
     def _failed(self, entry: Entry, error: BaseException, started: float) -> None:
         scheduler = self._scheduler
         code = rpc_code(error) or grpc.StatusCode.UNKNOWN
-        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(error):
             scheduler.throttle.refused(
                 now=time.monotonic(), rpc_started=started, retry_delay=retry_delay(error), rng=scheduler.rng
             )
             # Same due time as before: it goes first once the pause is over.
             scheduler.push(entry, started)
-        elif code in TRANSIENT_CODES:
-            scheduler.requeue(entry, started)
-        else:
+        elif code in TRANSIENT_CODES or (code in SUSPECT_CODES and entry.failures + 1 < MAX_SUSPECT_FAILURES):
+            scheduler.retry_later(entry)
+        else:  # for good: not found, denied, too large an answer, an answer broken every time
             scheduler.finish(entry, synthetic_failure(entry.name, code, rpc_details(error)))

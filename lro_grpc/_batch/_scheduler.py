@@ -26,12 +26,14 @@ from lro_grpc._batch._base import (
     GONE,
     POLLING,
     QUEUED,
+    RETRY_INITIAL,
     SWEEPING,
     Aborted,
     Entry,
     ListFetch,
     check_limits,
     coalesce,
+    nominal_delay,
 )
 from lro_grpc._batch._limits import Throttle, TokenBucket
 from lro_grpc._batch._per_operation import PerOperation
@@ -235,6 +237,21 @@ class BatchScheduler:
         delay = entry.policy.delay(entry.attempts, rng=self.rng)
         entry.attempts += 1
         self.push(entry, coalesce(started + delay, delay))
+
+    def retry_later(self, entry: Entry) -> None:
+        """A look at ``entry`` failed for a passing reason: try again after a backoff.
+
+        The backoff starts at :data:`~lro_grpc._batch._base.RETRY_INITIAL`,
+        doubles with each consecutive failure (shortened by up to half at
+        random) and never exceeds the entry's poll delay, so an operation that
+        finished during an outage is seen at most one poll interval after the
+        server is back. An answered look resets it.
+        """
+        failures = entry.failures
+        entry.failures = failures + 1
+        ceiling = nominal_delay(entry.policy, entry.attempts)
+        backoff = min(ceiling, RETRY_INITIAL * 2.0 ** min(failures, 32)) * (0.5 + 0.5 * self.rng.random())
+        self.push(entry, time.monotonic() + backoff)
 
     def finish(self, entry: Entry, pb: operations_pb2.Operation) -> None:
         """``entry`` is done (``pb`` is its final state): report it to its waiter."""

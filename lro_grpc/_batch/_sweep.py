@@ -25,7 +25,9 @@ scope and walks every page (each page a call under the scheduler's limits):
 * a server that rejects the listing on its first page (``INVALID_ARGUMENT``,
   ``UNIMPLEMENTED`` or ``PERMISSION_DENIED``) is remembered: that scope is
   polled one by one for the scheduler's (so the client's) lifetime;
-* ``RESOURCE_EXHAUSTED`` pauses the whole scheduler, as for any call.
+* ``RESOURCE_EXHAUSTED`` pauses the whole scheduler, as for any call, unless
+  the page was too large to receive: then the scope asks for pages a quarter
+  the size from then on.
 
 A scope's estimate of its running operations is trusted for
 :data:`ESTIMATE_TTL` seconds; after that the next round lists again to learn
@@ -45,7 +47,16 @@ from typing import TYPE_CHECKING, Final
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._base import QUEUED, SWEEPING, Entry, ListFetch, retry_delay, rpc_code
+from lro_grpc._batch._base import (
+    QUEUED,
+    SWEEPING,
+    Entry,
+    ListFetch,
+    is_message_size_failure,
+    nominal_delay,
+    retry_delay,
+    rpc_code,
+)
 from lro_grpc.errors import RpcError
 from lro_grpc.policies import Deadline
 
@@ -143,12 +154,14 @@ class Scope:
         running: running operations in it at the last complete listing, others' included.
         estimated_at: when that listing ended (``-inf``: never).
         page_size: operations per page the server actually gives (learned).
+        ask_size: the page size asked for (lowered after an answer too large to receive).
         rejected: the server refused to list it; polled one by one from now on.
         in_round: a listing round is under way.
         one_by_one_until: the last cost comparison chose polling one by one until then.
     """
 
     __slots__ = (
+        "ask_size",
         "entries",
         "estimated_at",
         "in_round",
@@ -165,6 +178,7 @@ class Scope:
         self.running = 0
         self.estimated_at = -math.inf
         self.page_size = listing.page_size
+        self.ask_size = listing.page_size
         self.rejected = False
         self.in_round = False
         self.one_by_one_until = -math.inf
@@ -240,9 +254,7 @@ class Sweeper:
         scope = entry.scope
         if scope is None or scope.rejected or scope.in_round or now < scope.one_by_one_until:
             return None
-        policy = entry.policy
-        nominal = min(policy.maximum, policy.initial * policy.multiplier ** min(entry.attempts, 64))
-        horizon = now + _LOOKAHEAD * nominal
+        horizon = now + _LOOKAHEAD * nominal_delay(entry.policy, entry.attempts)
         due = sum(1 for other in scope.entries if other.state == QUEUED and other.due <= horizon)
         if scope.listing_cost(now) >= due:
             scope.one_by_one_until = horizon
@@ -307,7 +319,7 @@ class Sweeper:
                 if not any(entry.state == SWEEPING for entry in sweep.claimed):  # every waiter went away
                     return "incomplete", running, largest_page, seen, list(by_name.values())
             request = operations_pb2.ListOperationsRequest(
-                name=listing.parent, filter=listing.filter, page_size=listing.page_size, page_token=token
+                name=listing.parent, filter=listing.filter, page_size=scope.ask_size, page_token=token
             )
             scheduler.count_call("ListOperations")
             started = time.monotonic()
@@ -332,6 +344,7 @@ class Sweeper:
                     scheduler.finish(entry, pb)
                 else:
                     entry.last_seen = pb.SerializeToString()
+                    entry.failures = 0
                     seen.append(entry)
             if response.unreachable:
                 self._fell_back(scope, f"the server could not reach {list(response.unreachable)!r}")
@@ -348,6 +361,12 @@ class Sweeper:
     def _failed(self, scope: Scope, error: BaseException, started: float, pages: int) -> str:
         scheduler = self._scheduler
         code = rpc_code(error) or grpc.StatusCode.UNKNOWN
+        if is_message_size_failure(error):
+            # No quota signal: the page was too large to receive. Ask for smaller ones.
+            scope.ask_size = max(1, scope.ask_size // 4)
+            scope.page_size = min(scope.page_size, scope.ask_size)
+            self._fell_back(scope, f"a page was too large ({code.name}); asking for {scope.ask_size} a page")
+            return "incomplete"
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
             scheduler.throttle.refused(
                 now=time.monotonic(), rpc_started=started, retry_delay=retry_delay(error), rng=scheduler.rng

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import queue
+import sys
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, Generic, TypeVar
@@ -98,6 +101,7 @@ class SyncBatchRunner(Generic[T]):
                 thread = threading.Thread(target=loop.run_forever, name="lro-grpc-batch-loop", daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
+                _close_at_exit(self)
             return self._loop
 
     def _call(self, function: Callable[[], Awaitable[R]]) -> R:
@@ -253,6 +257,31 @@ class SyncBatchRunner(Generic[T]):
         self.close()
 
 
+_open_runners: weakref.WeakSet[SyncBatchRunner[Any]] = weakref.WeakSet()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _close_at_exit(runner: SyncBatchRunner[Any]) -> None:
+    """Close ``runner`` when the interpreter exits, if nobody closed it before.
+
+    At exit, daemon threads (the runner's loop among them) stop running once
+    finalization begins; closing the runners first lets their channels close
+    cleanly and keeps a half-read iteration from delaying the exit.
+    """
+    global _exit_hook_registered
+    with _exit_hook_lock:
+        _open_runners.add(runner)
+        if not _exit_hook_registered:
+            atexit.register(_close_open_runners)
+            _exit_hook_registered = True
+
+
+def _close_open_runners() -> None:
+    for runner in list(_open_runners):
+        runner.close()
+
+
 def _closing_iter(waiter: SyncBatchWaiter[T]) -> Iterator[T]:
     try:
         yield from waiter
@@ -388,8 +417,11 @@ class SyncBatchWaiter(Generic[T]):
         if self._closed:
             return
         self._closed = True
+        thread = self._runner._thread
+        if self._loop.is_closed() or thread is None or not thread.is_alive() or sys.is_finalizing():
+            # The runner has stopped already (or the interpreter is going away and
+            # its daemon threads no longer run): nothing is left to stop or wait for.
+            return
         self._loop.call_soon_threadsafe(self._pump_future.cancel)
-        if not self._loop.is_closed():
-            on_loop_thread = threading.current_thread() is self._runner._thread
-            if not on_loop_thread:
-                self._pump_done.wait(timeout=_CLOSE_WAIT)
+        if threading.current_thread() is not thread:
+            self._pump_done.wait(timeout=_CLOSE_WAIT)
