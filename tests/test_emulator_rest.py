@@ -6,8 +6,9 @@ import base64
 import http.client
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 import grpc
 import pytest
@@ -25,6 +26,7 @@ from lro_grpc.registry import default_registry
 PARENT = "projects/demo-project/locations/us-central1"
 SERVICE = "endpointsapis.appspot.com"
 START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+Body = bytes | str | Mapping[str, Any] | None
 INT_ENUMS = "$alt=json;enum-encoding=int"
 FS_METADATA = "type.googleapis.com/google.cloud.financialservices.v1.OperationMetadata"
 SM_METADATA = "type.googleapis.com/google.api.servicemanagement.v1.OperationMetadata"
@@ -42,23 +44,23 @@ class Rest:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
 
-    def __call__(self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None) -> Reply:
-        return call(self.base_url, method, path, body, headers)  # type: ignore[arg-type]
+    def __call__(self, method: str, path: str, body: Body = None, headers: dict[str, str] | None = None) -> Reply:
+        return call(self.base_url, method, path, body, headers)
 
-    def ok(self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+    def ok(self, method: str, path: str, body: Body = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
         reply = self(method, path, body, headers)
         assert reply.status == 200, reply.text
         assert reply.headers["content-type"] == "application/json; charset=UTF-8"
-        result: dict = reply.body  # type: ignore[type-arg]
+        result: dict[str, Any] = reply.body
         return result
 
-    def create_instance(self, instance_id: str = "inst-1", body: object = None, **headers: str) -> dict:  # type: ignore[type-arg]
+    def create_instance(self, instance_id: str = "inst-1", body: Body = None, **headers: str) -> dict[str, Any]:
         return self.ok("POST", f"/v1/{PARENT}/instances?instanceId={instance_id}", body or {}, headers or None)
 
-    def get(self, name: str, query: str = "") -> dict:  # type: ignore[type-arg]
+    def get(self, name: str, query: str = "") -> dict[str, Any]:
         return self.ok("GET", f"/v1/{name}" + (f"?{query}" if query else ""))
 
-    def create_rollout(self, rollout_id: str, body: object = None, **headers: str) -> dict:  # type: ignore[type-arg]
+    def create_rollout(self, rollout_id: str, body: Body = None, **headers: str) -> dict[str, Any]:
         return self.ok("POST", f"/v1/services/{SERVICE}/rollouts", body or {"rolloutId": rollout_id}, headers or None)
 
 
@@ -67,7 +69,7 @@ def rest(emu: Emulator) -> Rest:
     return Rest(emu.rest_url)
 
 
-def assert_error(reply: Reply, http: int, status: str, *mentions: str) -> dict:  # type: ignore[type-arg]
+def assert_error(reply: Reply, http: int, status: str, *mentions: str) -> dict[str, Any]:
     assert reply.status == http, reply.text
     error = reply.error
     assert (error["code"], error["status"]) == (http, status)
@@ -347,9 +349,7 @@ def test_reused_rollout_id_is_already_exists(rest: Rest) -> None:
         ("GET", f"/v1/{PARENT}/operations?prettyPrint=sometimes", None, "prettyPrint"),
     ],
 )
-def test_malformed_requests_are_invalid_argument(
-    rest: Rest, method: str, path: str, body: object, mentions: str
-) -> None:
+def test_malformed_requests_are_invalid_argument(rest: Rest, method: str, path: str, body: Body, mentions: str) -> None:
     assert_error(rest(method, path, body), 400, "INVALID_ARGUMENT", mentions)
 
 
@@ -368,17 +368,23 @@ def test_unknown_routes_are_not_found(rest: Rest, method: str, path: str) -> Non
 
 
 def test_chunked_bodies_are_refused(emu: Emulator) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", emu.rest_port, timeout=10)
-    try:
-        connection.request(
-            "POST", f"/v1/{PARENT}/instances?instanceId=a", body=iter([b"{}"]), encode_chunked=True,
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        response = connection.getresponse()
+    # One write, so the whole request is in before the server answers and closes.
+    request = (
+        f"POST /v1/{PARENT}/instances?instanceId=a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", emu.rest_port), timeout=10) as connection:
+        connection.sendall(request)
+        response = http.client.HTTPResponse(connection)
+        response.begin()
         assert response.status == 400
-        assert b"Content-Length" in response.read()
-    finally:
-        connection.close()
+        assert response.getheader("Connection") == "close"
+        assert b"send Content-Length" in response.read()
+    assert rest_get_works(emu)
+
+
+def rest_get_works(emu: Emulator) -> bool:
+    return call(emu.rest_url, "GET", f"/v1/{PARENT}/operations").status == 200
 
 
 def test_ignored_and_system_parameters(rest: Rest) -> None:
