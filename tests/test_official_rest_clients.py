@@ -1,4 +1,9 @@
-"""Google's official clients with ``transport="rest"``, unchanged, against the emulator's REST gateway."""
+"""Google's official clients with ``transport="rest"``, unchanged, against the emulator's REST gateway.
+
+``test_official_clients.py`` runs its ``AMLClient`` tests (create and wait, a
+failed operation, the operations mixin) and a rollout's ``result()`` over REST
+too; these are the rest.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import financialservices_v1, servicemanagement_v1
 from google.longrunning import operations_pb2
 
-from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER, Emulator, Faults
+from lro_grpc.emulator import DURATION_HEADER, Emulator, Faults
 
 PARENT = "projects/demo-project/locations/us-central1"
 SERVICE = "endpointsapis.appspot.com"
@@ -41,28 +46,6 @@ def manager(emu: Emulator) -> servicemanagement_v1.ServiceManagerClient:
 # --- Financial Services ---------------------------------------------------------------------------------
 
 
-def test_create_instance_and_wait_for_the_instance(aml: financialservices_v1.AMLClient) -> None:
-    future = aml.create_instance(
-        parent=PARENT,
-        instance_id="aml-1",
-        instance=financialservices_v1.Instance(labels={"team": "risk"}, kms_key="projects/k/cryptoKeys/key"),
-        metadata=[(DURATION_HEADER, "4")],
-    )
-    assert not future.operation.done  # the client has to poll, over REST
-
-    instance = future.result(timeout=30)
-
-    assert isinstance(instance, financialservices_v1.Instance)
-    assert instance.name == f"{PARENT}/instances/aml-1"
-    assert instance.state == financialservices_v1.Instance.State.ACTIVE
-    assert dict(instance.labels) == {"team": "risk"}
-    assert instance.kms_key == "projects/k/cryptoKeys/key"
-    metadata = future.metadata
-    assert isinstance(metadata, financialservices_v1.OperationMetadata)
-    assert (metadata.verb, metadata.target, metadata.api_version) == ("create", instance.name, "v1")
-    assert metadata.end_time == instance.update_time
-
-
 def test_update_and_delete_instance(aml: financialservices_v1.AMLClient) -> None:
     name = f"{PARENT}/instances/aml-1"
     updated = aml.update_instance(
@@ -77,37 +60,6 @@ def test_update_and_delete_instance(aml: financialservices_v1.AMLClient) -> None
     assert deleting.metadata.verb == "delete"
 
 
-def test_failed_operation_raises_from_result(aml: financialservices_v1.AMLClient) -> None:
-    future = aml.create_instance(
-        parent=PARENT, instance_id="aml-bad", instance={}, metadata=[*DONE_AT_ONCE, (OUTCOME_HEADER, "fail")]
-    )
-    with pytest.raises(exceptions.FailedPrecondition, match="simulated failure"):
-        future.result(timeout=30)
-
-
-def test_operations_mixin_methods(aml: financialservices_v1.AMLClient) -> None:
-    done = aml.create_instance(parent=PARENT, instance_id="a", instance={}, metadata=DONE_AT_ONCE)
-    running = aml.create_instance(parent=PARENT, instance_id="b", instance={}, metadata=[(DURATION_HEADER, "600")])
-    done_name, running_name = done.operation.name, running.operation.name
-
-    fetched = aml.get_operation(operations_pb2.GetOperationRequest(name=done_name))
-    assert fetched.done
-    assert fetched.response.type_url == "type.googleapis.com/google.cloud.financialservices.v1.Instance"
-    listed = aml.list_operations(operations_pb2.ListOperationsRequest(name=PARENT))
-    assert [op.name for op in listed.operations] == [done_name, running_name]
-    running_only = aml.list_operations(operations_pb2.ListOperationsRequest(name=PARENT, filter="done=false"))
-    assert [op.name for op in running_only.operations] == [running_name]
-
-    aml.cancel_operation(operations_pb2.CancelOperationRequest(name=running_name))
-    with pytest.raises(exceptions.Cancelled):
-        running.result(timeout=30)
-    assert running.metadata.requested_cancellation
-
-    aml.delete_operation(operations_pb2.DeleteOperationRequest(name=done_name))
-    with pytest.raises(exceptions.NotFound):
-        aml.get_operation(operations_pb2.GetOperationRequest(name=done_name))
-
-
 def test_errors_map_to_the_clients_exceptions(emu: Emulator, aml: financialservices_v1.AMLClient) -> None:
     with pytest.raises(exceptions.BadRequest, match="instance_id"):
         aml.create_instance(parent=PARENT, instance_id="bad id", instance={})
@@ -118,28 +70,6 @@ def test_errors_map_to_the_clients_exceptions(emu: Emulator, aml: financialservi
 
 
 # --- Service Management ---------------------------------------------------------------------------------
-
-
-def test_rollout_done_at_once_resolves(manager: servicemanagement_v1.ServiceManagerClient) -> None:
-    future = manager.create_service_rollout(
-        service_name=SERVICE,
-        rollout=servicemanagement_v1.Rollout(
-            rollout_id="2016-07-16r2",
-            traffic_percent_strategy=servicemanagement_v1.Rollout.TrafficPercentStrategy(
-                percentages={"2016-07-16r1": 100.0}
-            ),
-        ),
-        metadata=DONE_AT_ONCE,
-    )
-    assert future.operation.name == f"operations/rollouts.{SERVICE}:2016-07-16r2"
-
-    rollout = future.result(timeout=30)
-
-    assert isinstance(rollout, servicemanagement_v1.Rollout)
-    assert rollout.rollout_id == "2016-07-16r2"
-    assert rollout.status == servicemanagement_v1.Rollout.RolloutStatus.SUCCESS
-    assert dict(rollout.traffic_percent_strategy.percentages) == {"2016-07-16r1": 100.0}
-    assert future.metadata.progress_percentage == 100
 
 
 def test_rollout_polling_fails_inside_the_client(manager: servicemanagement_v1.ServiceManagerClient) -> None:
