@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import http.client
 import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -361,6 +363,7 @@ def test_malformed_requests_are_invalid_argument(rest: Rest, method: str, path: 
         ("PUT", f"/v1/{PARENT}/operations/x"),
         ("POST", f"/v1/{PARENT}/operations/x:frobnicate"),
         ("GET", "/"),
+        ("OPTIONS", f"/v1/{PARENT}/operations"),
     ],
 )
 def test_unknown_routes_are_not_found(rest: Rest, method: str, path: str) -> None:
@@ -479,6 +482,42 @@ def test_stop_closes_idle_keep_alive_connections() -> None:
     finally:
         connection.close()
         emu.stop()
+
+
+@pytest.mark.parametrize(("grace", "latency", "status"), [(5.0, 0.5, 200), (0.0, 3.0, 503)])
+def test_stop_answers_calls_in_flight(grace: float, latency: float, status: int) -> None:
+    emu = Emulator(speed=0, rest_port=0, faults=Faults(latency=latency)).start()
+    replies: list[Reply] = []
+    caller = threading.Thread(target=lambda: replies.append(call(emu.rest_url, "GET", f"/v1/{PARENT}/operations")))
+    try:
+        caller.start()
+        time.sleep(0.2)  # the call is in the emulator, sleeping its injected latency
+        emu.stop(grace=grace)
+        caller.join(10)
+    finally:
+        emu.stop()
+    [reply] = replies
+    assert reply.status == status, reply.text
+    if status == 503:
+        assert_error(reply, 503, "UNAVAILABLE", "stopping")
+
+
+def test_concurrent_rest_and_grpc_calls_stay_consistent(emu: Emulator) -> None:
+    def create_and_cancel(index: int) -> str:
+        name: str = call(emu.rest_url, "POST", f"/v1/{PARENT}/instances?instanceId=i-{index}", {}).body["name"]
+        assert call(emu.rest_url, "POST", f"/v1/{name}:cancel", b"").status == 200
+        return name
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        names = list(pool.map(create_and_cancel, range(40)))
+
+    assert len(set(names)) == 40
+    with grpc.insecure_channel(emu.target) as channel:
+        listed = operations_pb2_grpc.OperationsStub(channel).ListOperations(
+            operations_pb2.ListOperationsRequest(name=PARENT, page_size=100), timeout=5
+        )
+    assert sorted(operation.name for operation in listed.operations) == sorted(names)
+    assert all(operation.done and operation.error.code == 1 for operation in listed.operations)
 
 
 def test_rest_is_off_unless_asked_for() -> None:

@@ -22,7 +22,7 @@ import logging
 import socket
 import socketserver
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
@@ -123,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve()
 
-    do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
+    do_POST = do_PATCH = do_DELETE = do_PUT = do_OPTIONS = do_GET
 
     def version_string(self) -> str:
         return self.server_version
@@ -133,6 +133,10 @@ class _Handler(BaseHTTPRequestHandler):
             _LOG.debug("REST %s " + format, self.address_string(), *args)
 
     def _serve(self) -> None:
+        with self.server.gateway.serving_request():
+            self._answer()
+
+    def _answer(self) -> None:
         gateway = self.server.gateway
         options = OutputOptions()
         try:
@@ -240,7 +244,10 @@ class RestGateway:
         self._thread.start()
 
     def stop(self, grace: float) -> None:
-        """Stop accepting, give calls in flight up to ``grace`` seconds, then close every connection."""
+        """Stop accepting, give calls in flight up to ``grace`` seconds, then close every connection.
+
+        Calls still running after ``grace`` are answered ``503 UNAVAILABLE``.
+        """
         self._closing.set()
         if self._thread is not None:
             self._server.shutdown()
@@ -248,6 +255,8 @@ class RestGateway:
         with self._idle:
             self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace)
         self._abandon.set()
+        with self._idle:  # the abandoned calls answer within one _RESULT_POLL
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=_RESULT_POLL * 4)
         self._server.server_close()
         with self._idle:
             connections = list(self._connections)
@@ -266,21 +275,26 @@ class RestGateway:
             raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the emulator is stopping")
         handler = getattr(self._services[service], rpc)
         coroutine: Coroutine[Any, Any, Message] = handler(request, _RestCallContext(headers))
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        except RuntimeError:  # the loop has closed
+            coroutine.close()
+            raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the emulator is stopping") from None
+        while True:
+            try:
+                return future.result(timeout=_RESULT_POLL)
+            except concurrent.futures.TimeoutError:
+                if self._abandon.is_set():
+                    future.cancel()
+                    raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the emulator is stopping") from None
+
+    @contextlib.contextmanager
+    def serving_request(self) -> Iterator[None]:
+        """Count one request as in flight, from reading it to writing its answer (``stop`` waits for these)."""
         with self._idle:
             self._in_flight += 1
         try:
-            try:
-                future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-            except RuntimeError:  # the loop has closed
-                coroutine.close()
-                raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the emulator is stopping") from None
-            while True:
-                try:
-                    return future.result(timeout=_RESULT_POLL)
-                except concurrent.futures.TimeoutError:
-                    if self._abandon.is_set():
-                        future.cancel()
-                        raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the emulator is stopping") from None
+            yield
         finally:
             with self._idle:
                 self._in_flight -= 1
