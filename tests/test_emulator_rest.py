@@ -456,10 +456,11 @@ def test_latency_is_added(emu: Emulator, rest: Rest) -> None:
 def test_keep_alive_connection_serves_many_requests(emu: Emulator) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", emu.rest_port, timeout=10)
     try:
-        for _ in range(3):
-            connection.request("GET", f"/v1/{PARENT}/operations")
+        # Refused requests with bodies in between: each is read whole, so the next request parses.
+        for query, expected in [("a&$alt=proto", 400), ("a", 200), ("b&colour=red", 400), ("b", 200)]:
+            connection.request("POST", f"/v1/{PARENT}/instances?instanceId={query}", body=b'{"labels": {}}')
             response = connection.getresponse()
-            assert response.status == 200
+            assert response.status == expected
             assert response.getheader("Connection") != "close"
             response.read()
         assert connection.sock is not None  # still the first connection

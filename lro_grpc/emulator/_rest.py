@@ -140,10 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
         gateway = self.server.gateway
         options = OutputOptions()
         try:
+            body = self._read_body()  # first, so that a refused request leaves nothing unread on the connection
             split = urlsplit(self.path)
             query = parse_qsl(split.query, keep_blank_values=True)
             options = output_options(query)
-            body = self._read_body()
             route, variables = find_route(self.command, split.path)
             request = build_request(route, variables, query, body)
             response = gateway.call(route.service, route.rpc, request, list(self.headers.items()))
