@@ -171,6 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(encoded)
+        self.wfile.flush()  # while still counted in flight: stop() closes connections once none is
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
