@@ -41,6 +41,7 @@ from lro_grpc.errors import TypeRegistryError, UnknownTypeError
 from lro_grpc.registry import TypeRegistry
 
 __all__ = [
+    "any_to_dict",
     "list_from_dict",
     "list_to_dict",
     "operation_from_dict",
@@ -127,7 +128,13 @@ def _with_zero_scalars(printed: Mapping[str, Any], descriptor: Any) -> dict[str,
     return result
 
 
-def _any_to_dict(value: any_pb2.Any, registry: TypeRegistry, *, print_zero_scalars: bool = False) -> dict[str, Any]:
+def _any_to_dict(
+    value: any_pb2.Any,
+    registry: TypeRegistry,
+    *,
+    print_zero_scalars: bool = False,
+    enums_as_numbers: bool = False,
+) -> dict[str, Any]:
     """Print an Any as ``{"@type": url, <fields>}``.
 
     With ``print_zero_scalars``, top-level bool and number fields are printed
@@ -142,7 +149,9 @@ def _any_to_dict(value: any_pb2.Any, registry: TypeRegistry, *, print_zero_scala
         message_class = registry.message_class(value.type_url)
         # unpack() checks the bytes first so a corrupt value becomes the raw form.
         registry.unpack(value)
-        printed = json_format.MessageToDict(value, descriptor_pool=_pool_of(message_class))
+        printed = json_format.MessageToDict(
+            value, descriptor_pool=_pool_of(message_class), use_integers_for_enums=enums_as_numbers
+        )
         # Well-known types have their own JSON forms ({"@type", "value"}): left as printed.
         if print_zero_scalars and not message_class.DESCRIPTOR.full_name.startswith("google.protobuf."):
             printed = _with_zero_scalars(printed, message_class.DESCRIPTOR)
@@ -154,15 +163,38 @@ def _any_to_dict(value: any_pb2.Any, registry: TypeRegistry, *, print_zero_scala
     return result
 
 
-def _status_to_dict(status: status_pb2.Status, registry: TypeRegistry) -> dict[str, Any]:
+def _status_to_dict(status: status_pb2.Status, registry: TypeRegistry, enums_as_numbers: bool) -> dict[str, Any]:
     return {
         "code": status.code,
         "message": status.message,
-        "details": [_any_to_dict(detail, registry) for detail in status.details],
+        "details": [any_to_dict(detail, registry, enums_as_numbers=enums_as_numbers) for detail in status.details],
     }
 
 
-def operation_to_dict(operation: operations_pb2.Operation, registry: TypeRegistry) -> dict[str, Any]:
+def any_to_dict(value: any_pb2.Any, registry: TypeRegistry, *, enums_as_numbers: bool = False) -> dict[str, Any]:
+    """Convert one ``Any`` (an error detail, a response) to its REST JSON shape.
+
+    Args:
+        value: the ``google.protobuf.Any``.
+        registry: resolves its type URL. An unknown type, or bytes that do not
+            parse, print as ``{"@type": url, "value": "<base64>"}``; this never
+            raises for them.
+        enums_as_numbers: print enum values as numbers instead of names (what a
+            REST client asking for ``$alt=json;enum-encoding=int`` expects).
+
+    Returns:
+        ``{"@type": url, <fields>}`` as plain dicts and lists; ``{}`` for an empty ``Any``.
+
+    Raises:
+        TypeError: ``registry`` is not a :class:`~lro_grpc.registry.TypeRegistry`.
+    """
+    _check_registry(registry)
+    return _any_to_dict(value, registry, enums_as_numbers=enums_as_numbers)
+
+
+def operation_to_dict(
+    operation: operations_pb2.Operation, registry: TypeRegistry, *, enums_as_numbers: bool = False
+) -> dict[str, Any]:
     """Convert an operation to the REST JSON shape, as plain dicts and lists.
 
     Args:
@@ -170,6 +202,7 @@ def operation_to_dict(operation: operations_pb2.Operation, registry: TypeRegistr
         registry: resolves the type URLs of ``metadata``, ``response`` and
             error ``details``. Unknown types print in the raw form
             ``{"@type": url, "value": "<base64>"}``; this never raises for them.
+        enums_as_numbers: print enum values as numbers instead of names.
 
     Returns:
         ``{"name", "metadata"?, "done", "response"? | "error"?}`` in that order.
@@ -183,13 +216,15 @@ def operation_to_dict(operation: operations_pb2.Operation, registry: TypeRegistr
     _check_registry(registry)
     result: dict[str, Any] = {"name": operation.name}
     if operation.HasField("metadata"):
-        result["metadata"] = _any_to_dict(operation.metadata, registry, print_zero_scalars=True)
+        result["metadata"] = _any_to_dict(
+            operation.metadata, registry, print_zero_scalars=True, enums_as_numbers=enums_as_numbers
+        )
     result["done"] = operation.done
     outcome = operation.WhichOneof("result")
     if outcome == "response":
-        result["response"] = _any_to_dict(operation.response, registry)
+        result["response"] = _any_to_dict(operation.response, registry, enums_as_numbers=enums_as_numbers)
     elif outcome == "error":
-        result["error"] = _status_to_dict(operation.error, registry)
+        result["error"] = _status_to_dict(operation.error, registry, enums_as_numbers)
     return result
 
 
@@ -214,6 +249,7 @@ def list_to_dict(
     *,
     next_page_token: str = "",
     unreachable: Sequence[str] = (),
+    enums_as_numbers: bool = False,
 ) -> dict[str, Any]:
     """Convert a page (or several) of operations to the REST shape of a list response.
 
@@ -222,12 +258,17 @@ def list_to_dict(
         registry: resolves the types inside the operations' ``Any`` values.
         next_page_token: included as ``"nextPageToken"`` when non-empty.
         unreachable: included as ``"unreachable"`` when non-empty.
+        enums_as_numbers: print enum values as numbers instead of names.
 
     Returns:
         ``{"operations": [...]}`` plus ``"nextPageToken"`` / ``"unreachable"``
         when they are non-empty.
     """
-    result: dict[str, Any] = {"operations": [operation_to_dict(operation, registry) for operation in operations]}
+    result: dict[str, Any] = {
+        "operations": [
+            operation_to_dict(operation, registry, enums_as_numbers=enums_as_numbers) for operation in operations
+        ]
+    }
     if next_page_token:
         result["nextPageToken"] = next_page_token
     if unreachable:

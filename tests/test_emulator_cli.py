@@ -15,6 +15,7 @@ import pytest
 from google.longrunning import operations_pb2
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
+from rest_http import call
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
@@ -91,11 +92,28 @@ def test_fault_flags() -> None:
         assert process.wait(timeout=10) == 0
 
 
+def test_rest_port_serves_rest_over_the_same_state() -> None:
+    with emulator_process("--rest-port", "0", "--fail-unavailable", "1", "--seed", "1") as (target, process):
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:")
+        reply = call(base_url, "GET", f"/v1/{PARENT}/operations")
+        assert (reply.status, reply.body["error"]["status"]) == (503, "UNAVAILABLE")  # the fault flags apply to REST
+        with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as caught:
+            operations_pb2_grpc.OperationsStub(channel).ListOperations(
+                operations_pb2.ListOperationsRequest(name=PARENT), timeout=5
+            )
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
 @pytest.mark.parametrize(
     ("argv", "mentions"),
     [
         (["--speed", "-1"], "--speed"),
         (["--port", "99999"], "--port"),
+        (["--rest-port", "http"], "--rest-port"),
         (["--fail-unavailable", "2"], "--fail-unavailable"),
         (["--latency-ms", "soon"], "--latency-ms"),
         (["--fail-unavailable", "0.7", "--fail-resource-exhausted", "0.7"], "must be <= 1"),
@@ -112,7 +130,7 @@ def test_bad_arguments_exit_2(argv: list[str], mentions: str, capsys: pytest.Cap
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     help_text = capsys.readouterr().out
-    for flag in ("--db", "--speed", "--retention-days", "--default-duration", "--no-wait-rpc", "--seed"):
+    for flag in ("--rest-port", "--db", "--speed", "--retention-days", "--default-duration", "--no-wait-rpc", "--seed"):
         assert flag in help_text
 
 

@@ -10,8 +10,13 @@ It serves, over plaintext gRPC on loopback:
   ``SubmitConfigSource``, ``CreateService``, ``DeleteService``,
   ``UndeleteService``.
 
+With ``rest_port`` (``--rest-port``) it also serves both APIs' REST routes
+(HTTP/JSON, as their ``google.api.http`` rules define them) over the same
+operations; see ``docs/emulator-rest.md``.
+
 Google's own client libraries work against it unchanged, e.g.
-``AMLClient(transport=AMLGrpcTransport(channel=grpc.insecure_channel(emu.target)))``.
+``AMLClient(transport=AMLGrpcTransport(channel=grpc.insecure_channel(emu.target)))``,
+or over REST with ``transport="rest"`` and ``client_options={"api_endpoint": emu.rest_url}``.
 
 Use it from tests (sync or asyncio; the server runs on a thread of its own)::
 
@@ -42,7 +47,7 @@ Operations
     carry the typed response (``Instance`` ACTIVE, ``Rollout`` SUCCESS,
     ``Empty`` for deletes, ``SubmitConfigSourceResponse``, ...).
 
-Per-call control (request metadata, so any client can use it)
+Per-call control (request metadata, or HTTP headers over REST, so any client can use it)
     ``x-emulator-duration-seconds: <float>``
         simulated seconds the operation started by this call takes (``0``: done at once).
     ``x-emulator-outcome: success|fail``

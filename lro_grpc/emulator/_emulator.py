@@ -16,6 +16,7 @@ import grpc
 
 from lro_grpc.emulator._clock import SimulatedClock, check_seconds, check_speed
 from lro_grpc.emulator._faults import Faults
+from lro_grpc.emulator._rest import RestGateway
 from lro_grpc.emulator._server import STARTING_METHODS, Backend, add_services, server_options
 from lro_grpc.emulator._store import OperationStore
 
@@ -47,6 +48,9 @@ class Emulator:
     Args:
         host: interface to listen on.
         port: port to listen on; ``0`` picks a free one (see :attr:`port`).
+        rest_port: also serve the APIs' REST routes (HTTP/JSON) on this port,
+            over the same state; ``0`` picks a free one (see :attr:`rest_url`);
+            ``None`` (the default) serves gRPC only.
         db: SQLite file keeping the records (created if missing; a restarted
             emulator on the same file loses nothing and its clock carries on),
             or ``None`` to keep them in memory.
@@ -74,6 +78,7 @@ class Emulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        rest_port: int | None = None,
         db: str | os.PathLike[str] | None = None,
         speed: float = 1.0,
         default_duration: float | timedelta = DEFAULT_DURATION,
@@ -86,16 +91,18 @@ class Emulator:
     ) -> None:
         if not isinstance(host, str) or not host:
             raise TypeError(f"host must be a non-empty string, got {host!r}")
-        if isinstance(port, bool) or not isinstance(port, int):
-            raise TypeError(f"port must be an int, got {port!r}")
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port must be in 0..65535, got {port!r}")
+        _check_port(port, what="port")
+        if rest_port is not None:
+            _check_port(rest_port, what="rest_port")
+            if rest_port and rest_port == port:
+                raise ValueError(f"rest_port must differ from port, got {rest_port!r} for both")
         if db is not None and not isinstance(db, str | os.PathLike):
             raise TypeError(f"db must be a path or None, got {db!r}")
         if faults is not None and not isinstance(faults, Faults):
             raise TypeError(f"faults must be a Faults or None, got {faults!r}")
         self._host = host
         self._requested_port = port
+        self._requested_rest_port = rest_port
         self._db = db
         self._speed = check_speed(speed)
         self._default_duration = check_seconds(default_duration, what="default_duration")
@@ -111,6 +118,7 @@ class Emulator:
         self._clock: SimulatedClock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Any = None
+        self._gateway: RestGateway | None = None
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
 
@@ -129,6 +137,8 @@ class Emulator:
                 raise RuntimeError("Emulator already started")
             if self._requested_port:
                 _probe_port(self._host, self._requested_port)
+            if self._requested_rest_port:
+                _probe_port(self._host, self._requested_rest_port)
             store = OperationStore(self._db)
             try:
                 anchor = store.load_anchor()
@@ -193,6 +203,14 @@ class Emulator:
         add_services(server, backend)
         port = server.add_insecure_port(_address(self._host, self._requested_port))
         await server.start()
+        if self._requested_rest_port is not None:
+            try:
+                gateway = RestGateway(backend, loop, host=self._host, port=self._requested_rest_port)
+            except OSError:
+                await server.stop(None)
+                raise
+            gateway.start()
+            self._gateway = gateway
         self._loop, self._server, self._port = loop, server, port
 
     async def _purge_periodically(self, backend: Backend) -> None:
@@ -212,6 +230,9 @@ class Emulator:
                 return
             backend.stopping = True
             backend.notify()
+            if self._gateway is not None:
+                self._gateway.stop(grace)
+                self._gateway = None
             asyncio.run_coroutine_threadsafe(server.stop(grace), loop).result()
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
@@ -254,6 +275,19 @@ class Emulator:
     def target(self) -> str:
         """``"host:port"`` for ``grpc.insecure_channel`` (raises ``RuntimeError`` unless running)."""
         return _address(self._host, self.port)
+
+    @property
+    def rest_port(self) -> int:
+        """The port of the REST gateway (raises ``RuntimeError`` unless running with ``rest_port``)."""
+        self._running()
+        if self._gateway is None:
+            raise RuntimeError("the REST gateway is off: pass rest_port= (0 picks a free port)")
+        return self._gateway.port
+
+    @property
+    def rest_url(self) -> str:
+        """``"http://host:port"``, the REST gateway's base URL (raises ``RuntimeError`` unless serving REST)."""
+        return f"http://{_address(self._host, self.rest_port)}"
 
     @property
     def clock(self) -> SimulatedClock:
@@ -340,6 +374,13 @@ def _probe_port(host: str, port: int) -> None:
 
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _check_port(port: object, *, what: str) -> None:
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"{what} must be an int, got {port!r}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{what} must be in 0..65535, got {port!r}")
 
 
 def _check_durations(durations: Mapping[str, float | timedelta] | None) -> dict[str, float]:

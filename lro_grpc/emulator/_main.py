@@ -49,12 +49,20 @@ def build_parser(prog: str = "lro-grpc emulator") -> argparse.ArgumentParser:
         prog=prog,
         description=(
             "Serve google.longrunning.Operations plus the operation-starting RPCs of Financial Services "
-            "(AML) and Service Management (ServiceManager) on a simulated clock. Prints the target "
-            "(host:port) on stdout once listening; stops on SIGINT or SIGTERM."
+            "(AML) and Service Management (ServiceManager) on a simulated clock, over gRPC and, with "
+            "--rest-port, over the APIs' REST routes (HTTP/JSON). Prints the gRPC target (host:port) on stdout "
+            "once listening, then the REST base URL (http://host:port) if serving REST; stops on SIGINT or SIGTERM."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=_port, default=8080, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--rest-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="also serve the REST routes (HTTP/JSON) on this port; 0 picks a free one (default: off)",
+    )
     parser.add_argument("--db", metavar="PATH", help="SQLite file keeping the operations (default: in memory)")
     parser.add_argument(
         "--speed",
@@ -123,7 +131,8 @@ def build_parser(prog: str = "lro-grpc emulator") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator until SIGINT or SIGTERM.
 
-    Prints the target (``host:port``) as one line on stdout once listening.
+    Prints the gRPC target (``host:port``) as one line on stdout once
+    listening, then, with ``--rest-port``, the REST base URL (``http://host:port``).
 
     Args:
         argv: command-line arguments without the program name; default ``sys.argv[1:]``.
@@ -151,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         emulator = Emulator(
             host=args.host,
             port=args.port,
+            rest_port=args.rest_port,
             db=args.db,
             speed=args.speed,
             default_duration=args.default_duration,
@@ -179,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         try:
             print(emulator.target, flush=True)
+            if args.rest_port is not None:
+                print(emulator.rest_url, flush=True)
             while not stop.wait(0.5):
                 pass
         finally:

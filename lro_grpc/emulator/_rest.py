@@ -1,0 +1,361 @@
+"""The emulator's HTTP/JSON gateway: the APIs' REST routes over the same services as gRPC.
+
+Each HTTP request is transcoded (:mod:`._transcoding`) into the request
+message of the RPC its route names, and handed to the very servicer method the
+gRPC server calls, on the emulator's event loop. So fault injection, the
+per-call ``x-emulator-*`` headers (read from HTTP headers of the same names),
+validation and every state change behave the same on both protocols. What
+the servicer returns is printed in the REST JSON shape (:mod:`lro_grpc._json`);
+what it aborts with becomes Google's JSON error body.
+
+The HTTP server is the standard library's ``ThreadingHTTPServer``: one thread
+per connection, each blocking only on its own call to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import socket
+import socketserver
+import threading
+from collections.abc import Coroutine, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl, urlsplit
+
+import grpc
+from google.longrunning import operations_pb2
+from google.protobuf import empty_pb2
+from google.protobuf.message import DecodeError, Message
+from google.rpc import status_pb2
+
+from lro_grpc._json import any_to_dict, list_to_dict, operation_to_dict
+from lro_grpc.emulator._faults import STATUS_DETAILS_KEY
+from lro_grpc.emulator._model import RequestError
+from lro_grpc.emulator._server import AMLService, Backend, OperationsService, ServiceManagerService
+from lro_grpc.emulator._transcoding import OutputOptions, build_request, error_body, find_route, output_options
+from lro_grpc.registry import TypeRegistry, default_registry
+
+__all__ = ["RestGateway"]
+
+_LOG = logging.getLogger(__name__)
+_MAX_BODY = 16 * 1024 * 1024
+_IDLE_CONNECTION_TIMEOUT = 60.0
+_RESULT_POLL = 0.25
+
+
+class CallAborted(Exception):
+    """A servicer ended the call with a status (what ``context.abort`` does on gRPC)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, trailing_metadata: Sequence[tuple[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.trailing_metadata = tuple(trailing_metadata)
+
+
+class _RestCallContext:
+    """What the servicers use of a ``grpc.aio.ServicerContext``, for a call that came over HTTP.
+
+    HTTP request headers stand in for the invocation metadata (names
+    lowercased, as gRPC metadata keys are). A REST call has no deadline.
+    """
+
+    def __init__(self, headers: Sequence[tuple[str, str]]) -> None:
+        self._metadata = tuple((key.lower(), value) for key, value in headers)
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: Sequence[tuple[str, Any]] = ()
+    ) -> NoReturn:
+        raise CallAborted(code, details, trailing_metadata)
+
+    async def abort_with_status(self, status: Any) -> NoReturn:
+        raise CallAborted(status.code, status.details, status.trailing_metadata or ())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Idle keep-alive connections would make server_close() wait for ever: they are closed by the gateway instead.
+    block_on_close = False
+
+    def __init__(self, address: tuple[Any, ...], family: socket.AddressFamily, gateway: RestGateway) -> None:
+        self.address_family = family
+        self.gateway = gateway
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would look the host's name up (socket.getfqdn), which can stall; nothing needs it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _LOG.debug("REST connection from %s failed", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "lro-grpc-emulator"
+    sys_version = ""
+    timeout = _IDLE_CONNECTION_TIMEOUT
+    # Headers and body leave in one write (flushed after each request), without Nagle's delay: two small
+    # writes would otherwise meet the client's delayed ACK and cost ~40 ms a call.
+    wbufsize = -1
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.gateway._connection_opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.gateway._connection_closed(self.connection)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PATCH = do_DELETE = do_PUT = do_OPTIONS = do_GET
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if _LOG.isEnabledFor(logging.DEBUG):
+            _LOG.debug("REST %s " + format, self.address_string(), *args)
+
+    def _serve(self) -> None:
+        with self.server.gateway.serving_request():
+            self._answer()
+
+    def _answer(self) -> None:
+        gateway = self.server.gateway
+        options = OutputOptions()
+        try:
+            body = self._read_body()  # first, so that a refused request leaves nothing unread on the connection
+            split = urlsplit(self.path)
+            query = parse_qsl(split.query, keep_blank_values=True)
+            options = output_options(query)
+            route, variables = find_route(self.command, split.path)
+            request = build_request(route, variables, query, body)
+            response = gateway.call(route.service, route.rpc, request, list(self.headers.items()))
+            status, payload = 200, gateway.render(response, options)
+        except RequestError as error:
+            status, payload = gateway.error(error.code, error.message, (), options)
+        except CallAborted as error:
+            status, payload = gateway.error(error.code, error.message, error.trailing_metadata, options)
+        except Exception as error:  # an emulator defect: answer INTERNAL rather than drop the connection
+            _LOG.exception("REST %s %s failed", self.command, self.path)
+            status, payload = gateway.error(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}", (), options)
+        encoded = json.dumps(payload, indent=2 if options.pretty else None, ensure_ascii=False).encode("utf-8")
+        if options.pretty:
+            encoded += b"\n"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(encoded)))
+        if gateway.closing:
+            self.close_connection = True
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(encoded)
+        self.wfile.flush()  # while still counted in flight: stop() closes connections once none is
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            self.close_connection = True
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, "chunked request bodies are not supported: send Content-Length"
+            )
+        text = self.headers.get("Content-Length", "0") or "0"
+        try:
+            length = int(text)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= _MAX_BODY:
+            self.close_connection = True
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"Content-Length: expected 0..{_MAX_BODY} bytes, got {text!r}"
+            )
+        return self.rfile.read(length) if length else b""
+
+
+class RestGateway:
+    """Serves the two APIs' REST routes over an emulator backend, from threads of its own.
+
+    Args:
+        backend: the emulator's shared state (its event loop must be bound and running).
+        loop: the event loop the backend's servicers run on.
+        host: interface to listen on.
+        port: port to listen on; ``0`` picks a free one (see :attr:`port`).
+        registry: resolves the types inside operations when printing JSON.
+
+    Raises:
+        OSError: the address cannot be bound (port taken).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        host: str,
+        port: int,
+        registry: TypeRegistry | None = None,
+    ) -> None:
+        self._loop = loop
+        self._services: dict[str, Any] = {
+            "Operations": OperationsService(backend),
+            "AML": AMLService(backend),
+            "ServiceManager": ServiceManagerService(backend),
+        }
+        self._registry = registry if registry is not None else default_registry()
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        self._server = _Server(address, family, self)
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        self._closing = threading.Event()
+        self._abandon = threading.Event()
+
+    @property
+    def port(self) -> int:
+        """The port the gateway listens on."""
+        return int(self._server.server_address[1])
+
+    @property
+    def closing(self) -> bool:
+        """Whether :meth:`stop` has begun (answers then close their connection)."""
+        return self._closing.is_set()
+
+    def start(self) -> None:
+        """Start serving on a thread of its own."""
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="lro-grpc-emulator-rest", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, grace: float) -> None:
+        """Stop accepting, give calls in flight up to ``grace`` seconds, then close every connection.
+
+        Calls still running after ``grace`` are answered ``503 UNAVAILABLE``.
+        """
+        self._closing.set()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace)
+        self._abandon.set()
+        with self._idle:  # the abandoned calls answer within one _RESULT_POLL
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=_RESULT_POLL * 4)
+        self._server.server_close()
+        with self._idle:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def call(self, service: str, rpc: str, request: Message, headers: Sequence[tuple[str, str]]) -> Message:
+        """Run one RPC on the emulator's event loop, as the gRPC server would, and wait for its answer.
+
+        Raises:
+            CallAborted: the servicer aborted the call (its status), or the
+                emulator is stopping (``UNAVAILABLE``).
+        """
+        if self._abandon.is_set():
+            raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the emulator is stopping")
+        handler = getattr(self._services[service], rpc)
+        coroutine: Coroutine[Any, Any, Message] = handler(request, _RestCallContext(headers))
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        except RuntimeError:  # the loop has closed
+            coroutine.close()
+            raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the emulator is stopping") from None
+        while True:
+            try:
+                return future.result(timeout=_RESULT_POLL)
+            except concurrent.futures.TimeoutError:
+                if self._abandon.is_set():
+                    future.cancel()
+                    raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the emulator is stopping") from None
+
+    @contextlib.contextmanager
+    def serving_request(self) -> Iterator[None]:
+        """Count one request as in flight, from reading it to writing its answer (``stop`` waits for these)."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def render(self, response: Message, options: OutputOptions) -> dict[str, Any]:
+        """A servicer's response in the REST JSON shape."""
+        numbers = options.enums_as_numbers
+        if isinstance(response, operations_pb2.Operation):
+            return operation_to_dict(response, self._registry, enums_as_numbers=numbers)
+        if isinstance(response, operations_pb2.ListOperationsResponse):
+            return list_to_dict(
+                response.operations,
+                self._registry,
+                next_page_token=response.next_page_token,
+                unreachable=response.unreachable,
+                enums_as_numbers=numbers,
+            )
+        if isinstance(response, empty_pb2.Empty):
+            return {}
+        raise TypeError(f"no REST rendering for {type(response).__name__}")
+
+    def error(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        trailing_metadata: Sequence[tuple[str, Any]],
+        options: OutputOptions,
+    ) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and JSON body for a call that ended with ``code``.
+
+        The details come from a ``grpc-status-details-bin`` trailer, as on gRPC.
+        """
+        details: list[dict[str, Any]] = []
+        for key, value in trailing_metadata:
+            if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+                try:
+                    status = status_pb2.Status.FromString(value)
+                except DecodeError:
+                    continue
+                details.extend(
+                    any_to_dict(detail, self._registry, enums_as_numbers=options.enums_as_numbers)
+                    for detail in status.details
+                )
+        body = error_body(code, message, details)
+        return body["error"]["code"], body
+
+    # --- bookkeeping, from the handler threads ----------------------------------------------------
+
+    def _connection_opened(self, connection: socket.socket) -> None:
+        with self._idle:
+            self._connections.add(connection)
+        if self._abandon.is_set():
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def _connection_closed(self, connection: socket.socket) -> None:
+        with self._idle:
+            self._connections.discard(connection)
