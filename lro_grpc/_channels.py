@@ -36,6 +36,11 @@ EMULATOR_HOST_ENV = "LRO_GRPC_EMULATOR_HOST"
 _CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     # Operations can carry large responses (a service config, for example).
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # After a lost connection, try again at least once a second (gRPC's default
+    # backoff grows to two minutes): a batch sees its operations within a poll
+    # interval and a second of the server's return.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 )
 
 
