@@ -40,6 +40,7 @@ check-generated: $(STAMP)
 ## bench: client CPU/memory/latency benchmarks against the incumbent
 bench: $(STAMP)
 	$(PY) benchmarks/bench_waiter.py
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -89,9 +89,11 @@ class Phase:
 
 
 class EmulatorProcess:
-    def __init__(self) -> None:
+    """The emulator in a process of its own (``extra_args``: more command-line flags)."""
+
+    def __init__(self, *extra_args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lro_grpc.emulator", "--port", "0"],
+            [sys.executable, "-m", "lro_grpc.emulator", "--port", "0", *extra_args],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -283,10 +283,16 @@ class Sweeper:
             if 0 < largest_page < scope.page_size:
                 scope.page_size = largest_page  # the server caps pages lower than asked
         sweeping = scheduler.sweeping
+        # The next round starts early by as long as this one took (at most half
+        # a poll delay), so that listings *end* about one poll delay apart: what
+        # finishes just after a round began is reported a delay later, not a
+        # delay plus a round.
+        took = now - sweep.started
         for entry in seen:
             if entry.state == SWEEPING:
                 sweeping.discard(entry)
-                scheduler.requeue(entry, sweep.started)
+                lead = min(took, 0.5 * nominal_delay(entry.policy, entry.attempts))
+                scheduler.requeue(entry, sweep.started - lead)
         for entry in unlisted:
             if entry.state != SWEEPING:
                 continue
