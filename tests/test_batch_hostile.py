@@ -13,6 +13,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -26,6 +27,7 @@ from lro_grpc._batch import SYNTHETIC_ERROR_DOMAIN
 from lro_grpc._batch._base import MAX_SUSPECT_FAILURES
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.aio import AsyncOperationsClient
+from lro_grpc.client import OperationsClient
 from lro_grpc.policies import PollPolicy
 
 PARENT = "projects/p/locations/l"
@@ -195,3 +197,49 @@ def test_a_script_leaving_a_sync_iteration_half_read_exits_at_once() -> None:
     assert first == "True"
     assert child.stderr == ""  # nothing "ignored" at exit
     assert ended - float(printed_at) < 3.0  # no close waiting on a loop that no longer runs
+
+
+def connections_to(port: int) -> int:
+    """Established TCP connections whose remote end is ``port`` on this machine (the clients' side)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    count += 1
+    return count
+
+
+def test_closing_the_sync_client_closes_its_batch_channel() -> None:
+    server = Server()
+    names = [server.add(f"{PARENT}/operations/op-{index}", 0.05 if index == 0 else 600) for index in range(3)]
+
+    async def serve(stop: asyncio.Event, ready: asyncio.Future[int]) -> None:
+        grpc_server = grpc.aio.server()
+        operations_pb2_grpc.add_OperationsServicer_to_server(server, grpc_server)
+        ready.set_result(grpc_server.add_insecure_port("127.0.0.1:0"))
+        await grpc_server.start()
+        await stop.wait()
+        await grpc_server.stop(None)
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready: asyncio.Future[int] = loop.create_future()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(stop, ready),), daemon=True)
+    thread.start()
+    try:
+        port = asyncio.run_coroutine_threadsafe(asyncio.wait_for(asyncio.shield(ready), 10), loop).result(10)
+        client = OperationsClient(f"127.0.0.1:{port}", poll_policy=FAST)
+        iteration = client.as_completed(names, timeout=60)
+        assert next(iteration).name == names[0]  # half read: two operations still being polled
+        assert connections_to(port) >= 1
+        client.close()
+        deadline = time.monotonic() + 5
+        while connections_to(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert connections_to(port) == 0
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
