@@ -227,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for size in sizes:
             print(f"(2) sweeping {size} operations (+{int(size * OTHERS_SHARE)} of other callers) ...", flush=True)
             names, durations = start_batch(emulator, f"sweep-{size}", size, seed=size)
+            server_cpu = emulator.cpu_seconds()
             waited = asyncio.run(wait_for(emulator.target, names, sweep=True))
+            server_share = (emulator.cpu_seconds() - server_cpu) / waited.wall
             calls = waited.calls["GetOperation"] + waited.calls["ListOperations"]
             one_by_one = one_by_one_calls(durations)
             cpu_per_op = waited.cpu / size
@@ -239,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"-> {calls / one_by_one:.3f}x (target <= 0.15); client CPU {1e6 * cpu_per_op:.0f} us per operation "
                 f"against {1e6 * floor_per_op:.0f} us at the floor -> {cpu_per_op / floor_per_op:.3f}x "
                 f"(target <= 0.35); report median {p50:.2f} s, p99 {p99:.2f} s (target <= {1.1 * INTERVAL:.2f}); "
-                f"{check(waited, names)}; wall {waited.wall:.0f} s"
+                f"{check(waited, names)}; wall {waited.wall:.0f} s, emulator busy {100 * server_share:.0f}% of a core"
             )
     finally:
         emulator.stop()
