@@ -175,7 +175,10 @@ async def test_a_server_that_ignores_the_filter_reports_done_operations_without_
         reported = await report_times(client, names)
 
     assert_each_reported_once_after_it_finished(server, names, reported)
-    assert server.calls["GetOperation"] == 0
+    # Done operations came straight from listings; only when a single operation
+    # is left due is one GetOperation the cheaper look (ties go to polling).
+    assert server.calls["GetOperation"] <= 2
+    assert server.calls["ListOperations"] >= 3
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED])
