@@ -42,12 +42,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from bench_waiter import EmulatorProcess, percentile
-from google.longrunning import operations_pb2
+from bench_waiter import EmulatorProcess, Meter, bare_loop, percentile
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
-from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER
 from lro_grpc.names import FINANCIAL_SERVICES_LOCATIONS
@@ -95,26 +93,11 @@ def one_by_one_calls(durations: Sequence[float]) -> int:
     return sum(int(duration // INTERVAL) + 1 for duration in durations)
 
 
-async def floor_cpu_per_call(target: str, names: Sequence[str], calls: int) -> float:
-    """Client CPU seconds per GetOperation of 100 coroutines calling back to back."""
-    made = 0
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = operations_pb2_grpc.OperationsStub(channel)
-        requests = [operations_pb2.GetOperationRequest(name=name) for name in names]
-        await stub.GetOperation(requests[0])
-
-        async def caller(first: int) -> None:
-            nonlocal made
-            index = first
-            while made < calls:
-                made += 1
-                await stub.GetOperation(requests[index % len(requests)], timeout=10)
-                index += CONCURRENCY
-
-        gc.collect()
-        started = time.process_time()
-        await asyncio.gather(*(caller(first) for first in range(CONCURRENCY)))
-        return (time.process_time() - started) / made
+def floor_cpu_per_call(emulator: EmulatorProcess, names: Sequence[str], calls: int) -> float:
+    """Client CPU seconds per GetOperation of 100 coroutines calling back to back (``bench_waiter``'s floor)."""
+    meter = Meter(emulator)
+    made = asyncio.run(bare_loop(emulator.target, names, meter, calls=calls, concurrency=CONCURRENCY))
+    return meter.cpu / made
 
 
 class Waited:
@@ -205,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print("(1) the floor ...", flush=True)
         floor_names = asyncio.run(create(emulator.target, "floor", None, 1000))
-        floors = [asyncio.run(floor_cpu_per_call(emulator.target, floor_names, args.floor_calls)) for _ in range(3)]
+        floors = [floor_cpu_per_call(emulator, floor_names, args.floor_calls) for _ in range(3)]
         floor = statistics.median(floors)
         lines.append(
             f"floor: {1e6 * floor:.0f} us client CPU per GetOperation "
