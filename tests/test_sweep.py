@@ -243,6 +243,23 @@ async def test_the_page_size_the_server_gives_is_learned() -> None:
     assert server.calls["ListOperations"] == 21
 
 
+async def test_list_pages_count_against_the_calls_per_second_budget() -> None:
+    qps = 40.0
+    server = Server()
+    server.listings.page_cap = 5  # every round is several pages
+    names = spread(server, [fs_name("us-east1", index) for index in range(40)], 0.2, 0.8)
+    async with serving(server) as target, client_for(target, batch_qps=qps) as client:
+        reported = await report_times(client, names)
+
+    assert_each_reported_once_after_it_finished(server, names, reported)
+    assert server.calls["ListOperations"] >= 8
+    times = server.call_times
+    for window in (0.1, 0.5):
+        for index, start in enumerate(times):
+            in_window = sum(1 for at in times[index:] if at <= start + window)
+            assert in_window <= 2 + qps * window, (window, in_window)
+
+
 async def test_resource_exhausted_on_a_listing_pauses_the_scheduler() -> None:
     server = Server()
     server.listings.refuse = 1

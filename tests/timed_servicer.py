@@ -50,6 +50,7 @@ class Server(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
         self.ops: dict[str, Op] = {}
         self.listings = Listings()
         self.calls: dict[str, int] = {"GetOperation": 0, "ListOperations": 0}
+        self.call_times: list[float] = []  # arrival of every call, either method
         self.gets: dict[str, int] = {}
         self.list_requests: list[operations_pb2.ListOperationsRequest] = []
         self.rng = random.Random(7)
@@ -75,6 +76,7 @@ class Server(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
     ) -> operations_pb2.Operation:
         with self._lock:
             self.calls["GetOperation"] += 1
+            self.call_times.append(time.monotonic())
             self.gets[request.name] = self.gets.get(request.name, 0) + 1
         op = self.ops.get(request.name)
         if op is None:
@@ -93,6 +95,7 @@ class Server(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
         listings = self.listings
         with self._lock:
             self.calls["ListOperations"] += 1
+            self.call_times.append(time.monotonic())
             self.list_requests.append(request)
             refused = listings.refuse > 0
             listings.refuse -= refused
