@@ -441,13 +441,18 @@ def run_demo(config: DemoConfig, *, out: TextIO, bar_stream: TextIO | None = Non
         for name in finished:
             client.delete(name)
         report.deleted = len(finished)
-        parents = [f"projects/{config.project}/locations/{location}" for location in report.created_per_location]
-        if config.rollouts:
-            parents.append("operations")
-        report.remaining_after_delete = sum(1 for parent in parents for _ in client.list(parent))
+        # Financial Services lists by location; Service Management by service (its filter requires serviceName).
+        locations = [
+            (f"projects/{config.project}/locations/{location}", "") for location in report.created_per_location
+        ]
+        services = sorted({item.request.service_name for item in planned if item.api == "servicemanagement"})
+        scopes = locations + [("operations", f"serviceName={service}") for service in services]
+        report.remaining_after_delete = sum(
+            1 for parent, scope_filter in scopes for _ in client.list(parent, filter=scope_filter)
+        )
         say(
             f"deleted {report.deleted} finished operation records; ListOperations over "
-            f"{len(parents)} parents now returns {report.remaining_after_delete}"
+            f"{len(locations)} locations and {len(services)} services now returns {report.remaining_after_delete}"
         )
         report.simulated_seconds = emulator.clock.now() - simulated_start
     report.rpcs = counter.snapshot()

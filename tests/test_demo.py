@@ -26,7 +26,7 @@ def test_demo_runs_end_to_end_and_its_summary_adds_up(capsys: pytest.CaptureFixt
     assert "  operations: 23 started, 21 succeeded, 1 failed, 1 cancelled, 0 timed out" in out
     assert re.search(r"the failure: operation '.+' failed: FAILED_PRECONDITION: ", out)
     assert "ended CANCELLED: " in out
-    assert "deleted 23 finished operation records; ListOperations over 9 parents now returns 0" in out
+    assert "deleted 23 finished operation records; ListOperations over 8 locations and 3 services now returns 0" in out
 
     rpcs = re.search(r"  RPCs issued: (\d+) \((.+)\)", out)
     assert rpcs is not None
@@ -36,7 +36,7 @@ def test_demo_runs_end_to_end_and_its_summary_adds_up(capsys: pytest.CaptureFixt
     assert counts["CreateServiceRollout"] == 3
     assert counts["CancelOperation"] == 1
     assert counts["DeleteOperation"] == 23
-    assert counts["ListOperations"] == 9
+    assert counts["ListOperations"] == 8 + 3  # one per location, one per service
     # At least one poll per operation, plus the GetOperation of the sample.
     assert counts["GetOperation"] >= 23 + 1
 

@@ -470,8 +470,12 @@ def test_list_by_parent_and_api(stubs: Stubs) -> None:
 
     assert [op.name for op in stubs.list(PARENT).operations] == [here.name]
     assert [op.name for op in stubs.list(f"{PARENT}/operations").operations] == [here.name]
-    assert [op.name for op in stubs.list("operations").operations] == [rollout.name]
-    assert [op.name for op in stubs.list("").operations] == [rollout.name]
+    by_service = f"serviceName={SERVICE}"
+    assert [op.name for op in stubs.list("operations", filter=by_service).operations] == [rollout.name]
+    assert [op.name for op in stubs.list("", filter=by_service).operations] == [rollout.name]
+    # Service Management's list "name" is "Not used": any value that is not a
+    # Financial Services parent lists Service Management operations.
+    assert [op.name for op in stubs.list("anything/at-all", filter=by_service).operations] == [rollout.name]
     assert stubs.list("projects/other/locations/us-east1").operations == []
     listed = stubs.list(PARENT).operations[0]
     assert listed == stubs.get(here.name)
@@ -519,10 +523,12 @@ def test_list_filters(emu: Emulator, stubs: Stubs) -> None:
     assert names(PARENT, "done=true") == [done_op.name]
     assert names(PARENT, "done = false") == [running_op.name]
     assert names(PARENT, "") == [done_op.name, running_op.name]
+    assert names(PARENT, "  done = true AND done = false ") == []
+    assert names(PARENT, "done=true OR done=false") == [done_op.name, running_op.name]
     assert names("operations", f"serviceName={SERVICE}") == [rollout_a.name]
     assert names("operations", 'serviceName="other.example.com"') == [rollout_b.name]
-    assert names("operations", f"serviceName={SERVICE} AND done=false") == []
-    assert names("operations", f"serviceName={SERVICE} AND done=true") == [rollout_a.name]
+    assert names("operations", f"serviceName={SERVICE} AND status=in_progress") == []
+    assert names("operations", f"serviceName={SERVICE} AND status=done") == [rollout_a.name]
     emu.advance(60)
     assert names(PARENT, "done=true") == [done_op.name, running_op.name]
 
@@ -534,11 +540,18 @@ def test_list_filters(emu: Emulator, stubs: Stubs) -> None:
         ({"filter": "done=maybe"}, ["filter", "'maybe'"]),
         ({"filter": "done"}, ["filter", "'done'"]),
         ({"page_size": -1}, ["page_size", "-1"]),
+        ({"filter": "done=true AND"}, ["filter", "'done=true AND'"]),
+        ({"filter": "serviceName=x"}, ["filter", "'serviceName'"]),
+        ({"page_size": -1}, ["page_size", "-1"]),
         ({"page_token": "not-a-token!"}, ["page_token", "'not-a-token!'"]),
+        ({"filter": "status=done", "name": "operations"}, ["filter", "serviceName is required"]),
+        ({"filter": "", "name": "operations"}, ["filter", "serviceName is required"]),
+        ({"filter": f"serviceName={SERVICE} AND done=true", "name": "operations"}, ["filter", "'done'"]),
     ],
 )
 def test_list_rejects_bad_requests(stubs: Stubs, fields: dict[str, object], mentions: list[str]) -> None:
-    error = rpc_error(stubs.list, PARENT, **fields)
+    fields = {"name": PARENT, **fields}
+    error = rpc_error(stubs.list, **fields)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     for text in mentions:
         assert text in error.details()

@@ -64,12 +64,16 @@ Semantics
       days by default); after that ``GetOperation`` says ``NOT_FOUND`` and
       ``ListOperations`` omits it.
     * ``ListOperations`` takes ``name`` ``projects/P/locations/L`` (Financial
-      Services) or ``operations`` / ``""`` (Service Management); lists oldest
-      first; ``page_size`` 0 means 100, larger than 1000 means 1000; the
-      ``page_token`` is opaque and stays correct while operations are added
-      (it resumes after the last operation returned). ``filter`` is
-      ``key=value`` terms joined by ``AND``, keys ``done`` (``true``/``false``)
-      and ``serviceName``.
+      Services: ``page_size`` 0 means 100, at most 1000) or any other value
+      (Service Management, whose reference says the name is not used:
+      ``page_size`` 0 means 50, at most 100); lists oldest first. The
+      ``filter`` follows each API's documented grammar (Financial Services
+      ``done=true|false``; Service Management a required top-level
+      ``serviceName=``, ``startTime`` comparisons and ``status=``/``!=``
+      ``done|in_progress|failed``, with ``AND``, ``OR`` and parentheses; see
+      ``lro_grpc.emulator._filters``). The ``page_token`` is opaque, signed
+      with the emulator's key for its scope and filter, and stays correct
+      while operations are added (it resumes after the last operation returned).
     * ``WaitOperation`` waits until the operation is done, at most its
       ``timeout`` in real seconds (60 s when absent) and never past the RPC
       deadline (it answers up to 0.5 s, or a fifth of the time left, before
@@ -102,6 +106,8 @@ from lro_grpc.emulator._model import (
     DURATION_HEADER,
     MAX_PAGE_SIZE,
     OUTCOME_HEADER,
+    SM_DEFAULT_PAGE_SIZE,
+    SM_MAX_PAGE_SIZE,
 )
 from lro_grpc.emulator._server import STARTING_METHODS
 
@@ -114,6 +120,8 @@ __all__ = [
     "DURATION_HEADER",
     "MAX_PAGE_SIZE",
     "OUTCOME_HEADER",
+    "SM_DEFAULT_PAGE_SIZE",
+    "SM_MAX_PAGE_SIZE",
     "STARTING_METHODS",
     "STATUS_DETAILS_KEY",
     "Emulator",

@@ -6,7 +6,8 @@ metadata and response. Everything a client sees (``done``, the evolving
 metadata, the result) is computed from the record and the simulated time at
 read time by :func:`render`, so reads never write.
 
-Request validation, the list filter grammar and page tokens live here too.
+Request validation and list queries (page sizes, signed page tokens) live here too;
+the filter grammars are in :mod:`lro_grpc.emulator._filters`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
+import hmac
 import math
 import re
 import secrets
-import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -30,6 +32,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import servicemanagement_v1_pb2 as sm
+from lro_grpc.emulator import _filters
+from lro_grpc.emulator._filters import ListFilter
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -37,6 +41,8 @@ __all__ = [
     "DURATION_HEADER",
     "MAX_PAGE_SIZE",
     "OUTCOME_HEADER",
+    "SM_DEFAULT_PAGE_SIZE",
+    "SM_MAX_PAGE_SIZE",
     "CallControls",
     "ListQuery",
     "OperationRecord",
@@ -49,9 +55,14 @@ DURATION_HEADER = "x-emulator-duration-seconds"
 OUTCOME_HEADER = "x-emulator-outcome"
 """Request metadata key: ``success`` (default) or ``fail`` (the operation ends with an error)."""
 DEFAULT_PAGE_SIZE = 100
-"""Operations per ``ListOperations`` page when the request's ``page_size`` is 0."""
+"""Financial Services operations per ``ListOperations`` page when the request's ``page_size`` is 0."""
 MAX_PAGE_SIZE = 1000
-"""Largest ``ListOperations`` page; a larger ``page_size`` is lowered to this."""
+"""Largest Financial Services ``ListOperations`` page; a larger ``page_size`` is lowered to this."""
+SM_DEFAULT_PAGE_SIZE = 50
+"""Service Management operations per page when ``page_size`` is 0 (the ``operations.list`` reference)."""
+SM_MAX_PAGE_SIZE = 100
+"""Largest Service Management page; as the reference says "the maximum value is 100", larger asks are lowered to it."""
+
 DEFAULT_WAIT_TIMEOUT = 60.0
 """Real seconds ``WaitOperation`` waits when the request has no ``timeout``."""
 
@@ -645,6 +656,14 @@ def _sm_metadata_at(record: OperationRecord, now: float) -> sm.OperationMetadata
 
 # --- Listing --------------------------------------------------------------------------------------
 
+_PROCESS_TOKEN_SECRET = secrets.token_bytes(32)
+_TOKEN_MAC_BYTES = 16
+
+
+def new_page_token_secret() -> bytes:
+    """A fresh random key for signing page tokens (one per emulator)."""
+    return secrets.token_bytes(32)
+
 
 @dataclasses.dataclass(frozen=True)
 class ListQuery:
@@ -652,99 +671,118 @@ class ListQuery:
 
     Attributes:
         collection: ``projects/P/locations/L`` or ``operations``.
-        done: only done (``True``) or running (``False``) operations, or both (``None``).
-        service_name: only operations about this service, or all (``None``).
+        filter: the parsed filter (a predicate over records).
+        service_name: the filter's top-level ``serviceName`` (Service Management), else ``None``.
         page_size: operations per page.
         after_seq: list operations inserted after this sequence number.
-        fingerprint: ties page tokens to the query they were issued for.
+        fingerprint: ties page tokens to the query they were issued for (scope and filter).
+        token_secret: the key page tokens are signed with.
     """
 
     collection: str
-    done: bool | None
+    filter: ListFilter
     service_name: str | None
     page_size: int
     after_seq: int
     fingerprint: str
+    token_secret: bytes = dataclasses.field(default=_PROCESS_TOKEN_SECRET, repr=False)
+
+    @property
+    def api(self) -> str:
+        """``"financialservices"`` or ``"servicemanagement"``."""
+        return SERVICE_MANAGEMENT if self.collection == SERVICE_MANAGEMENT_COLLECTION else FINANCIAL_SERVICES
 
     def next_page_token(self, last_seq: int) -> str:
-        """The opaque token for the page after the one ending at ``last_seq``."""
-        raw = f"{last_seq}:{self.fingerprint}".encode()
+        """The opaque, signed token for the page after the one ending at ``last_seq``."""
+        position = last_seq.to_bytes(8, "big")
+        raw = position + _token_mac(self.token_secret, position, self.fingerprint)
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def position_of(self, token: str) -> int:
+        """The sequence number a token of this query resumes after.
+
+        Raises:
+            RequestError: ``INVALID_ARGUMENT`` naming ``page_token`` for a token this
+                emulator did not issue for this query (forged, altered, or issued for
+                another ``name`` or ``filter``).
+        """
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        position, mac = raw[:8], raw[8:]
+        if len(position) != 8 or not hmac.compare_digest(
+            mac, _token_mac(self.token_secret, position, self.fingerprint)
+        ):
+            raise invalid(f"page_token: not a token this server issued for this name and filter, got {token!r}")
+        return int.from_bytes(position, "big")
+
+
+def _token_mac(secret: bytes, position: bytes, fingerprint: str) -> bytes:
+    return hmac.new(secret, position + b"\0" + fingerprint.encode(), hashlib.sha256).digest()[:_TOKEN_MAC_BYTES]
 
 
 def _list_collection(name: str) -> str:
-    if name in ("", SERVICE_MANAGEMENT_COLLECTION):
-        return SERVICE_MANAGEMENT_COLLECTION
-    parent = name.removesuffix("/operations")
-    if _FS_PARENT.fullmatch(parent):
-        return parent
-    raise invalid(
-        f"name: expected a list parent 'projects/{{project}}/locations/{{location}}' or 'operations' (or ''), "
-        f"got {name!r}"
-    )
+    # The emulator serves both APIs on one Operations service, so the name picks the API: a
+    # Financial Services parent (projects/P/locations/L), else Service Management, whose
+    # reference says its list's name is "Not used" (any value is accepted).
+    if name.startswith("projects/"):
+        parent = name.removesuffix("/operations")
+        if _FS_PARENT.fullmatch(parent):
+            return parent
+        raise invalid(f"name: expected a list parent 'projects/{{project}}/locations/{{location}}', got {name!r}")
+    return SERVICE_MANAGEMENT_COLLECTION
 
 
-_FILTER_TERM = re.compile(r"\s*([A-Za-z_.]+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"']+)\s*")
-
-
-def parse_filter(text: str) -> tuple[bool | None, str | None]:
-    """Parse a list filter: ``key=value`` terms joined by ``AND``.
-
-    Keys: ``done`` (``true``/``false``) and ``serviceName`` (also
-    ``service_name``); values may be quoted.
-
-    Returns:
-        ``(done, service_name)``, ``None`` where the filter does not constrain.
+def parse_filter(text: str, api: str = FINANCIAL_SERVICES) -> ListFilter:
+    """Parse a list filter of ``api`` (see :mod:`lro_grpc.emulator._filters` for the grammars).
 
     Raises:
         RequestError: ``INVALID_ARGUMENT`` naming ``filter`` and the bad term.
     """
-    done: bool | None = None
-    service_name: str | None = None
-    if not text.strip():
-        return done, service_name
-    for term in re.split(r"\s+AND\s+", text.strip()):
-        match = _FILTER_TERM.fullmatch(term)
-        if match is None:
-            raise invalid(f"filter: cannot parse {term!r} in {text!r}; expected key=value terms joined by AND")
-        key, value = match.group(1), match.group(2).strip("\"'")
-        if key == "done":
-            if value.lower() not in ("true", "false"):
-                raise invalid(f"filter: done must be true or false, got {value!r}")
-            done = value.lower() == "true"
-        elif key in ("serviceName", "service_name"):
-            service_name = value
-        else:
-            raise invalid(f"filter: unsupported key {key!r} in {text!r}; supported: done, serviceName")
-    return done, service_name
+    try:
+        return _filters.parse_filter(text, api=api)
+    except _filters.FilterError as error:
+        raise invalid(error.message) from None
 
 
-def parse_list_request(request: operations_pb2.ListOperationsRequest) -> ListQuery:
+def parse_list_request(
+    request: operations_pb2.ListOperationsRequest,
+    *,
+    page_token_secret: bytes | None = None,
+    obey_filter: bool = True,
+) -> ListQuery:
     """Validate a ``ListOperationsRequest``.
+
+    Args:
+        request: the request.
+        page_token_secret: the key page tokens are signed with (the emulator's own);
+            default a key shared by this process.
+        obey_filter: ``False`` ignores the ``filter`` (lists the whole scope, like
+            a server that does not filter; a fault to inject).
 
     Raises:
         RequestError: ``INVALID_ARGUMENT`` naming ``name``, ``filter``,
             ``page_size`` or ``page_token``.
     """
     collection = _list_collection(request.name)
-    done, service_name = parse_filter(request.filter)
+    api = SERVICE_MANAGEMENT if collection == SERVICE_MANAGEMENT_COLLECTION else FINANCIAL_SERVICES
+    list_filter = parse_filter(request.filter, api) if obey_filter else ListFilter(request.filter, None)
     if request.page_size < 0:
         raise invalid(f"page_size: must be >= 0, got {request.page_size}")
-    page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    fingerprint = format(zlib.crc32(f"{collection}\0{done}\0{service_name}".encode()), "08x")
-    after_seq = 0
+    if api == SERVICE_MANAGEMENT:
+        page_size = min(request.page_size or SM_DEFAULT_PAGE_SIZE, SM_MAX_PAGE_SIZE)
+    else:
+        page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    query = ListQuery(
+        collection=collection,
+        filter=list_filter,
+        service_name=list_filter.service_name,
+        page_size=page_size,
+        after_seq=0,
+        fingerprint=f"{collection}\0{list_filter.canonical()}",
+        token_secret=_PROCESS_TOKEN_SECRET if page_token_secret is None else page_token_secret,
+    )
     if request.page_token:
-        after_seq = _decode_page_token(request.page_token, fingerprint)
-    return ListQuery(collection, done, service_name, page_size, after_seq, fingerprint)
-
-
-def _decode_page_token(token: str, fingerprint: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        seq_text, token_fingerprint = raw.split(":")
-        seq = int(seq_text)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid(f"page_token: not a token this server issued, got {token!r}") from None
-    if token_fingerprint != fingerprint:
-        raise invalid(f"page_token: issued for a different name or filter, got {token!r}")
-    return seq
+        query = dataclasses.replace(query, after_seq=query.position_of(request.page_token))
+    return query

@@ -78,6 +78,7 @@ class Backend:
         self.retention = retention
         self.cancel_grace = cancel_grace
         self.wait_timeout = wait_timeout
+        self.page_token_secret = store.page_token_secret()
         self.stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -124,6 +125,32 @@ class Backend:
         if record is None or record.is_expired(now, self.retention):
             raise _model.not_found(name)
         return record
+
+    def list_operations(self, request: operations_pb2.ListOperationsRequest) -> operations_pb2.ListOperationsResponse:
+        """Answer a ``ListOperationsRequest`` (one page; a signed token when more follow).
+
+        The list faults apply here: a filter rejected or ignored, running
+        operations left out at random.
+
+        Raises:
+            RequestError: ``INVALID_ARGUMENT`` naming ``name``, ``filter``,
+                ``page_size`` or ``page_token``.
+        """
+        faults = self.faults
+        if request.filter and faults.list_filter == "reject":
+            raise _model.invalid(f"filter: not supported here, got {request.filter!r} (injected fault)")
+        query = _model.parse_list_request(
+            request, page_token_secret=self.page_token_secret, obey_filter=faults.list_filter == "obey"
+        )
+        now = self.clock.now()
+        records, more = self.store.list(query, now, self.retention)
+        operations = [_model.render(record, now) for record in records]
+        if faults.list_omit_running:
+            operations = [operation for operation in operations if operation.done or not faults.omit_from_listing()]
+        response = operations_pb2.ListOperationsResponse(operations=operations)
+        if more and records:
+            response.next_page_token = query.next_page_token(records[-1].seq)
+        return response
 
     async def wait_for_change(self, timeout: float) -> None:
         """Sleep until :meth:`notify` or ``timeout`` real seconds, whichever is first."""
@@ -172,24 +199,7 @@ class OperationsService:
 
     @_rpc("ListOperations")
     async def ListOperations(self, request: Any, context: Any) -> operations_pb2.ListOperationsResponse:
-        backend = self.backend
-        faults = backend.faults
-        if request.filter and faults.list_filter != "obey":
-            if faults.list_filter == "reject":
-                raise _model.invalid(f"filter: not supported here, got {request.filter!r} (injected fault)")
-            request = operations_pb2.ListOperationsRequest(
-                name=request.name, page_size=request.page_size, page_token=request.page_token
-            )
-        query = _model.parse_list_request(request)
-        now = backend.clock.now()
-        records, more = backend.store.list(query, now, backend.retention)
-        operations = [_model.render(record, now) for record in records]
-        if faults.list_omit_running:
-            operations = [operation for operation in operations if operation.done or not faults.omit_from_listing()]
-        response = operations_pb2.ListOperationsResponse(operations=operations)
-        if more and records:
-            response.next_page_token = query.next_page_token(records[-1].seq)
-        return response
+        return self.backend.list_operations(request)
 
     @_rpc("DeleteOperation")
     async def DeleteOperation(self, request: Any, context: Any) -> empty_pb2.Empty:

@@ -17,7 +17,7 @@ import threading
 import grpc
 
 from lro_grpc.emulator._clock import ClockAnchor
-from lro_grpc.emulator._model import ListQuery, OperationRecord, RequestError, cancelled
+from lro_grpc.emulator._model import ListQuery, OperationRecord, RequestError, cancelled, new_page_token_secret
 
 __all__ = ["OperationStore"]
 
@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS operations (
 );
 CREATE INDEX IF NOT EXISTS operations_by_collection ON operations (collection, seq);
 CREATE INDEX IF NOT EXISTS operations_by_end ON operations (end_at);
+CREATE INDEX IF NOT EXISTS operations_by_service ON operations (service_name, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -172,19 +173,19 @@ class OperationStore:
         return cursor.rowcount > 0
 
     def list(self, query: ListQuery, now: float, retention: float) -> tuple[list[OperationRecord], bool]:
-        """One page of unexpired records matching ``query``, oldest first, and whether more follow."""
+        """One page of unexpired records matching ``query``, oldest first, and whether more follow.
+
+        The query's filter runs in SQL (see ``ListFilter.where``), so a page costs
+        one indexed scan however few records match.
+        """
+        condition, filter_parameters = query.filter.where(now)
         sql = [f"SELECT {_COLUMNS} FROM operations WHERE collection = ? AND seq > ? AND end_at > ?"]
         parameters: list[object] = [query.collection, query.after_seq, now - retention]
-        if query.done is True:
-            sql.append("AND end_at <= ?")
-            parameters.append(now)
-        elif query.done is False:
-            sql.append("AND end_at > ?")
-            parameters.append(now)
         if query.service_name is not None:
-            sql.append("AND service_name = ?")
+            sql.append("AND service_name = ?")  # also in the filter; stated here so the index can serve it
             parameters.append(query.service_name)
-        sql.append("ORDER BY seq LIMIT ?")
+        sql.append(f"AND {condition} ORDER BY seq LIMIT ?")
+        parameters.extend(filter_parameters)
         parameters.append(query.page_size + 1)
         with self._lock:
             rows = self._connection.execute(" ".join(sql), parameters).fetchall()
@@ -201,6 +202,20 @@ class OperationStore:
         """How many records are stored (expired ones not yet purged included)."""
         with self._lock:
             return int(self._connection.execute("SELECT COUNT(*) FROM operations").fetchone()[0])
+
+    def page_token_secret(self) -> bytes:
+        """The key this database's page tokens are signed with, created on first use.
+
+        Kept with the records, so an emulator restarted on the same file still
+        accepts the tokens it gave out; an in-memory store gets a fresh one.
+        """
+        with self._lock:
+            row = self._connection.execute("SELECT value FROM meta WHERE key = 'page_token_secret'").fetchone()
+            if row is not None:
+                return bytes.fromhex(row[0])
+            secret = new_page_token_secret()
+            self._connection.execute("INSERT INTO meta (key, value) VALUES ('page_token_secret', ?)", (secret.hex(),))
+            return secret
 
     def load_anchor(self) -> ClockAnchor | None:
         """The clock anchor saved by :meth:`save_anchor`, if any."""
