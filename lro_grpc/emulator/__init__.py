@@ -3,7 +3,11 @@
 It serves, over plaintext gRPC on loopback:
 
 * ``google.longrunning.Operations``: ``GetOperation``, ``ListOperations``,
-  ``CancelOperation``, ``DeleteOperation``, ``WaitOperation``;
+  ``CancelOperation`` and ``DeleteOperation`` (Financial Services operations
+  only: Service Management offers neither, so they answer ``UNIMPLEMENTED``
+  there), and ``WaitOperation`` when asked for (``wait_rpc=True``,
+  ``--wait-rpc``; neither API offers it, so by default it answers
+  ``UNIMPLEMENTED``);
 * Financial Services v1 ``AML``: ``CreateInstance``, ``UpdateInstance``,
   ``DeleteInstance``;
 * Service Management v1 ``ServiceManager``: ``CreateServiceRollout``,
@@ -55,11 +59,14 @@ Per-call control (request metadata, or HTTP headers over REST, so any client can
         carrying a ``google.rpc.ErrorInfo`` (reason ``EMULATED_FAILURE``).
 
 Semantics
-    * Cancel is best effort: it sets ``requested_cancellation``; the operation
+    * Cancel (Financial Services) is best effort: it sets ``requested_cancellation``; the operation
       ends at once with a ``CANCELLED`` (code 1) error, unless it was due to
       finish within ``cancel_grace`` simulated seconds (2 s by default): then it
       finishes normally. Cancelling a done operation changes nothing.
-    * Delete removes the record without cancelling; later calls say ``NOT_FOUND``.
+    * Delete (Financial Services) removes the record without cancelling; later calls say ``NOT_FOUND``.
+    * A new rollout cancels the service's earlier rollouts that are still
+      running: their operations end at once with ``CANCELLED``, as the
+      ``services.rollouts.create`` reference says.
     * A done operation's record is kept for ``retention`` simulated time (30
       days by default); after that ``GetOperation`` says ``NOT_FOUND`` and
       ``ListOperations`` omits it.
@@ -74,13 +81,16 @@ Semantics
       ``lro_grpc.emulator._filters``). The ``page_token`` is opaque, signed
       with the emulator's key for its scope and filter, and stays correct
       while operations are added (it resumes after the last operation returned).
-    * ``WaitOperation`` waits until the operation is done, at most its
+    * ``WaitOperation`` (with ``wait_rpc=True``) waits until the operation is done, at most its
       ``timeout`` in real seconds (60 s when absent) and never past the RPC
       deadline (it answers up to 0.5 s, or a fifth of the time left, before
       it), then returns the operation, done or not.
     * Bad requests get ``INVALID_ARGUMENT`` naming the field and value;
-      unknown operations ``NOT_FOUND``; a ``request_id`` repeated on an
-      ``AML`` call returns the operation the first call started.
+      unknown operations ``NOT_FOUND``. An ``AML`` ``request_id`` must be a
+      non-zero UUID; repeated with the same request within 60 simulated
+      minutes it returns the operation the first call started, with a
+      different request it is ``INVALID_ARGUMENT``. A ``rollout_id`` is at most
+      63 lower-case letters, digits, ``.``, ``_`` or ``-``.
 
 State is kept in SQLite: in memory by default, or in the file ``db``; an
 emulator restarted on the same file loses nothing, and its clock carries on
@@ -91,7 +101,10 @@ Fault injection (off by default; :class:`Faults`, or the command-line flags)
     ``RESOURCE_EXHAUSTED`` carrying a ``google.rpc.RetryInfo`` in the
     ``grpc-status-details-bin`` trailer (a serialized ``google.rpc.Status``,
     as Google's servers send it); latency added to every call;
-    ``WaitOperation`` answering ``UNIMPLEMENTED``. Draws are seedable.
+    a served ``WaitOperation`` switched back to ``UNIMPLEMENTED``. Draws are seedable.
+
+The behaviours above are listed against the references, each with its test,
+in ``docs/emulator-fidelity.md``.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ __all__ = [
     "DURATION_HEADER",
     "MAX_PAGE_SIZE",
     "OUTCOME_HEADER",
+    "REQUEST_ID_WINDOW",
     "SM_DEFAULT_PAGE_SIZE",
     "SM_MAX_PAGE_SIZE",
     "CallControls",
@@ -63,6 +64,8 @@ SM_DEFAULT_PAGE_SIZE = 50
 SM_MAX_PAGE_SIZE = 100
 """Largest Service Management page; as the reference says "the maximum value is 100", larger asks are lowered to it."""
 
+REQUEST_ID_WINDOW = 3600.0
+"""Simulated seconds a Financial Services ``request_id`` is remembered ("at least 60 minutes")."""
 DEFAULT_WAIT_TIMEOUT = 60.0
 """Real seconds ``WaitOperation`` waits when the request has no ``timeout``."""
 
@@ -87,7 +90,11 @@ _FS_INSTANCE = re.compile(rf"(projects/{_SEGMENT}/locations/{_SEGMENT})/instance
 _SM_OPERATION = re.compile(rf"operations/{_SEGMENT}")
 _RESOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
-_ROLLOUT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# The Rollout reference: "no longer than 63 characters and only lower case letters, digits, '.', '_' and '-'".
+_ROLLOUT_ID = re.compile(r"[a-z0-9._-]{1,63}")
+# A UUID in its 36-character text form; the zero UUID is refused separately.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 _ROLLOUT_STEPS = ("validate rollout", "update Service Controller", "update Service Management")
 _CONFIG_STEPS = ("validate configuration", "generate service configuration")
@@ -131,8 +138,10 @@ class OperationRecord:
         cancel_requested_at: when a cancel was requested, or ``None``.
         metadata: the serialized metadata message without its time-dependent fields.
         response: the serialized ``Any`` response it carries on success.
-        request_key: idempotency key (method and ``request_id``), or ``None``.
+        request_key: the Financial Services ``request_id`` it was started with, or ``None``.
         seq: insertion sequence number, assigned by the store (0 until stored).
+        request_digest: what the request asked for (method and fields but the
+            ``request_id``), to tell a retry from a different request reusing the id.
     """
 
     name: str
@@ -149,6 +158,7 @@ class OperationRecord:
     response: bytes
     request_key: str | None = None
     seq: int = 0
+    request_digest: str | None = None
 
     def is_done(self, now: float) -> bool:
         """Whether the operation is done at simulated time ``now``."""
@@ -227,7 +237,7 @@ def _record(
     metadata: bytes,
     response: bytes,
     service_name: str = "",
-    request_key: str | None = None,
+    request_identity: tuple[str, str] | None = None,
 ) -> OperationRecord:
     end = now + duration
     return OperationRecord(
@@ -243,7 +253,8 @@ def _record(
         cancel_requested_at=None,
         metadata=metadata,
         response=response,
-        request_key=request_key,
+        request_key=None if request_identity is None else request_identity[0],
+        request_digest=None if request_identity is None else request_identity[1],
     )
 
 
@@ -256,8 +267,25 @@ def _fs_metadata(now: float, target: str, verb: str) -> bytes:
     return metadata.SerializeToString()
 
 
-def _request_key(method: str, request_id: str) -> str | None:
-    return f"{method}:{request_id}" if request_id else None
+def _request_identity(method: str, request: Message) -> tuple[str, str] | None:
+    """The request's ``request_id`` and a digest of the rest, or ``None`` without a ``request_id``.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` naming ``request_id`` unless it is a non-zero UUID.
+    """
+    request_id: str = request.request_id  # type: ignore[attr-defined]
+    if not request_id:
+        return None
+    if not _UUID.fullmatch(request_id) or request_id == _ZERO_UUID:
+        raise invalid(
+            "request_id: expected a UUID such as '123e4567-e89b-12d3-a456-426614174000' "
+            f"(the zero UUID is not supported), got {request_id!r}"
+        )
+    rest = type(request)()
+    rest.CopyFrom(request)
+    rest.ClearField("request_id")
+    digest = hashlib.sha256(method.encode() + b"\0" + rest.SerializeToString(deterministic=True)).hexdigest()
+    return request_id.lower(), digest
 
 
 def create_instance(
@@ -292,7 +320,7 @@ def create_instance(
         controls=controls,
         metadata=_fs_metadata(now, target, "create"),
         response=_pack(instance).SerializeToString(),
-        request_key=_request_key("CreateInstance", request.request_id),
+        request_identity=_request_identity("CreateInstance", request),
     )
 
 
@@ -324,7 +352,7 @@ def update_instance(
         controls=controls,
         metadata=_fs_metadata(now, request.instance.name, "update"),
         response=_pack(instance).SerializeToString(),
-        request_key=_request_key("UpdateInstance", request.request_id),
+        request_identity=_request_identity("UpdateInstance", request),
     )
 
 
@@ -351,7 +379,7 @@ def delete_instance(
         controls=controls,
         metadata=_fs_metadata(now, request.name, "delete"),
         response=_pack(empty_pb2.Empty()).SerializeToString(),
-        request_key=_request_key("DeleteInstance", request.request_id),
+        request_identity=_request_identity("DeleteInstance", request),
     )
 
 
@@ -425,7 +453,9 @@ def create_service_rollout(
         )
     rollout_id = request.rollout.rollout_id or _config_id(now)
     if not _ROLLOUT_ID.fullmatch(rollout_id):
-        raise invalid(f"rollout.rollout_id: expected letters, digits, '.', '-' or '_', got {rollout_id!r}")
+        raise invalid(
+            f"rollout.rollout_id: expected at most 63 lower-case letters, digits, '.', '_' or '-', got {rollout_id!r}"
+        )
     rollout = sm.Rollout()
     rollout.CopyFrom(request.rollout)
     rollout.rollout_id = rollout_id
@@ -562,6 +592,19 @@ def check_operation_name(name: str) -> str:
             f"or 'operations/{{operation}}', got {name!r}"
         )
     return name
+
+
+def is_service_management_operation(name: str) -> bool:
+    """Whether ``name`` is a Service Management operation name (``operations/...``)."""
+    return _SM_OPERATION.fullmatch(name) is not None
+
+
+def not_offered(method: str, name: str) -> RequestError:
+    """The ``UNIMPLEMENTED`` error for an ``Operations`` method the named operation's API does not offer."""
+    return RequestError(
+        grpc.StatusCode.UNIMPLEMENTED,
+        f"{method}: Service Management offers only GetOperation and ListOperations, got a call for {name!r}",
+    )
 
 
 def not_found(name: str) -> RequestError:

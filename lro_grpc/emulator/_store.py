@@ -17,14 +17,23 @@ import threading
 import grpc
 
 from lro_grpc.emulator._clock import ClockAnchor
-from lro_grpc.emulator._model import ListQuery, OperationRecord, RequestError, cancelled, new_page_token_secret
+from lro_grpc.emulator._model import (
+    CANCEL,
+    REQUEST_ID_WINDOW,
+    SERVICE_MANAGEMENT,
+    ListQuery,
+    OperationRecord,
+    RequestError,
+    cancelled,
+    new_page_token_secret,
+)
 
 __all__ = ["OperationStore"]
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _COLUMNS = (
     "name, collection, api, method, service_name, start_at, natural_end, end_at, outcome, "
-    "cancel_requested_at, metadata, response, request_key, seq"
+    "cancel_requested_at, metadata, response, request_key, seq, request_digest"
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -41,7 +50,8 @@ CREATE TABLE IF NOT EXISTS operations (
     cancel_requested_at REAL,
     metadata BLOB NOT NULL,
     response BLOB NOT NULL,
-    request_key TEXT UNIQUE
+    request_key TEXT UNIQUE,
+    request_digest TEXT
 );
 CREATE INDEX IF NOT EXISTS operations_by_collection ON operations (collection, seq);
 CREATE INDEX IF NOT EXISTS operations_by_end ON operations (end_at);
@@ -85,8 +95,10 @@ class OperationStore:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute("PRAGMA synchronous = NORMAL")
             version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, _SCHEMA_VERSION):
+            if version not in (0, 1, _SCHEMA_VERSION):
                 raise ValueError(f"db {self.path!r} has schema version {version}, expected {_SCHEMA_VERSION}")
+            if version == 1:  # version 2 remembers what a request_id's request asked for
+                connection.execute("ALTER TABLE operations ADD COLUMN request_digest TEXT")
             connection.executescript(_SCHEMA)
             connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         except sqlite3.OperationalError as error:
@@ -104,24 +116,27 @@ class OperationStore:
     def insert(self, record: OperationRecord) -> OperationRecord:
         """Store a new operation; returns it with its sequence number.
 
-        A record whose ``request_key`` was seen before is not stored again:
-        the earlier operation is returned instead (idempotent retries).
+        A record whose ``request_key`` (a ``request_id``) was used within the
+        last :data:`~lro_grpc.emulator._model.REQUEST_ID_WINDOW` simulated
+        seconds is not stored: the same request gets the earlier operation back
+        (an idempotent retry); a different request is refused. Older uses are
+        forgotten.
 
         Raises:
-            RequestError: ``ALREADY_EXISTS`` if an operation with that name exists.
+            RequestError: ``ALREADY_EXISTS`` if an operation with that name exists;
+                ``INVALID_ARGUMENT`` naming ``request_id`` if it was used for a
+                different request.
         """
         with self._lock:
             if record.request_key is not None:
-                row = self._connection.execute(
-                    f"SELECT {_COLUMNS} FROM operations WHERE request_key = ?", (record.request_key,)
-                ).fetchone()
-                if row is not None:
-                    return OperationRecord(*row)
+                earlier = self._remembered_request(record)
+                if earlier is not None:
+                    return earlier
             try:
                 cursor = self._connection.execute(
                     "INSERT INTO operations (name, collection, api, method, service_name, start_at, natural_end, "
-                    "end_at, outcome, cancel_requested_at, metadata, response, request_key) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "end_at, outcome, cancel_requested_at, metadata, response, request_key, request_digest) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.name,
                         record.collection,
@@ -136,6 +151,7 @@ class OperationStore:
                         record.metadata,
                         record.response,
                         record.request_key,
+                        record.request_digest,
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -144,6 +160,41 @@ class OperationStore:
                 ) from None
             seq = int(cursor.lastrowid or 0)
         return dataclasses.replace(record, seq=seq)
+
+    def _remembered_request(self, record: OperationRecord) -> OperationRecord | None:
+        """The operation an earlier use of ``record.request_key`` started, if it still counts (lock held)."""
+        row = self._connection.execute(
+            f"SELECT {_COLUMNS} FROM operations WHERE request_key = ?", (record.request_key,)
+        ).fetchone()
+        if row is None:
+            return None
+        earlier = OperationRecord(*row)
+        if earlier.start_at <= record.start_at - REQUEST_ID_WINDOW:
+            # Past the window the id is free again: the earlier operation keeps its record, not the id.
+            self._connection.execute("UPDATE operations SET request_key = NULL WHERE seq = ?", (earlier.seq,))
+            return None
+        if earlier.request_digest != record.request_digest:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request_id: {record.request_key!r} was used within the last "
+                f"{REQUEST_ID_WINDOW / 60:.0f} minutes for a different request (operation {earlier.name!r})",
+            )
+        return earlier
+
+    def supersede_rollouts(self, service_name: str, now: float, before_seq: int) -> int:
+        """Cancel the service's rollouts inserted before ``before_seq`` that are still running at ``now``.
+
+        Service Management cancels "any previous pending and running Rollouts
+        and associated Operations" when a new rollout is created. Returns how
+        many were cancelled.
+        """
+        with self._lock:
+            cursor = self._connection.execute(
+                "UPDATE operations SET end_at = ?, outcome = ?, cancel_requested_at = ? "
+                "WHERE service_name = ? AND method = 'CreateServiceRollout' AND api = ? AND seq < ? AND end_at > ?",
+                (now, CANCEL, now, service_name, SERVICE_MANAGEMENT, before_seq, now),
+            )
+        return cursor.rowcount
 
     def get(self, name: str) -> OperationRecord | None:
         """The record named ``name``, or ``None`` (expiry is the caller's business)."""
