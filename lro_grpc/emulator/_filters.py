@@ -34,6 +34,7 @@ they cannot drift apart unnoticed (a test runs both over the same records):
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -192,7 +193,13 @@ SERVICE_MANAGEMENT_FIELDS: dict[str, _Field] = {
 
 # --- The tree -----------------------------------------------------------------------------------------
 
-_SQL_ORDER = {">=": ">=", ">": ">", "<=": "<=", "<": "<"}
+# Also the whitelist of what reaches SQL text: values always go in as parameters.
+_ORDER_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,8 +224,7 @@ class Comparison:
         if self.field == "serviceName":
             return record.service_name == self.value
         if self.field == "startTime":
-            start, bound = record.start_at, float(self.value)  # type: ignore[arg-type]
-            return {">=": start >= bound, ">": start > bound, "<=": start <= bound, "<": start < bound}[self.operator]
+            return _ORDER_OPERATORS[self.operator](record.start_at, float(self.value))  # type: ignore[arg-type]
         holds = {
             "done": done,
             "in_progress": not done,
@@ -233,7 +239,9 @@ class Comparison:
         if self.field == "serviceName":
             return "service_name = ?", [self.value]
         if self.field == "startTime":
-            return f"start_at {_SQL_ORDER[self.operator]} ?", [self.value]
+            if self.operator not in _ORDER_OPERATORS:
+                raise ValueError(f"not an order operator: {self.operator!r}")
+            return f"start_at {self.operator} ?", [self.value]
         condition, parameters = {
             "done": ("end_at <= ?", [now]),
             "in_progress": ("end_at > ?", [now]),
@@ -336,18 +344,18 @@ class _Parser:
         return node
 
     def conjunction(self) -> _Node:
-        parts = [self.disjunction()]
-        while self.at_keyword("AND"):
-            self.take()
-            parts.append(self.disjunction())
-        return parts[0] if len(parts) == 1 else _Junction("AND", tuple(parts))
+        return self.joined("AND", self.disjunction)
 
     def disjunction(self) -> _Node:
-        parts = [self.term()]
-        while self.at_keyword("OR"):
+        return self.joined("OR", self.term)
+
+    def joined(self, keyword: str, operand: Callable[[], _Node]) -> _Node:
+        """``operand { keyword operand }``: one node, or a junction of several."""
+        parts = [operand()]
+        while self.at_keyword(keyword):
             self.take()
-            parts.append(self.term())
-        return parts[0] if len(parts) == 1 else _Junction("OR", tuple(parts))
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else _Junction(keyword, tuple(parts))
 
     def term(self) -> _Node:
         token = self.peek()
@@ -370,18 +378,18 @@ class _Parser:
                 f"filter: unsupported field {name.text!r} in {self.text!r}; "
                 f"{self.api_label} supports {', '.join(self.fields)}"
             )
-        operator = self.take()
-        if operator is None or operator.kind != "operator":
-            raise self.fail(f"an operator after {name.text!r}", operator)
-        if operator.text not in field.operators:
+        symbol = self.take()
+        if symbol is None or symbol.kind != "operator":
+            raise self.fail(f"an operator after {name.text!r}", symbol)
+        if symbol.text not in field.operators:
             raise FilterError(
-                f"filter: {name.text} does not take {operator.text!r} in {self.text!r}; "
+                f"filter: {name.text} does not take {symbol.text!r} in {self.text!r}; "
                 f"allowed: {', '.join(sorted(field.operators))}"
             )
         value = self.take()
         if value is None or value.kind not in ("word", "quoted") or value.text in ("AND", "OR"):
-            raise self.fail(f"a value after {name.text}{operator.text}", value)
-        return Comparison(name.text, operator.text, field.parse(name.text, value.value))
+            raise self.fail(f"a value after {name.text}{symbol.text}", value)
+        return Comparison(name.text, symbol.text, field.parse(name.text, value.value))
 
 
 def _top_level_terms(root: _Node) -> list[_Node]:
