@@ -15,6 +15,7 @@ from lro_grpc._generated import servicemanagement_v1_pb2 as sm
 from lro_grpc._generated import servicemanagement_v1_pb2_grpc as sm_grpc
 from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER, Emulator
 from lro_grpc.emulator import _filters as filters
+from lro_grpc.emulator import _listing as listing
 from lro_grpc.emulator import _model as model
 from lro_grpc.emulator._store import OperationStore
 
@@ -173,7 +174,7 @@ def test_sql_and_python_readings_agree() -> None:
         for record in records:
             store.insert(record)
         for text in texts:
-            query = model.parse_list_request(
+            query = listing.parse_list_request(
                 operations_pb2.ListOperationsRequest(name="operations", filter=text, page_size=100)
             )
             listed, _ = store.list(query, now, retention=10**9)

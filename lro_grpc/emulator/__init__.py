@@ -112,16 +112,9 @@ from __future__ import annotations
 from lro_grpc.emulator._clock import SimulatedClock
 from lro_grpc.emulator._emulator import DEFAULT_CANCEL_GRACE, DEFAULT_DURATION, DEFAULT_RETENTION, Emulator
 from lro_grpc.emulator._faults import STATUS_DETAILS_KEY, Faults
+from lro_grpc.emulator._listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SM_DEFAULT_PAGE_SIZE, SM_MAX_PAGE_SIZE
 from lro_grpc.emulator._main import main
-from lro_grpc.emulator._model import (
-    DEFAULT_PAGE_SIZE,
-    DEFAULT_WAIT_TIMEOUT,
-    DURATION_HEADER,
-    MAX_PAGE_SIZE,
-    OUTCOME_HEADER,
-    SM_DEFAULT_PAGE_SIZE,
-    SM_MAX_PAGE_SIZE,
-)
+from lro_grpc.emulator._model import DEFAULT_WAIT_TIMEOUT, DURATION_HEADER, OUTCOME_HEADER
 from lro_grpc.emulator._server import STARTING_METHODS
 
 __all__ = [

@@ -20,7 +20,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
-from lro_grpc.emulator import _model
+from lro_grpc.emulator import _listing, _model
 from lro_grpc.emulator._clock import SimulatedClock
 from lro_grpc.emulator._faults import Faults
 from lro_grpc.emulator._model import CallControls, OperationRecord, RequestError
@@ -185,7 +185,7 @@ class Backend:
         faults = self.faults
         if request.filter and faults.list_filter == "reject":
             raise _model.invalid(f"filter: not supported here, got {request.filter!r} (injected fault)")
-        query = _model.parse_list_request(
+        query = _listing.parse_list_request(
             request, page_token_secret=self.page_token_secret, obey_filter=faults.list_filter == "obey"
         )
         now = self.clock.now()

@@ -17,15 +17,14 @@ import threading
 import grpc
 
 from lro_grpc.emulator._clock import ClockAnchor
+from lro_grpc.emulator._listing import ListQuery, new_page_token_secret
 from lro_grpc.emulator._model import (
     CANCEL,
     REQUEST_ID_WINDOW,
     SERVICE_MANAGEMENT,
-    ListQuery,
     OperationRecord,
     RequestError,
     cancelled,
-    new_page_token_secret,
 )
 
 __all__ = ["OperationStore"]
