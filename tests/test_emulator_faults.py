@@ -26,12 +26,6 @@ def emu() -> Iterator[Emulator]:
         yield emulator
 
 
-@pytest.fixture
-def channel(emu: Emulator) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(emu.target) as channel:
-        yield channel
-
-
 def create(channel: grpc.Channel, instance_id: str = "i", duration: str = "60") -> operations_pb2.Operation:
     request = fs.CreateInstanceRequest(parent=PARENT, instance_id=instance_id)
     return fs_grpc.AMLStub(channel).CreateInstance(request, metadata=((DURATION_HEADER, duration),), timeout=5)

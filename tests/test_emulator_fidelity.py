@@ -33,12 +33,6 @@ def emu() -> Iterator[Emulator]:
         yield emulator
 
 
-@pytest.fixture
-def channel(emu: Emulator) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(emu.target) as opened:
-        yield opened
-
-
 def operations(channel: grpc.Channel) -> operations_pb2_grpc.OperationsStub:
     return operations_pb2_grpc.OperationsStub(channel)
 

@@ -212,12 +212,6 @@ def emu() -> Iterator[Emulator]:
         yield emulator
 
 
-@pytest.fixture
-def channel(emu: Emulator) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(emu.target) as opened:
-        yield opened
-
-
 def _submit(channel: grpc.Channel, service: str, *metadata: tuple[str, str]) -> str:
     request = sm.SubmitConfigSourceRequest(service_name=service, config_source=sm.ConfigSource())
     return str(sm_grpc.ServiceManagerStub(channel).SubmitConfigSource(request, metadata=metadata, timeout=5).name)
