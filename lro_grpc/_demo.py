@@ -5,7 +5,8 @@ clock, starts a few hundred ``AML.CreateInstance`` operations spread over the
 Financial Services locations and a few ``ServiceManager.CreateServiceRollout``
 operations (through the generated stubs, as a backend job would), asks for one
 of them to be cancelled and one to fail, waits for all of them with the batch
-waiter, deletes the finished records and prints what happened. Every figure it
+waiter, deletes the finished Financial Services records (Service Management
+offers no delete) and prints what happened. Every figure it
 prints is measured in the run that prints it.
 """
 
@@ -103,7 +104,7 @@ class DemoReport:
             ``cancelled``), plus ``timed_out`` for those not done in time.
         wait_seconds: real seconds from the start of the wait to the last operation done.
         wait_polls: GetOperation calls (retries included) made while waiting.
-        deleted: records deleted after the wait.
+        deleted: Financial Services records deleted after the wait.
         remaining_after_delete: operations the list RPC still returned afterwards.
         rpcs: RPCs issued by the demo, by method name.
         elapsed_seconds: real seconds for the whole demo, emulator start-up included.
@@ -437,17 +438,25 @@ def run_demo(config: DemoConfig, *, out: TextIO, bar_stream: TextIO | None = Non
         if sample_name is not None:
             report.sample = client.get(sample_name).to_dict()
 
-        finished = [name for name in names if by_name[name].done]
+        # Service Management offers no DeleteOperation: only Financial Services records are deleted.
+        deletable = {name for name, item in zip(names, planned, strict=True) if item.api == "financialservices"}
+        finished = [name for name in names if by_name[name].done and name in deletable]
         for name in finished:
             client.delete(name)
         report.deleted = len(finished)
-        parents = [f"projects/{config.project}/locations/{location}" for location in report.created_per_location]
-        if config.rollouts:
-            parents.append("operations")
-        report.remaining_after_delete = sum(1 for parent in parents for _ in client.list(parent))
+        # Financial Services lists by location; Service Management by service (its filter requires serviceName).
+        locations = [
+            (f"projects/{config.project}/locations/{location}", "") for location in report.created_per_location
+        ]
+        services = sorted({item.request.service_name for item in planned if item.api == "servicemanagement"})
+        scopes = locations + [("operations", f"serviceName={service}") for service in services]
+        report.remaining_after_delete = sum(
+            1 for parent, scope_filter in scopes for _ in client.list(parent, filter=scope_filter)
+        )
         say(
-            f"deleted {report.deleted} finished operation records; ListOperations over "
-            f"{len(parents)} parents now returns {report.remaining_after_delete}"
+            f"deleted {report.deleted} finished operation records (Service Management offers no delete); "
+            "ListOperations over "
+            f"{len(locations)} locations and {len(services)} services now returns {report.remaining_after_delete}"
         )
         report.simulated_seconds = emulator.clock.now() - simulated_start
     report.rpcs = counter.snapshot()

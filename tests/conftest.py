@@ -1,14 +1,16 @@
-"""Shared fixtures: a scripted Operations servicer on loopback, and clients for it."""
+"""Shared fixtures: a scripted Operations servicer on loopback, clients for it, and a channel to a module's emulator."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import grpc
 import pytest
 from servicer import FAST_POLL, FAST_RETRY, ScriptedOperations, serve
 
 from lro_grpc import AsyncOperationsClient, OperationsClient
 from lro_grpc._channels import EMULATOR_HOST_ENV
+from lro_grpc.emulator import Emulator
 
 
 @pytest.fixture(autouse=True)
@@ -38,3 +40,10 @@ def client(target: str) -> Iterator[OperationsClient]:
 async def aclient(target: str) -> AsyncIterator[AsyncOperationsClient]:
     async with AsyncOperationsClient(target, retry_policy=FAST_RETRY, poll_policy=FAST_POLL) as async_client:
         yield async_client
+
+
+@pytest.fixture
+def channel(emu: Emulator) -> Iterator[grpc.Channel]:
+    """A channel to the ``emu`` fixture the test module defines (each sets its own clock and options)."""
+    with grpc.insecure_channel(emu.target) as opened:
+        yield opened

@@ -331,7 +331,19 @@ def test_list_json_table_limit_page_size_and_filter(emu: Emulator, cli: Any) -> 
 def test_list_service_management_operations(emu: Emulator, cli: Any) -> None:
     name = start_rollout(emu, duration=100)
     emu.advance(50)
-    result = cli("--endpoint", emu.target, "--api", "servicemanagement", "list")  # PARENT defaults to "operations"
+    # PARENT defaults to "operations"; Service Management requires a serviceName filter.
+    unfiltered = cli("--endpoint", emu.target, "--api", "servicemanagement", "list")
+    assert unfiltered.code == ExitCode.RPC_FAILURE
+    assert "serviceName is required" in unfiltered.err
+    result = cli(
+        "--endpoint",
+        emu.target,
+        "--api",
+        "servicemanagement",
+        "list",
+        "--filter",
+        "serviceName=endpointsapis.appspot.com",
+    )
     assert result.code == ExitCode.OK
     row = result.out.splitlines()[1].split()
     assert row[:3] == [name, "RUNNING", "50%"]

@@ -378,10 +378,10 @@ def test_cancel_stops_a_running_operation(emu: Emulator, stubs: Stubs) -> None:
     assert stubs.get(operation.name).error.code == code_pb2.CANCELLED
 
 
-def test_cancel_marks_service_management_steps_cancelled(emu: Emulator, stubs: Stubs) -> None:
+def test_a_newer_rollout_marks_the_running_one_cancelled(emu: Emulator, stubs: Stubs) -> None:
     operation = stubs.create_rollout("r1")
     emu.advance(30)
-    stubs.cancel(operation.name)
+    stubs.create_rollout("r2")
     cancelled = stubs.get(operation.name)
     assert cancelled.error.code == code_pb2.CANCELLED
     steps = [step.status for step in sm_metadata(cancelled).steps]
@@ -412,7 +412,7 @@ def test_cancel_of_a_done_operation_changes_nothing(emu: Emulator, stubs: Stubs)
 
 def test_cancel_and_delete_unknown_are_not_found(stubs: Stubs) -> None:
     for call in (stubs.cancel, stubs.delete):
-        error = rpc_error(call, "operations/nothing-here")
+        error = rpc_error(call, f"{PARENT}/operations/nothing-here")
         assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -470,8 +470,12 @@ def test_list_by_parent_and_api(stubs: Stubs) -> None:
 
     assert [op.name for op in stubs.list(PARENT).operations] == [here.name]
     assert [op.name for op in stubs.list(f"{PARENT}/operations").operations] == [here.name]
-    assert [op.name for op in stubs.list("operations").operations] == [rollout.name]
-    assert [op.name for op in stubs.list("").operations] == [rollout.name]
+    by_service = f"serviceName={SERVICE}"
+    assert [op.name for op in stubs.list("operations", filter=by_service).operations] == [rollout.name]
+    assert [op.name for op in stubs.list("", filter=by_service).operations] == [rollout.name]
+    # Service Management's list "name" is "Not used": any value that is not a
+    # Financial Services parent lists Service Management operations.
+    assert [op.name for op in stubs.list("anything/at-all", filter=by_service).operations] == [rollout.name]
     assert stubs.list("projects/other/locations/us-east1").operations == []
     listed = stubs.list(PARENT).operations[0]
     assert listed == stubs.get(here.name)
@@ -519,10 +523,12 @@ def test_list_filters(emu: Emulator, stubs: Stubs) -> None:
     assert names(PARENT, "done=true") == [done_op.name]
     assert names(PARENT, "done = false") == [running_op.name]
     assert names(PARENT, "") == [done_op.name, running_op.name]
+    assert names(PARENT, "  done = true AND done = false ") == []
+    assert names(PARENT, "done=true OR done=false") == [done_op.name, running_op.name]
     assert names("operations", f"serviceName={SERVICE}") == [rollout_a.name]
     assert names("operations", 'serviceName="other.example.com"') == [rollout_b.name]
-    assert names("operations", f"serviceName={SERVICE} AND done=false") == []
-    assert names("operations", f"serviceName={SERVICE} AND done=true") == [rollout_a.name]
+    assert names("operations", f"serviceName={SERVICE} AND status=in_progress") == []
+    assert names("operations", f"serviceName={SERVICE} AND status=done") == [rollout_a.name]
     emu.advance(60)
     assert names(PARENT, "done=true") == [done_op.name, running_op.name]
 
@@ -534,11 +540,18 @@ def test_list_filters(emu: Emulator, stubs: Stubs) -> None:
         ({"filter": "done=maybe"}, ["filter", "'maybe'"]),
         ({"filter": "done"}, ["filter", "'done'"]),
         ({"page_size": -1}, ["page_size", "-1"]),
+        ({"filter": "done=true AND"}, ["filter", "'done=true AND'"]),
+        ({"filter": "serviceName=x"}, ["filter", "'serviceName'"]),
+        ({"page_size": -1}, ["page_size", "-1"]),
         ({"page_token": "not-a-token!"}, ["page_token", "'not-a-token!'"]),
+        ({"filter": "status=done", "name": "operations"}, ["filter", "serviceName is required"]),
+        ({"filter": "", "name": "operations"}, ["filter", "serviceName is required"]),
+        ({"filter": f"serviceName={SERVICE} AND done=true", "name": "operations"}, ["filter", "'done'"]),
     ],
 )
 def test_list_rejects_bad_requests(stubs: Stubs, fields: dict[str, object], mentions: list[str]) -> None:
-    error = rpc_error(stubs.list, PARENT, **fields)
+    fields = {"name": PARENT, **fields}
+    error = rpc_error(stubs.list, **fields)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     for text in mentions:
         assert text in error.details()
@@ -607,12 +620,32 @@ def wait_request(name: str, timeout: float | None = None) -> operations_pb2.Wait
     return request
 
 
-def test_wait_returns_once_done(emu: Emulator, stubs: Stubs) -> None:
+@pytest.fixture
+def waiting_emu() -> Iterator[Emulator]:
+    """An emulator serving WaitOperation (off by default: neither API offers it)."""
+    with Emulator(speed=0, start_time=START, default_duration=60, wait_rpc=True) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def waiting(waiting_emu: Emulator) -> Iterator[Stubs]:
+    with grpc.insecure_channel(waiting_emu.target) as channel:
+        yield Stubs(channel)
+
+
+def test_wait_is_unimplemented_unless_turned_on(stubs: Stubs) -> None:
     operation = stubs.create_instance("inst-1")
-    timer = threading.Timer(0.2, emu.advance, args=(60,))
+    error = rpc_error(stubs.operations.WaitOperation, wait_request(operation.name, 1), timeout=5)
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "--wait-rpc" in error.details()
+
+
+def test_wait_returns_once_done(waiting_emu: Emulator, waiting: Stubs) -> None:
+    operation = waiting.create_instance("inst-1")
+    timer = threading.Timer(0.2, waiting_emu.advance, args=(60,))
     timer.start()
     try:
-        done = stubs.operations.WaitOperation(wait_request(operation.name, 30), timeout=30)
+        done = waiting.operations.WaitOperation(wait_request(operation.name, 30), timeout=30)
     finally:
         timer.cancel()
     assert done.done
@@ -620,62 +653,62 @@ def test_wait_returns_once_done(emu: Emulator, stubs: Stubs) -> None:
 
 
 def test_wait_follows_the_running_clock() -> None:
-    with Emulator(speed=100) as emu, grpc.insecure_channel(emu.target) as channel:
+    with Emulator(speed=100, wait_rpc=True) as emu, grpc.insecure_channel(emu.target) as channel:
         stubs = Stubs(channel)
         operation = stubs.create_instance("inst-1", metadata=((DURATION_HEADER, "20"),))
         done = stubs.operations.WaitOperation(wait_request(operation.name, 30), timeout=30)
         assert done.done
 
 
-def test_wait_gives_up_at_its_timeout(stubs: Stubs) -> None:
-    operation = stubs.create_instance("inst-1")
-    still_running = stubs.operations.WaitOperation(wait_request(operation.name, 0.2), timeout=10)
+def test_wait_gives_up_at_its_timeout(waiting: Stubs) -> None:
+    operation = waiting.create_instance("inst-1")
+    still_running = waiting.operations.WaitOperation(wait_request(operation.name, 0.2), timeout=10)
     assert not still_running.done
     assert still_running.name == operation.name
 
 
 def test_wait_without_timeout_uses_the_configured_default() -> None:
-    with Emulator(speed=0, wait_timeout=0.2) as emu, grpc.insecure_channel(emu.target) as channel:
+    with Emulator(speed=0, wait_timeout=0.2, wait_rpc=True) as emu, grpc.insecure_channel(emu.target) as channel:
         stubs = Stubs(channel)
         operation = stubs.create_instance("inst-1")
         still_running = stubs.operations.WaitOperation(wait_request(operation.name), timeout=10)
         assert not still_running.done
 
 
-def test_wait_answers_before_the_rpc_deadline(stubs: Stubs) -> None:
-    operation = stubs.create_instance("inst-1")
+def test_wait_answers_before_the_rpc_deadline(waiting: Stubs) -> None:
+    operation = waiting.create_instance("inst-1")
     # The request asks for 30 s but the RPC deadline is 1 s: the operation comes back, not DEADLINE_EXCEEDED.
-    still_running = stubs.operations.WaitOperation(wait_request(operation.name, 30), timeout=1)
+    still_running = waiting.operations.WaitOperation(wait_request(operation.name, 30), timeout=1)
     assert not still_running.done
 
 
-def test_wait_validates_and_reports_missing_operations(emu: Emulator, stubs: Stubs) -> None:
-    operation = stubs.create_instance("inst-1")
+def test_wait_validates_and_reports_missing_operations(waiting_emu: Emulator, waiting: Stubs) -> None:
+    operation = waiting.create_instance("inst-1")
     error = rpc_error(
-        stubs.operations.WaitOperation,
+        waiting.operations.WaitOperation,
         operations_pb2.WaitOperationRequest(name=operation.name, timeout=duration_pb2.Duration(seconds=-1)),
         timeout=5,
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details().startswith("timeout:")
-    error = rpc_error(stubs.operations.WaitOperation, wait_request("operations/unknown", 1), timeout=5)
+    error = rpc_error(waiting.operations.WaitOperation, wait_request("operations/unknown", 1), timeout=5)
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
-    timer = threading.Timer(0.2, stubs.delete, args=(operation.name,))
+    timer = threading.Timer(0.2, waiting.delete, args=(operation.name,))
     timer.start()
     try:
-        error = rpc_error(stubs.operations.WaitOperation, wait_request(operation.name, 30), timeout=30)
+        error = rpc_error(waiting.operations.WaitOperation, wait_request(operation.name, 30), timeout=30)
     finally:
         timer.join()
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_wait_on_a_cancelled_operation_returns_at_once(emu: Emulator, stubs: Stubs) -> None:
-    operation = stubs.create_instance("inst-1")
-    timer = threading.Timer(0.2, stubs.cancel, args=(operation.name,))
+def test_wait_on_a_cancelled_operation_returns_at_once(waiting_emu: Emulator, waiting: Stubs) -> None:
+    operation = waiting.create_instance("inst-1")
+    timer = threading.Timer(0.2, waiting.cancel, args=(operation.name,))
     timer.start()
     try:
-        cancelled = stubs.operations.WaitOperation(wait_request(operation.name, 30), timeout=30)
+        cancelled = waiting.operations.WaitOperation(wait_request(operation.name, 30), timeout=30)
     finally:
         timer.join()
     assert cancelled.error.code == code_pb2.CANCELLED

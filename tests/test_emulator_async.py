@@ -24,7 +24,7 @@ def wait_request(name: str, seconds: int) -> operations_pb2.WaitOperationRequest
 
 
 async def test_many_waits_are_released_by_advance() -> None:
-    with Emulator(speed=0) as emu:
+    with Emulator(speed=0, wait_rpc=True) as emu:
         async with grpc.aio.insecure_channel(emu.target) as channel:
             aml = fs_grpc.AMLStub(channel)
             operations = operations_pb2_grpc.OperationsStub(channel)
@@ -49,8 +49,8 @@ async def test_many_waits_are_released_by_advance() -> None:
     assert [op.name for op in finished] == [op.name for op in started]
 
 
-async def test_rollout_cancel_from_async_code() -> None:
-    with Emulator(speed=0) as emu:
+async def test_a_newer_rollout_releases_a_wait_on_the_one_it_cancels() -> None:
+    with Emulator(speed=0, wait_rpc=True) as emu:
         async with grpc.aio.insecure_channel(emu.target) as channel:
             manager = sm_grpc.ServiceManagerStub(channel)
             operations = operations_pb2_grpc.OperationsStub(channel)
@@ -58,15 +58,19 @@ async def test_rollout_cancel_from_async_code() -> None:
                 sm.CreateServiceRolloutRequest(service_name="svc.example.com"), timeout=5
             )
             wait = asyncio.ensure_future(operations.WaitOperation(wait_request(operation.name, 30), timeout=30))
-            await operations.CancelOperation(operations_pb2.CancelOperationRequest(name=operation.name), timeout=5)
-            cancelled = await wait
+            await asyncio.sleep(0.1)
+            assert not wait.done()
+            await manager.CreateServiceRollout(
+                sm.CreateServiceRolloutRequest(service_name="svc.example.com"), timeout=5
+            )
+            cancelled = await asyncio.wait_for(wait, 5)
             emu.advance(1)
     assert cancelled.done
     assert cancelled.error.code == code_pb2.CANCELLED
 
 
 async def test_stop_releases_pending_waits() -> None:
-    emu = Emulator(speed=0).start()
+    emu = Emulator(speed=0, wait_rpc=True).start()
     try:
         async with grpc.aio.insecure_channel(emu.target) as channel:
             aml = fs_grpc.AMLStub(channel)

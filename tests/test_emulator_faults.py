@@ -26,12 +26,6 @@ def emu() -> Iterator[Emulator]:
         yield emulator
 
 
-@pytest.fixture
-def channel(emu: Emulator) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(emu.target) as channel:
-        yield channel
-
-
 def create(channel: grpc.Channel, instance_id: str = "i", duration: str = "60") -> operations_pb2.Operation:
     request = fs.CreateInstanceRequest(parent=PARENT, instance_id=instance_id)
     return fs_grpc.AMLStub(channel).CreateInstance(request, metadata=((DURATION_HEADER, duration),), timeout=5)
@@ -117,16 +111,17 @@ def test_latency_is_added(emu: Emulator, channel: grpc.Channel) -> None:
     assert time.monotonic() - started >= 0.2
 
 
-def test_wait_operation_can_be_unimplemented(emu: Emulator, channel: grpc.Channel) -> None:
-    name = create(channel, duration="0").name
-    stub = operations_pb2_grpc.OperationsStub(channel)
-    request = operations_pb2.WaitOperationRequest(name=name, timeout=duration_pb2.Duration(seconds=1))
-    assert stub.WaitOperation(request, timeout=5).done
-    emu.faults.wait_unimplemented = True
-    with pytest.raises(grpc.RpcError) as caught:
-        stub.WaitOperation(request, timeout=5)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert get(channel, name).done  # other RPCs unaffected
+def test_a_served_wait_operation_can_be_switched_off_while_running() -> None:
+    with Emulator(speed=0, wait_rpc=True) as emu, grpc.insecure_channel(emu.target) as channel:
+        name = create(channel, duration="0").name
+        stub = operations_pb2_grpc.OperationsStub(channel)
+        request = operations_pb2.WaitOperationRequest(name=name, timeout=duration_pb2.Duration(seconds=1))
+        assert stub.WaitOperation(request, timeout=5).done
+        emu.faults.wait_unimplemented = True
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.WaitOperation(request, timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert get(channel, name).done  # other RPCs unaffected
 
 
 def test_faults_given_at_construction() -> None:

@@ -11,51 +11,54 @@ from google.longrunning import operations_pb2
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc.emulator import SimulatedClock
+from lro_grpc.emulator import _listing as listing
 from lro_grpc.emulator import _model as model
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("", (None, None)),
-        ("   ", (None, None)),
-        ("done=true", (True, None)),
-        ("done = FALSE", (False, None)),
-        ("serviceName=svc.example.com", (None, "svc.example.com")),
-        ('serviceName="svc.example.com"', (None, "svc.example.com")),
-        ("service_name='a.b' AND done=false", (False, "a.b")),
-    ],
-)
-def test_filter_grammar(text: str, expected: tuple[bool | None, str | None]) -> None:
-    assert model.parse_filter(text) == expected
-
-
-@pytest.mark.parametrize("text", ["done", "done=yes", "verb=create", "done=true OR done=false", "done=true AND"])
-def test_bad_filters_name_the_field(text: str) -> None:
-    with pytest.raises(model.RequestError) as caught:
-        model.parse_filter(text)
-    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert caught.value.message.startswith("filter:")
-
-
 def test_page_token_round_trip() -> None:
-    query = model.parse_list_request(operations_pb2.ListOperationsRequest(name="operations", page_size=5))
+    query = listing.parse_list_request(
+        operations_pb2.ListOperationsRequest(name="operations", filter="serviceName=a.example.com", page_size=5)
+    )
     assert (query.collection, query.page_size, query.after_seq) == ("operations", 5, 0)
     token = query.next_page_token(41)
-    following = model.parse_list_request(operations_pb2.ListOperationsRequest(name="", page_size=5, page_token=token))
+    assert "41" not in token
+    following = listing.parse_list_request(
+        # Spacing and quoting aside, the same filter: the token still applies.
+        operations_pb2.ListOperationsRequest(name="", filter='serviceName = "a.example.com"', page_token=token)
+    )
     assert following.after_seq == 41
     with pytest.raises(model.RequestError, match="page_token"):
-        model.parse_list_request(
-            operations_pb2.ListOperationsRequest(name="operations", filter="done=true", page_token=token)
+        listing.parse_list_request(
+            operations_pb2.ListOperationsRequest(
+                name="operations", filter="serviceName=a.example.com AND status=done", page_token=token
+            )
         )
 
 
+def test_page_tokens_are_signed_per_secret() -> None:
+    request = operations_pb2.ListOperationsRequest(name="projects/p/locations/l", filter="done=false")
+    secret = listing.new_page_token_secret()
+    token = listing.parse_list_request(request, page_token_secret=secret).next_page_token(7)
+    request.page_token = token
+    assert listing.parse_list_request(request, page_token_secret=secret).after_seq == 7
+    with pytest.raises(model.RequestError, match="page_token") as caught:
+        listing.parse_list_request(request, page_token_secret=listing.new_page_token_secret())
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_page_size_default_and_cap() -> None:
-    assert model.parse_list_request(operations_pb2.ListOperationsRequest(name="")).page_size == model.DEFAULT_PAGE_SIZE
-    capped = model.parse_list_request(operations_pb2.ListOperationsRequest(name="", page_size=10**6))
-    assert capped.page_size == model.MAX_PAGE_SIZE
+    def page_size(name: str, size: int, filter_text: str = "") -> int:
+        request = operations_pb2.ListOperationsRequest(name=name, page_size=size, filter=filter_text)
+        return listing.parse_list_request(request).page_size
+
+    fs_parent = "projects/p/locations/l"
+    assert page_size(fs_parent, 0) == listing.DEFAULT_PAGE_SIZE == 100
+    assert page_size(fs_parent, 10**6) == listing.MAX_PAGE_SIZE == 1000
+    assert page_size("operations", 0, "serviceName=a") == listing.SM_DEFAULT_PAGE_SIZE == 50
+    assert page_size("operations", 101, "serviceName=a") == listing.SM_MAX_PAGE_SIZE == 100
+    assert page_size("operations", 7, "serviceName=a") == 7
 
 
 def make_record(duration: float = 60) -> model.OperationRecord:

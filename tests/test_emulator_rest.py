@@ -123,7 +123,11 @@ def test_instance_finishes_in_the_documented_json_shape(emu: Emulator, rest: Res
 
 def test_update_instance_patches_with_an_update_mask(emu: Emulator, rest: Rest) -> None:
     instance = f"{PARENT}/instances/inst-1"
-    operation = rest.ok("PATCH", f"/v1/{instance}?updateMask=labels,kmsKey&requestId=r-1", {"labels": {"a": "b"}})
+    operation = rest.ok(
+        "PATCH",
+        f"/v1/{instance}?updateMask=labels,kmsKey&requestId=7a3c1b4e-5f6d-4e8a-9b0c-1d2e3f4a5b6c",
+        {"labels": {"a": "b"}},
+    )
 
     assert operation["metadata"]["verb"] == "update"
     assert operation["metadata"]["target"] == instance
@@ -141,10 +145,22 @@ def test_delete_instance_ends_with_empty(emu: Emulator, rest: Rest) -> None:
 
 
 def test_request_id_makes_create_idempotent(rest: Rest) -> None:
-    path = f"/v1/{PARENT}/instances?instanceId=inst-1&requestId=req-1"
+    first_id, second_id = "7a3c1b4e-5f6d-4e8a-9b0c-000000000001", "7a3c1b4e-5f6d-4e8a-9b0c-000000000002"
+    path = f"/v1/{PARENT}/instances?instanceId=inst-1&requestId={first_id}"
     first = rest.ok("POST", path, {})
     assert rest.ok("POST", path, {})["name"] == first["name"]
-    assert rest.ok("POST", f"/v1/{PARENT}/instances?instanceId=inst-1&requestId=req-2", {})["name"] != first["name"]
+    assert (
+        rest.ok("POST", f"/v1/{PARENT}/instances?instanceId=inst-1&requestId={second_id}", {})["name"] != first["name"]
+    )
+    reused = rest("POST", f"/v1/{PARENT}/instances?instanceId=inst-2&requestId={first_id}", {})
+    assert_error(reused, 400, "INVALID_ARGUMENT", "request_id:", first["name"])
+    assert_error(
+        rest("POST", f"/v1/{PARENT}/instances?instanceId=inst-3&requestId=req-1", {}),
+        400,
+        "INVALID_ARGUMENT",
+        "request_id:",
+        "'req-1'",
+    )
 
 
 def test_list_pages_and_filters(emu: Emulator, rest: Rest) -> None:
@@ -265,10 +281,12 @@ def test_service_management_list_and_filter(rest: Rest) -> None:
     first = rest.create_rollout("r1")["name"]
     other = rest.ok("POST", "/v1/services/other.example.com/rollouts", {"rolloutId": "r1"})["name"]
 
-    everything = rest.ok("GET", "/v1/operations")
-    assert [operation["name"] for operation in everything["operations"]] == [first, other]
+    # The reference makes serviceName required.
+    assert_error(rest("GET", "/v1/operations"), 400, "INVALID_ARGUMENT", "filter:", "serviceName is required")
     only = rest.ok("GET", f"/v1/operations?filter=serviceName%3D{SERVICE}&pageSize=5")
     assert [operation["name"] for operation in only["operations"]] == [first]
+    others = rest.ok("GET", "/v1/operations?filter=serviceName%3Dother.example.com%20AND%20status%3Din_progress")
+    assert [operation["name"] for operation in others["operations"]] == [other]
 
 
 def test_service_management_has_no_rest_cancel_or_delete(rest: Rest) -> None:

@@ -3,7 +3,11 @@
 It serves, over plaintext gRPC on loopback:
 
 * ``google.longrunning.Operations``: ``GetOperation``, ``ListOperations``,
-  ``CancelOperation``, ``DeleteOperation``, ``WaitOperation``;
+  ``CancelOperation`` and ``DeleteOperation`` (Financial Services operations
+  only: Service Management offers neither, so they answer ``UNIMPLEMENTED``
+  there), and ``WaitOperation`` when asked for (``wait_rpc=True``,
+  ``--wait-rpc``; neither API offers it, so by default it answers
+  ``UNIMPLEMENTED``);
 * Financial Services v1 ``AML``: ``CreateInstance``, ``UpdateInstance``,
   ``DeleteInstance``;
 * Service Management v1 ``ServiceManager``: ``CreateServiceRollout``,
@@ -55,28 +59,38 @@ Per-call control (request metadata, or HTTP headers over REST, so any client can
         carrying a ``google.rpc.ErrorInfo`` (reason ``EMULATED_FAILURE``).
 
 Semantics
-    * Cancel is best effort: it sets ``requested_cancellation``; the operation
+    * Cancel (Financial Services) is best effort: it sets ``requested_cancellation``; the operation
       ends at once with a ``CANCELLED`` (code 1) error, unless it was due to
       finish within ``cancel_grace`` simulated seconds (2 s by default): then it
       finishes normally. Cancelling a done operation changes nothing.
-    * Delete removes the record without cancelling; later calls say ``NOT_FOUND``.
+    * Delete (Financial Services) removes the record without cancelling; later calls say ``NOT_FOUND``.
+    * A new rollout cancels the service's earlier rollouts that are still
+      running: their operations end at once with ``CANCELLED``, as the
+      ``services.rollouts.create`` reference says.
     * A done operation's record is kept for ``retention`` simulated time (30
       days by default); after that ``GetOperation`` says ``NOT_FOUND`` and
       ``ListOperations`` omits it.
     * ``ListOperations`` takes ``name`` ``projects/P/locations/L`` (Financial
-      Services) or ``operations`` / ``""`` (Service Management); lists oldest
-      first; ``page_size`` 0 means 100, larger than 1000 means 1000; the
-      ``page_token`` is opaque and stays correct while operations are added
-      (it resumes after the last operation returned). ``filter`` is
-      ``key=value`` terms joined by ``AND``, keys ``done`` (``true``/``false``)
-      and ``serviceName``.
-    * ``WaitOperation`` waits until the operation is done, at most its
+      Services: ``page_size`` 0 means 100, at most 1000) or any other value
+      (Service Management, whose reference says the name is not used:
+      ``page_size`` 0 means 50, at most 100); lists oldest first. The
+      ``filter`` follows each API's documented grammar (Financial Services
+      ``done=true|false``; Service Management a required top-level
+      ``serviceName=``, ``startTime`` comparisons and ``status=``/``!=``
+      ``done|in_progress|failed``, with ``AND``, ``OR`` and parentheses; see
+      ``lro_grpc.emulator._filters``). The ``page_token`` is opaque, signed
+      with the emulator's key for its scope and filter, and stays correct
+      while operations are added (it resumes after the last operation returned).
+    * ``WaitOperation`` (with ``wait_rpc=True``) waits until the operation is done, at most its
       ``timeout`` in real seconds (60 s when absent) and never past the RPC
       deadline (it answers up to 0.5 s, or a fifth of the time left, before
       it), then returns the operation, done or not.
     * Bad requests get ``INVALID_ARGUMENT`` naming the field and value;
-      unknown operations ``NOT_FOUND``; a ``request_id`` repeated on an
-      ``AML`` call returns the operation the first call started.
+      unknown operations ``NOT_FOUND``. An ``AML`` ``request_id`` must be a
+      non-zero UUID; repeated with the same request within 60 simulated
+      minutes it returns the operation the first call started, with a
+      different request it is ``INVALID_ARGUMENT``. A ``rollout_id`` is at most
+      63 lower-case letters, digits, ``.``, ``_`` or ``-``.
 
 State is kept in SQLite: in memory by default, or in the file ``db``; an
 emulator restarted on the same file loses nothing, and its clock carries on
@@ -87,7 +101,10 @@ Fault injection (off by default; :class:`Faults`, or the command-line flags)
     ``RESOURCE_EXHAUSTED`` carrying a ``google.rpc.RetryInfo`` in the
     ``grpc-status-details-bin`` trailer (a serialized ``google.rpc.Status``,
     as Google's servers send it); latency added to every call;
-    ``WaitOperation`` answering ``UNIMPLEMENTED``. Draws are seedable.
+    a served ``WaitOperation`` switched back to ``UNIMPLEMENTED``. Draws are seedable.
+
+The behaviours above are listed against the references, each with its test,
+in ``docs/emulator-fidelity.md``.
 """
 
 from __future__ import annotations
@@ -95,14 +112,9 @@ from __future__ import annotations
 from lro_grpc.emulator._clock import SimulatedClock
 from lro_grpc.emulator._emulator import DEFAULT_CANCEL_GRACE, DEFAULT_DURATION, DEFAULT_RETENTION, Emulator
 from lro_grpc.emulator._faults import STATUS_DETAILS_KEY, Faults
+from lro_grpc.emulator._listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SM_DEFAULT_PAGE_SIZE, SM_MAX_PAGE_SIZE
 from lro_grpc.emulator._main import main
-from lro_grpc.emulator._model import (
-    DEFAULT_PAGE_SIZE,
-    DEFAULT_WAIT_TIMEOUT,
-    DURATION_HEADER,
-    MAX_PAGE_SIZE,
-    OUTCOME_HEADER,
-)
+from lro_grpc.emulator._model import DEFAULT_WAIT_TIMEOUT, DURATION_HEADER, OUTCOME_HEADER
 from lro_grpc.emulator._server import STARTING_METHODS
 
 __all__ = [
@@ -114,6 +126,8 @@ __all__ = [
     "DURATION_HEADER",
     "MAX_PAGE_SIZE",
     "OUTCOME_HEADER",
+    "SM_DEFAULT_PAGE_SIZE",
+    "SM_MAX_PAGE_SIZE",
     "STARTING_METHODS",
     "STATUS_DETAILS_KEY",
     "Emulator",

@@ -65,6 +65,10 @@ class Emulator:
             request no longer stops an operation.
         wait_timeout: real seconds ``WaitOperation`` waits when its request
             carries no ``timeout``.
+        wait_rpc: serve ``WaitOperation``. Neither emulated API offers it, so
+            by default it answers ``UNIMPLEMENTED`` and clients exercise their
+            polling path; ``True`` serves it (``Faults.wait_unimplemented`` can
+            still switch it off while running).
         faults: fault injection settings; default none.
         start_time: simulated time to start at (epoch seconds or an aware
             ``datetime``); default now. Ignored when ``db`` holds a saved clock.
@@ -86,6 +90,7 @@ class Emulator:
         retention: float | timedelta = DEFAULT_RETENTION,
         cancel_grace: float | timedelta = DEFAULT_CANCEL_GRACE,
         wait_timeout: float | timedelta = 60.0,
+        wait_rpc: bool = False,
         faults: Faults | None = None,
         start_time: float | datetime | None = None,
     ) -> None:
@@ -98,6 +103,8 @@ class Emulator:
                 raise ValueError(f"rest_port must differ from port, got {rest_port!r} for both")
         if db is not None and not isinstance(db, str | os.PathLike):
             raise TypeError(f"db must be a path or None, got {db!r}")
+        if not isinstance(wait_rpc, bool):
+            raise TypeError(f"wait_rpc must be a bool, got {wait_rpc!r}")
         if faults is not None and not isinstance(faults, Faults):
             raise TypeError(f"faults must be a Faults or None, got {faults!r}")
         self._host = host
@@ -110,6 +117,7 @@ class Emulator:
         self._retention = check_seconds(retention, what="retention")
         self._cancel_grace = check_seconds(cancel_grace, what="cancel_grace")
         self._wait_timeout = check_seconds(wait_timeout, what="wait_timeout")
+        self._wait_rpc = wait_rpc
         self._faults = faults if faults is not None else Faults()
         self._start_time = _check_start_time(start_time)
         self._port: int | None = None
@@ -157,6 +165,7 @@ class Emulator:
                     retention=self._retention,
                     cancel_grace=self._cancel_grace,
                     wait_timeout=self._wait_timeout,
+                    wait_rpc=self._wait_rpc,
                 )
                 self._store, self._clock, self._backend = store, clock, backend
                 ready = threading.Event()
@@ -288,6 +297,11 @@ class Emulator:
     def rest_url(self) -> str:
         """``"http://host:port"``, the REST gateway's base URL (raises ``RuntimeError`` unless serving REST)."""
         return f"http://{_address(self._host, self.rest_port)}"
+
+    @property
+    def wait_rpc(self) -> bool:
+        """Whether ``WaitOperation`` is served (``False``: it answers ``UNIMPLEMENTED``)."""
+        return self._wait_rpc
 
     @property
     def clock(self) -> SimulatedClock:

@@ -68,8 +68,8 @@ class Faults:
             resource_exhausted`` must not exceed 1.
         retry_delay: the ``RetryInfo.retry_delay`` to send, seconds or ``timedelta``.
         latency: real seconds (or ``timedelta``) added before every call.
-        wait_unimplemented: ``WaitOperation`` answers ``UNIMPLEMENTED``, like
-            servers that do not offer it.
+        wait_unimplemented: ``WaitOperation`` answers ``UNIMPLEMENTED`` even on an
+            emulator started with ``wait_rpc=True`` (it always does without).
         list_filter: how ``ListOperations`` treats its ``filter``: ``"obey"``;
             ``"ignore"`` (lists the parent's operations, done ones too, like a
             server that does not filter); ``"reject"`` (any non-empty filter

@@ -91,6 +91,11 @@ def build_parser(prog: str = "lro-grpc emulator") -> argparse.ArgumentParser:
         metavar="S",
         help="a cancel within S simulated seconds of the end does not stop it (default: %(default)s)",
     )
+    parser.add_argument(
+        "--wait-rpc",
+        action="store_true",
+        help="serve WaitOperation (neither emulated API offers it: by default it answers UNIMPLEMENTED)",
+    )
     faults = parser.add_argument_group("fault injection (off by default)")
     faults.add_argument(
         "--fail-unavailable", type=_fraction, default=0.0, metavar="FRACTION", help="fraction of calls: UNAVAILABLE"
@@ -110,7 +115,6 @@ def build_parser(prog: str = "lro-grpc emulator") -> argparse.ArgumentParser:
         help="RetryInfo delay sent with RESOURCE_EXHAUSTED (default: %(default)s)",
     )
     faults.add_argument("--latency-ms", type=_non_negative, default=0.0, metavar="MS", help="latency added to calls")
-    faults.add_argument("--no-wait-rpc", action="store_true", help="WaitOperation answers UNIMPLEMENTED")
     faults.add_argument(
         "--list-filter",
         choices=("obey", "ignore", "reject"),
@@ -152,7 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             resource_exhausted=args.fail_resource_exhausted,
             retry_delay=args.retry_delay,
             latency=args.latency_ms / 1000,
-            wait_unimplemented=args.no_wait_rpc,
             list_filter=args.list_filter,
             list_omit_running=args.list_omit_running,
             seed=args.seed,
@@ -166,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             default_duration=args.default_duration,
             retention=timedelta(days=args.retention_days),
             cancel_grace=args.cancel_grace,
+            wait_rpc=args.wait_rpc,
             faults=faults,
         )
     except (TypeError, ValueError) as error:

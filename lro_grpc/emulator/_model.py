@@ -6,18 +6,18 @@ metadata and response. Everything a client sees (``done``, the evolving
 metadata, the result) is computed from the record and the simulated time at
 read time by :func:`render`, so reads never write.
 
-Request validation, the list filter grammar and page tokens live here too.
+Request validation lives here too; list queries (page sizes, signed page
+tokens) are in :mod:`lro_grpc.emulator._listing`, the filter grammars in
+:mod:`lro_grpc.emulator._filters`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
+import hashlib
 import math
 import re
 import secrets
-import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -32,13 +32,11 @@ from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import servicemanagement_v1_pb2 as sm
 
 __all__ = [
-    "DEFAULT_PAGE_SIZE",
     "DEFAULT_WAIT_TIMEOUT",
     "DURATION_HEADER",
-    "MAX_PAGE_SIZE",
     "OUTCOME_HEADER",
+    "REQUEST_ID_WINDOW",
     "CallControls",
-    "ListQuery",
     "OperationRecord",
     "RequestError",
     "render",
@@ -48,10 +46,9 @@ DURATION_HEADER = "x-emulator-duration-seconds"
 """Request metadata key: simulated seconds the started operation takes (overrides the default)."""
 OUTCOME_HEADER = "x-emulator-outcome"
 """Request metadata key: ``success`` (default) or ``fail`` (the operation ends with an error)."""
-DEFAULT_PAGE_SIZE = 100
-"""Operations per ``ListOperations`` page when the request's ``page_size`` is 0."""
-MAX_PAGE_SIZE = 1000
-"""Largest ``ListOperations`` page; a larger ``page_size`` is lowered to this."""
+
+REQUEST_ID_WINDOW = 3600.0
+"""Simulated seconds a Financial Services ``request_id`` is remembered ("at least 60 minutes")."""
 DEFAULT_WAIT_TIMEOUT = 60.0
 """Real seconds ``WaitOperation`` waits when the request has no ``timeout``."""
 
@@ -70,13 +67,17 @@ _DOMAINS = {
 }
 
 _SEGMENT = r"[^/]+"
-_FS_PARENT = re.compile(rf"projects/({_SEGMENT})/locations/({_SEGMENT})")
+FS_PARENT = re.compile(rf"projects/({_SEGMENT})/locations/({_SEGMENT})")
 _FS_OPERATION = re.compile(rf"(projects/{_SEGMENT}/locations/{_SEGMENT})/operations/{_SEGMENT}")
 _FS_INSTANCE = re.compile(rf"(projects/{_SEGMENT}/locations/{_SEGMENT})/instances/({_SEGMENT})")
 _SM_OPERATION = re.compile(rf"operations/{_SEGMENT}")
 _RESOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
-_ROLLOUT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# The Rollout reference: "no longer than 63 characters and only lower case letters, digits, '.', '_' and '-'".
+_ROLLOUT_ID = re.compile(r"[a-z0-9._-]{1,63}")
+# A UUID in its 36-character text form; the zero UUID is refused separately.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 _ROLLOUT_STEPS = ("validate rollout", "update Service Controller", "update Service Management")
 _CONFIG_STEPS = ("validate configuration", "generate service configuration")
@@ -120,8 +121,10 @@ class OperationRecord:
         cancel_requested_at: when a cancel was requested, or ``None``.
         metadata: the serialized metadata message without its time-dependent fields.
         response: the serialized ``Any`` response it carries on success.
-        request_key: idempotency key (method and ``request_id``), or ``None``.
+        request_key: the Financial Services ``request_id`` it was started with, or ``None``.
         seq: insertion sequence number, assigned by the store (0 until stored).
+        request_digest: what the request asked for (method and fields but the
+            ``request_id``), to tell a retry from a different request reusing the id.
     """
 
     name: str
@@ -138,6 +141,7 @@ class OperationRecord:
     response: bytes
     request_key: str | None = None
     seq: int = 0
+    request_digest: str | None = None
 
     def is_done(self, now: float) -> bool:
         """Whether the operation is done at simulated time ``now``."""
@@ -216,7 +220,7 @@ def _record(
     metadata: bytes,
     response: bytes,
     service_name: str = "",
-    request_key: str | None = None,
+    request_identity: tuple[str, str] | None = None,
 ) -> OperationRecord:
     end = now + duration
     return OperationRecord(
@@ -232,7 +236,8 @@ def _record(
         cancel_requested_at=None,
         metadata=metadata,
         response=response,
-        request_key=request_key,
+        request_key=None if request_identity is None else request_identity[0],
+        request_digest=None if request_identity is None else request_identity[1],
     )
 
 
@@ -245,8 +250,25 @@ def _fs_metadata(now: float, target: str, verb: str) -> bytes:
     return metadata.SerializeToString()
 
 
-def _request_key(method: str, request_id: str) -> str | None:
-    return f"{method}:{request_id}" if request_id else None
+def _request_identity(method: str, request: Message) -> tuple[str, str] | None:
+    """The request's ``request_id`` and a digest of the rest, or ``None`` without a ``request_id``.
+
+    Raises:
+        RequestError: ``INVALID_ARGUMENT`` naming ``request_id`` unless it is a non-zero UUID.
+    """
+    request_id: str = request.request_id  # type: ignore[attr-defined]
+    if not request_id:
+        return None
+    if not _UUID.fullmatch(request_id) or request_id == _ZERO_UUID:
+        raise invalid(
+            "request_id: expected a UUID such as '123e4567-e89b-12d3-a456-426614174000' "
+            f"(the zero UUID is not supported), got {request_id!r}"
+        )
+    rest = type(request)()
+    rest.CopyFrom(request)
+    rest.ClearField("request_id")
+    digest = hashlib.sha256(method.encode() + b"\0" + rest.SerializeToString(deterministic=True)).hexdigest()
+    return request_id.lower(), digest
 
 
 def create_instance(
@@ -257,7 +279,7 @@ def create_instance(
     Raises:
         RequestError: ``INVALID_ARGUMENT`` for a bad ``parent`` or ``instance_id``.
     """
-    if not _FS_PARENT.fullmatch(request.parent):
+    if not FS_PARENT.fullmatch(request.parent):
         raise invalid(f"parent: expected 'projects/{{project}}/locations/{{location}}', got {request.parent!r}")
     if not _RESOURCE_ID.fullmatch(request.instance_id):
         raise invalid(
@@ -281,7 +303,7 @@ def create_instance(
         controls=controls,
         metadata=_fs_metadata(now, target, "create"),
         response=_pack(instance).SerializeToString(),
-        request_key=_request_key("CreateInstance", request.request_id),
+        request_identity=_request_identity("CreateInstance", request),
     )
 
 
@@ -313,7 +335,7 @@ def update_instance(
         controls=controls,
         metadata=_fs_metadata(now, request.instance.name, "update"),
         response=_pack(instance).SerializeToString(),
-        request_key=_request_key("UpdateInstance", request.request_id),
+        request_identity=_request_identity("UpdateInstance", request),
     )
 
 
@@ -340,7 +362,7 @@ def delete_instance(
         controls=controls,
         metadata=_fs_metadata(now, request.name, "delete"),
         response=_pack(empty_pb2.Empty()).SerializeToString(),
-        request_key=_request_key("DeleteInstance", request.request_id),
+        request_identity=_request_identity("DeleteInstance", request),
     )
 
 
@@ -414,7 +436,9 @@ def create_service_rollout(
         )
     rollout_id = request.rollout.rollout_id or _config_id(now)
     if not _ROLLOUT_ID.fullmatch(rollout_id):
-        raise invalid(f"rollout.rollout_id: expected letters, digits, '.', '-' or '_', got {rollout_id!r}")
+        raise invalid(
+            f"rollout.rollout_id: expected at most 63 lower-case letters, digits, '.', '_' or '-', got {rollout_id!r}"
+        )
     rollout = sm.Rollout()
     rollout.CopyFrom(request.rollout)
     rollout.rollout_id = rollout_id
@@ -553,6 +577,19 @@ def check_operation_name(name: str) -> str:
     return name
 
 
+def is_service_management_operation(name: str) -> bool:
+    """Whether ``name`` is a Service Management operation name (``operations/...``)."""
+    return _SM_OPERATION.fullmatch(name) is not None
+
+
+def not_offered(method: str, name: str) -> RequestError:
+    """The ``UNIMPLEMENTED`` error for an ``Operations`` method the named operation's API does not offer."""
+    return RequestError(
+        grpc.StatusCode.UNIMPLEMENTED,
+        f"{method}: Service Management offers only GetOperation and ListOperations, got a call for {name!r}",
+    )
+
+
 def not_found(name: str) -> RequestError:
     """The ``NOT_FOUND`` error for an unknown (deleted, expired) operation."""
     return RequestError(grpc.StatusCode.NOT_FOUND, f"operation {name!r} not found")
@@ -641,110 +678,3 @@ def _sm_metadata_at(record: OperationRecord, now: float) -> sm.OperationMetadata
         else:
             break
     return metadata
-
-
-# --- Listing --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class ListQuery:
-    """A validated ``ListOperationsRequest``.
-
-    Attributes:
-        collection: ``projects/P/locations/L`` or ``operations``.
-        done: only done (``True``) or running (``False``) operations, or both (``None``).
-        service_name: only operations about this service, or all (``None``).
-        page_size: operations per page.
-        after_seq: list operations inserted after this sequence number.
-        fingerprint: ties page tokens to the query they were issued for.
-    """
-
-    collection: str
-    done: bool | None
-    service_name: str | None
-    page_size: int
-    after_seq: int
-    fingerprint: str
-
-    def next_page_token(self, last_seq: int) -> str:
-        """The opaque token for the page after the one ending at ``last_seq``."""
-        raw = f"{last_seq}:{self.fingerprint}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _list_collection(name: str) -> str:
-    if name in ("", SERVICE_MANAGEMENT_COLLECTION):
-        return SERVICE_MANAGEMENT_COLLECTION
-    parent = name.removesuffix("/operations")
-    if _FS_PARENT.fullmatch(parent):
-        return parent
-    raise invalid(
-        f"name: expected a list parent 'projects/{{project}}/locations/{{location}}' or 'operations' (or ''), "
-        f"got {name!r}"
-    )
-
-
-_FILTER_TERM = re.compile(r"\s*([A-Za-z_.]+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"']+)\s*")
-
-
-def parse_filter(text: str) -> tuple[bool | None, str | None]:
-    """Parse a list filter: ``key=value`` terms joined by ``AND``.
-
-    Keys: ``done`` (``true``/``false``) and ``serviceName`` (also
-    ``service_name``); values may be quoted.
-
-    Returns:
-        ``(done, service_name)``, ``None`` where the filter does not constrain.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` naming ``filter`` and the bad term.
-    """
-    done: bool | None = None
-    service_name: str | None = None
-    if not text.strip():
-        return done, service_name
-    for term in re.split(r"\s+AND\s+", text.strip()):
-        match = _FILTER_TERM.fullmatch(term)
-        if match is None:
-            raise invalid(f"filter: cannot parse {term!r} in {text!r}; expected key=value terms joined by AND")
-        key, value = match.group(1), match.group(2).strip("\"'")
-        if key == "done":
-            if value.lower() not in ("true", "false"):
-                raise invalid(f"filter: done must be true or false, got {value!r}")
-            done = value.lower() == "true"
-        elif key in ("serviceName", "service_name"):
-            service_name = value
-        else:
-            raise invalid(f"filter: unsupported key {key!r} in {text!r}; supported: done, serviceName")
-    return done, service_name
-
-
-def parse_list_request(request: operations_pb2.ListOperationsRequest) -> ListQuery:
-    """Validate a ``ListOperationsRequest``.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` naming ``name``, ``filter``,
-            ``page_size`` or ``page_token``.
-    """
-    collection = _list_collection(request.name)
-    done, service_name = parse_filter(request.filter)
-    if request.page_size < 0:
-        raise invalid(f"page_size: must be >= 0, got {request.page_size}")
-    page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    fingerprint = format(zlib.crc32(f"{collection}\0{done}\0{service_name}".encode()), "08x")
-    after_seq = 0
-    if request.page_token:
-        after_seq = _decode_page_token(request.page_token, fingerprint)
-    return ListQuery(collection, done, service_name, page_size, after_seq, fingerprint)
-
-
-def _decode_page_token(token: str, fingerprint: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        seq_text, token_fingerprint = raw.split(":")
-        seq = int(seq_text)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid(f"page_token: not a token this server issued, got {token!r}") from None
-    if token_fingerprint != fingerprint:
-        raise invalid(f"page_token: issued for a different name or filter, got {token!r}")
-    return seq

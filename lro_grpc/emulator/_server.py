@@ -13,13 +13,14 @@ import contextlib
 import functools
 import math
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+import grpc
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
-from lro_grpc.emulator import _model
+from lro_grpc.emulator import _listing, _model
 from lro_grpc.emulator._clock import SimulatedClock
 from lro_grpc.emulator._faults import Faults
 from lro_grpc.emulator._model import CallControls, OperationRecord, RequestError
@@ -27,16 +28,18 @@ from lro_grpc.emulator._store import OperationStore
 
 __all__ = ["STARTING_METHODS", "Backend", "add_services", "server_options"]
 
-STARTING_METHODS = (
-    "CreateInstance",
-    "UpdateInstance",
-    "DeleteInstance",
-    "CreateService",
-    "DeleteService",
-    "UndeleteService",
-    "SubmitConfigSource",
-    "CreateServiceRollout",
-)
+
+_PLANNERS: dict[str, Callable[..., OperationRecord]] = {
+    "CreateInstance": _model.create_instance,
+    "UpdateInstance": _model.update_instance,
+    "DeleteInstance": _model.delete_instance,
+    "CreateService": _model.create_service,
+    "DeleteService": _model.delete_service,
+    "UndeleteService": _model.undelete_service,
+    "SubmitConfigSource": _model.submit_config_source,
+    "CreateServiceRollout": _model.create_service_rollout,
+}
+STARTING_METHODS = tuple(_PLANNERS)
 """The RPCs that start an operation (keys of the emulator's ``durations``)."""
 
 _Response = TypeVar("_Response")
@@ -56,6 +59,8 @@ class Backend:
         cancel_grace: an operation due to finish within this many simulated
             seconds of a cancel request finishes anyway.
         wait_timeout: real seconds ``WaitOperation`` waits when its request has no timeout.
+        wait_rpc: serve ``WaitOperation``; neither emulated API offers it, so by
+            default it answers ``UNIMPLEMENTED``.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class Backend:
         retention: float,
         cancel_grace: float,
         wait_timeout: float,
+        wait_rpc: bool = False,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -78,6 +84,8 @@ class Backend:
         self.retention = retention
         self.cancel_grace = cancel_grace
         self.wait_timeout = wait_timeout
+        self.wait_rpc = wait_rpc
+        self.page_token_secret = store.page_token_secret()
         self.stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -124,6 +132,71 @@ class Backend:
         if record is None or record.is_expired(now, self.retention):
             raise _model.not_found(name)
         return record
+
+    def check_offered(self, method: str, name: str) -> None:
+        """Refuse ``CancelOperation``/``DeleteOperation`` on Service Management operations.
+
+        Service Management's REST surface has only ``operations.get`` and
+        ``operations.list``, and its official client no cancel or delete.
+
+        Raises:
+            RequestError: ``INVALID_ARGUMENT`` for a malformed name, ``UNIMPLEMENTED``
+                for a Service Management operation (existing or not).
+        """
+        _model.check_operation_name(name)
+        if _model.is_service_management_operation(name):
+            raise _model.not_offered(method, name)
+
+    def start_operation(
+        self, method: str, request: Any, metadata: Iterable[tuple[str, str | bytes]] | None
+    ) -> operations_pb2.Operation:
+        """Start the operation an RPC of :data:`STARTING_METHODS` asks for; the operation as first seen.
+
+        Args:
+            method: the RPC's short name, e.g. ``"CreateInstance"``.
+            request: its request message.
+            metadata: the call's request metadata (the per-call control headers).
+
+        Raises:
+            RequestError: the request is refused (bad field, reused ``request_id``,
+                existing rollout id, bad control header).
+        """
+        controls = CallControls.from_metadata(metadata)
+        now = self.clock.now()
+        record = _PLANNERS[method](request, now=now, duration=self.duration_for(method, controls), controls=controls)
+        stored = self.store.insert(record)
+        if method == "CreateServiceRollout":
+            # "Any previous pending and running Rollouts and associated Operations will be automatically
+            # cancelled so that the latest Rollout will not be blocked by previous Rollouts" (SM reference).
+            self.store.supersede_rollouts(stored.service_name, now, before_seq=stored.seq)
+        self.notify()
+        return _model.render(stored, max(now, self.clock.now()))
+
+    def list_operations(self, request: operations_pb2.ListOperationsRequest) -> operations_pb2.ListOperationsResponse:
+        """Answer a ``ListOperationsRequest`` (one page; a signed token when more follow).
+
+        The list faults apply here: a filter rejected or ignored, running
+        operations left out at random.
+
+        Raises:
+            RequestError: ``INVALID_ARGUMENT`` naming ``name``, ``filter``,
+                ``page_size`` or ``page_token``.
+        """
+        faults = self.faults
+        if request.filter and faults.list_filter == "reject":
+            raise _model.invalid(f"filter: not supported here, got {request.filter!r} (injected fault)")
+        query = _listing.parse_list_request(
+            request, page_token_secret=self.page_token_secret, obey_filter=faults.list_filter == "obey"
+        )
+        now = self.clock.now()
+        records, more = self.store.list(query, now, self.retention)
+        operations = [_model.render(record, now) for record in records]
+        if faults.list_omit_running:
+            operations = [operation for operation in operations if operation.done or not faults.omit_from_listing()]
+        response = operations_pb2.ListOperationsResponse(operations=operations)
+        if more and records:
+            response.next_page_token = query.next_page_token(records[-1].seq)
+        return response
 
     async def wait_for_change(self, timeout: float) -> None:
         """Sleep until :meth:`notify` or ``timeout`` real seconds, whichever is first."""
@@ -172,28 +245,12 @@ class OperationsService:
 
     @_rpc("ListOperations")
     async def ListOperations(self, request: Any, context: Any) -> operations_pb2.ListOperationsResponse:
-        backend = self.backend
-        faults = backend.faults
-        if request.filter and faults.list_filter != "obey":
-            if faults.list_filter == "reject":
-                raise _model.invalid(f"filter: not supported here, got {request.filter!r} (injected fault)")
-            request = operations_pb2.ListOperationsRequest(
-                name=request.name, page_size=request.page_size, page_token=request.page_token
-            )
-        query = _model.parse_list_request(request)
-        now = backend.clock.now()
-        records, more = backend.store.list(query, now, backend.retention)
-        operations = [_model.render(record, now) for record in records]
-        if faults.list_omit_running:
-            operations = [operation for operation in operations if operation.done or not faults.omit_from_listing()]
-        response = operations_pb2.ListOperationsResponse(operations=operations)
-        if more and records:
-            response.next_page_token = query.next_page_token(records[-1].seq)
-        return response
+        return self.backend.list_operations(request)
 
     @_rpc("DeleteOperation")
     async def DeleteOperation(self, request: Any, context: Any) -> empty_pb2.Empty:
         backend = self.backend
+        backend.check_offered("DeleteOperation", request.name)
         backend.live(request.name, backend.clock.now())
         if not backend.store.delete(request.name):
             raise _model.not_found(request.name)
@@ -203,6 +260,7 @@ class OperationsService:
     @_rpc("CancelOperation")
     async def CancelOperation(self, request: Any, context: Any) -> empty_pb2.Empty:
         backend = self.backend
+        backend.check_offered("CancelOperation", request.name)
         now = backend.clock.now()
         backend.live(request.name, now)
         if backend.store.cancel(request.name, now, backend.cancel_grace) is None:
@@ -213,6 +271,12 @@ class OperationsService:
     @_rpc("WaitOperation")
     async def WaitOperation(self, request: Any, context: Any) -> operations_pb2.Operation:
         backend = self.backend
+        if not backend.wait_rpc:
+            raise RequestError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "WaitOperation: neither emulated API offers it; "
+                "serve it with lro-grpc emulator --wait-rpc (Emulator(wait_rpc=True))",
+            )
         if request.HasField("timeout"):
             timeout = request.timeout.ToNanoseconds() / 1e9
             if timeout < 0:
@@ -242,20 +306,8 @@ class _Starter:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
-    def start(
-        self,
-        method: str,
-        planner: Callable[..., OperationRecord],
-        request: Any,
-        context: Any,
-    ) -> operations_pb2.Operation:
-        backend = self.backend
-        controls = CallControls.from_metadata(context.invocation_metadata())
-        now = backend.clock.now()
-        record = planner(request, now=now, duration=backend.duration_for(method, controls), controls=controls)
-        stored = backend.store.insert(record)
-        backend.notify()
-        return _model.render(stored, max(now, backend.clock.now()))
+    def start(self, method: str, request: Any, context: Any) -> operations_pb2.Operation:
+        return self.backend.start_operation(method, request, context.invocation_metadata())
 
 
 class AMLService(_Starter):
@@ -263,15 +315,15 @@ class AMLService(_Starter):
 
     @_rpc("CreateInstance")
     async def CreateInstance(self, request: Any, context: Any) -> operations_pb2.Operation:
-        return self.start("CreateInstance", _model.create_instance, request, context)
+        return self.start("CreateInstance", request, context)
 
     @_rpc("UpdateInstance")
     async def UpdateInstance(self, request: Any, context: Any) -> operations_pb2.Operation:
-        return self.start("UpdateInstance", _model.update_instance, request, context)
+        return self.start("UpdateInstance", request, context)
 
     @_rpc("DeleteInstance")
     async def DeleteInstance(self, request: Any, context: Any) -> operations_pb2.Operation:
-        return self.start("DeleteInstance", _model.delete_instance, request, context)
+        return self.start("DeleteInstance", request, context)
 
 
 class ServiceManagerService(_Starter):
@@ -279,23 +331,23 @@ class ServiceManagerService(_Starter):
 
     @_rpc("CreateService")
     async def CreateService(self, request: Any, context: Any) -> operations_pb2.Operation:
-        return self.start("CreateService", _model.create_service, request, context)
+        return self.start("CreateService", request, context)
 
     @_rpc("DeleteService")
     async def DeleteService(self, request: Any, context: Any) -> operations_pb2.Operation:
-        return self.start("DeleteService", _model.delete_service, request, context)
+        return self.start("DeleteService", request, context)
 
     @_rpc("UndeleteService")
     async def UndeleteService(self, request: Any, context: Any) -> operations_pb2.Operation:
-        return self.start("UndeleteService", _model.undelete_service, request, context)
+        return self.start("UndeleteService", request, context)
 
     @_rpc("SubmitConfigSource")
     async def SubmitConfigSource(self, request: Any, context: Any) -> operations_pb2.Operation:
-        return self.start("SubmitConfigSource", _model.submit_config_source, request, context)
+        return self.start("SubmitConfigSource", request, context)
 
     @_rpc("CreateServiceRollout")
     async def CreateServiceRollout(self, request: Any, context: Any) -> operations_pb2.Operation:
-        return self.start("CreateServiceRollout", _model.create_service_rollout, request, context)
+        return self.start("CreateServiceRollout", request, context)
 
 
 def add_services(server: Any, backend: Backend) -> None:

@@ -17,14 +17,22 @@ import threading
 import grpc
 
 from lro_grpc.emulator._clock import ClockAnchor
-from lro_grpc.emulator._model import ListQuery, OperationRecord, RequestError, cancelled
+from lro_grpc.emulator._listing import ListQuery, new_page_token_secret
+from lro_grpc.emulator._model import (
+    CANCEL,
+    REQUEST_ID_WINDOW,
+    SERVICE_MANAGEMENT,
+    OperationRecord,
+    RequestError,
+    cancelled,
+)
 
 __all__ = ["OperationStore"]
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _COLUMNS = (
     "name, collection, api, method, service_name, start_at, natural_end, end_at, outcome, "
-    "cancel_requested_at, metadata, response, request_key, seq"
+    "cancel_requested_at, metadata, response, request_key, seq, request_digest"
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -41,10 +49,12 @@ CREATE TABLE IF NOT EXISTS operations (
     cancel_requested_at REAL,
     metadata BLOB NOT NULL,
     response BLOB NOT NULL,
-    request_key TEXT UNIQUE
+    request_key TEXT UNIQUE,
+    request_digest TEXT
 );
 CREATE INDEX IF NOT EXISTS operations_by_collection ON operations (collection, seq);
 CREATE INDEX IF NOT EXISTS operations_by_end ON operations (end_at);
+CREATE INDEX IF NOT EXISTS operations_by_service ON operations (service_name, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -84,8 +94,10 @@ class OperationStore:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute("PRAGMA synchronous = NORMAL")
             version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, _SCHEMA_VERSION):
+            if version not in (0, 1, _SCHEMA_VERSION):
                 raise ValueError(f"db {self.path!r} has schema version {version}, expected {_SCHEMA_VERSION}")
+            if version == 1:  # version 2 remembers what a request_id's request asked for
+                connection.execute("ALTER TABLE operations ADD COLUMN request_digest TEXT")
             connection.executescript(_SCHEMA)
             connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         except sqlite3.OperationalError as error:
@@ -103,24 +115,27 @@ class OperationStore:
     def insert(self, record: OperationRecord) -> OperationRecord:
         """Store a new operation; returns it with its sequence number.
 
-        A record whose ``request_key`` was seen before is not stored again:
-        the earlier operation is returned instead (idempotent retries).
+        A record whose ``request_key`` (a ``request_id``) was used within the
+        last :data:`~lro_grpc.emulator._model.REQUEST_ID_WINDOW` simulated
+        seconds is not stored: the same request gets the earlier operation back
+        (an idempotent retry); a different request is refused. Older uses are
+        forgotten.
 
         Raises:
-            RequestError: ``ALREADY_EXISTS`` if an operation with that name exists.
+            RequestError: ``ALREADY_EXISTS`` if an operation with that name exists;
+                ``INVALID_ARGUMENT`` naming ``request_id`` if it was used for a
+                different request.
         """
         with self._lock:
             if record.request_key is not None:
-                row = self._connection.execute(
-                    f"SELECT {_COLUMNS} FROM operations WHERE request_key = ?", (record.request_key,)
-                ).fetchone()
-                if row is not None:
-                    return OperationRecord(*row)
+                earlier = self._remembered_request(record)
+                if earlier is not None:
+                    return earlier
             try:
                 cursor = self._connection.execute(
                     "INSERT INTO operations (name, collection, api, method, service_name, start_at, natural_end, "
-                    "end_at, outcome, cancel_requested_at, metadata, response, request_key) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "end_at, outcome, cancel_requested_at, metadata, response, request_key, request_digest) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.name,
                         record.collection,
@@ -135,6 +150,7 @@ class OperationStore:
                         record.metadata,
                         record.response,
                         record.request_key,
+                        record.request_digest,
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -143,6 +159,41 @@ class OperationStore:
                 ) from None
             seq = int(cursor.lastrowid or 0)
         return dataclasses.replace(record, seq=seq)
+
+    def _remembered_request(self, record: OperationRecord) -> OperationRecord | None:
+        """The operation an earlier use of ``record.request_key`` started, if it still counts (lock held)."""
+        row = self._connection.execute(
+            f"SELECT {_COLUMNS} FROM operations WHERE request_key = ?", (record.request_key,)
+        ).fetchone()
+        if row is None:
+            return None
+        earlier = OperationRecord(*row)
+        if earlier.start_at <= record.start_at - REQUEST_ID_WINDOW:
+            # Past the window the id is free again: the earlier operation keeps its record, not the id.
+            self._connection.execute("UPDATE operations SET request_key = NULL WHERE seq = ?", (earlier.seq,))
+            return None
+        if earlier.request_digest != record.request_digest:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request_id: {record.request_key!r} was used within the last "
+                f"{REQUEST_ID_WINDOW / 60:.0f} minutes for a different request (operation {earlier.name!r})",
+            )
+        return earlier
+
+    def supersede_rollouts(self, service_name: str, now: float, before_seq: int) -> int:
+        """Cancel the service's rollouts inserted before ``before_seq`` that are still running at ``now``.
+
+        Service Management cancels "any previous pending and running Rollouts
+        and associated Operations" when a new rollout is created. Returns how
+        many were cancelled.
+        """
+        with self._lock:
+            cursor = self._connection.execute(
+                "UPDATE operations SET end_at = ?, outcome = ?, cancel_requested_at = ? "
+                "WHERE service_name = ? AND method = 'CreateServiceRollout' AND api = ? AND seq < ? AND end_at > ?",
+                (now, CANCEL, now, service_name, SERVICE_MANAGEMENT, before_seq, now),
+            )
+        return cursor.rowcount
 
     def get(self, name: str) -> OperationRecord | None:
         """The record named ``name``, or ``None`` (expiry is the caller's business)."""
@@ -172,19 +223,19 @@ class OperationStore:
         return cursor.rowcount > 0
 
     def list(self, query: ListQuery, now: float, retention: float) -> tuple[list[OperationRecord], bool]:
-        """One page of unexpired records matching ``query``, oldest first, and whether more follow."""
+        """One page of unexpired records matching ``query``, oldest first, and whether more follow.
+
+        The query's filter runs in SQL (see ``ListFilter.where``), so a page costs
+        one indexed scan however few records match.
+        """
+        condition, filter_parameters = query.filter.where(now)
         sql = [f"SELECT {_COLUMNS} FROM operations WHERE collection = ? AND seq > ? AND end_at > ?"]
         parameters: list[object] = [query.collection, query.after_seq, now - retention]
-        if query.done is True:
-            sql.append("AND end_at <= ?")
-            parameters.append(now)
-        elif query.done is False:
-            sql.append("AND end_at > ?")
-            parameters.append(now)
         if query.service_name is not None:
-            sql.append("AND service_name = ?")
+            sql.append("AND service_name = ?")  # also in the filter; stated here so the index can serve it
             parameters.append(query.service_name)
-        sql.append("ORDER BY seq LIMIT ?")
+        sql.append(f"AND {condition} ORDER BY seq LIMIT ?")
+        parameters.extend(filter_parameters)
         parameters.append(query.page_size + 1)
         with self._lock:
             rows = self._connection.execute(" ".join(sql), parameters).fetchall()
@@ -201,6 +252,20 @@ class OperationStore:
         """How many records are stored (expired ones not yet purged included)."""
         with self._lock:
             return int(self._connection.execute("SELECT COUNT(*) FROM operations").fetchone()[0])
+
+    def page_token_secret(self) -> bytes:
+        """The key this database's page tokens are signed with, created on first use.
+
+        Kept with the records, so an emulator restarted on the same file still
+        accepts the tokens it gave out; an in-memory store gets a fresh one.
+        """
+        with self._lock:
+            row = self._connection.execute("SELECT value FROM meta WHERE key = 'page_token_secret'").fetchone()
+            if row is not None:
+                return bytes.fromhex(row[0])
+            secret = new_page_token_secret()
+            self._connection.execute("INSERT INTO meta (key, value) VALUES ('page_token_secret', ?)", (secret.hex(),))
+            return secret
 
     def load_anchor(self) -> ClockAnchor | None:
         """The clock anchor saved by :meth:`save_anchor`, if any."""
