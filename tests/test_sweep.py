@@ -26,6 +26,8 @@ from lro_grpc._batch import BatchScheduler, BatchWaiter, ListScope, list_scope, 
 from lro_grpc._batch._sweep import FINANCIAL_SERVICES_PAGE_SIZE, SERVICE_MANAGEMENT_PAGE_SIZE
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
+from lro_grpc._generated import servicemanagement_v1_pb2 as sm
+from lro_grpc._generated import servicemanagement_v1_pb2_grpc as sm_grpc
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.client import OperationsClient
 from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER, Emulator, Faults
@@ -430,3 +432,30 @@ async def test_sweeping_the_emulator_reports_every_operation_once_with_its_outco
     else:
         assert calls["GetOperation"] <= 1.5 * len(names)
         assert calls["GetOperation"] + calls["ListOperations"] <= 0.3 * one_by_one
+
+
+async def test_sweeping_service_management_operations_of_the_emulator_by_service() -> None:
+    rng = random.Random(13)
+    services = ["alpha.example.com", "beta.example.com"]
+    with Emulator() as emu:
+        async with grpc.aio.insecure_channel(emu.target) as channel:
+            manager = sm_grpc.ServiceManagerStub(channel)
+            names = []
+            for index in range(60):
+                request = sm.SubmitConfigSourceRequest(
+                    service_name=services[index % 2],
+                    config_source=sm.ConfigSource(
+                        files=[sm.ConfigFile(file_path="api.yaml", file_contents=b"type: google.api.Service")]
+                    ),
+                )
+                duration = f"{rng.uniform(0.2, 1.2):.3f}"
+                operation = await manager.SubmitConfigSource(request, metadata=((DURATION_HEADER, duration),))
+                names.append(operation.name)
+        async with client_for(emu.target, poll_policy=PollPolicy(0.2, 1, 0.2, 0)) as client:
+            reported = [op async for op in client.as_completed(names, timeout=60)]
+            calls = dict(client._batch_scheduler().calls)
+
+    assert sorted(op.name for op in reported) == sorted(names)
+    assert all(isinstance(op.response, sm.SubmitConfigSourceResponse) for op in reported)
+    assert calls["ListOperations"] >= 2  # the emulator accepts serviceName=... AND status=in_progress
+    assert calls["GetOperation"] <= 1.5 * len(names)
