@@ -92,7 +92,9 @@ def _bad_segment(segment: str) -> bool:
     # Empty segments come from "//" or a leading/trailing "/"; whitespace and
     # control characters never occur in resource names and usually mean a
     # copy-paste accident (a trailing newline, a tab).
-    return not segment or any(char.isspace() or not char.isprintable() for char in segment)
+    # Of all whitespace, only the ASCII space counts as printable: this equals
+    # "any character is whitespace or unprintable", without a loop in Python.
+    return not segment or not segment.isprintable() or " " in segment
 
 
 def _require_str(value: object, what: str) -> str:

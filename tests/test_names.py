@@ -168,3 +168,25 @@ def test_operation_name_is_frozen() -> None:
     parsed = parse_operation_name("operations/x")
     with pytest.raises(dataclasses.FrozenInstanceError):
         parsed.operation_id = "y"  # type: ignore[misc]
+
+
+def test_a_segment_is_rejected_exactly_when_a_character_is_whitespace_or_unprintable() -> None:
+    samples = [chr(code) for code in range(0x250)] + [
+        "\u1680",
+        "\u2000",
+        "\u2028",
+        "\u2029",
+        "\u202f",
+        "\u3000",
+        "\ufeff",
+    ]
+    for char in samples:
+        if char == "/":
+            continue
+        name = f"operations/x{char}y"
+        bad = char.isspace() or not char.isprintable()
+        if bad:
+            with pytest.raises(InvalidNameError):
+                parse_operation_name(name)
+        else:
+            assert parse_operation_name(name).operation_id == f"x{char}y"
