@@ -45,6 +45,7 @@ from lro_grpc.policies import Deadline, PollPolicy, RetryPolicy
 __all__ = [
     "FINAL_POLL_RESERVE",
     "FINAL_POLL_RTT_FACTOR",
+    "LOOK_ONCE_TIMEOUT",
     "METHODS",
     "MIN_FINAL_POLL_RESERVE",
     "USE_CLIENT_DEFAULT",
@@ -109,6 +110,15 @@ MIN_FINAL_POLL_RESERVE: Final = 0.005
 
 FINAL_POLL_RTT_FACTOR: Final = 4.0
 """The last poll's reserve, in round trips of the latest answered GetOperation."""
+
+LOOK_ONCE_TIMEOUT: Final = 0.05
+"""Seconds the first look of a wait may take when the deadline leaves less than that.
+
+A wait always looks at the operation once before it gives up: ``result(timeout=0)``
+returns a done operation's result rather than timing out without asking. That
+one GetOperation gets at least this long, so a wait with no time left ends at
+most this much past its deadline.
+"""
 
 WAIT_RPC_MAX: Final = 60.0
 """Longest ``timeout`` one WaitOperation RPC asks the server for; longer waits are several RPCs."""
@@ -612,6 +622,9 @@ def poll_plan(
 
     Behaviour:
 
+    * the operation is looked at at least once, even with no time left (that
+      look gets :data:`LOOK_ONCE_TIMEOUT`), so a done operation is never
+      reported as timed out;
     * not done: sleep ``min(poll delay, time left - reserve)``, then look
       again; the last look is made just before the deadline with its RPC
       clipped to what remains, so no RPC outlives the deadline;
@@ -655,6 +668,7 @@ def poll_plan(
     failures = 0  # consecutive transient failures (drives the retry backoff)
     failing_since: float | None = None
     last_failure: RpcFailure | None = None
+    looked = False
 
     def timed_out() -> WaitTimeoutError:
         shown: object = last_seen
@@ -670,9 +684,13 @@ def poll_plan(
     while True:
         started = clock()
         remaining = deadline.remaining(started)
-        if remaining is not None and remaining <= 0:
-            raise timed_out()
         rpc_timeout = deadline.clip(call.rpc_timeout, started)
+        if remaining is not None and remaining < LOOK_ONCE_TIMEOUT and not looked:
+            # No time left, but a wait never gives up without asking once.
+            rpc_timeout = LOOK_ONCE_TIMEOUT if call.rpc_timeout is None else min(call.rpc_timeout, LOOK_ONCE_TIMEOUT)
+        elif remaining is not None and remaining <= 0:
+            raise timed_out()
+        looked = True
         method: Method
         if use_wait and (remaining is None or remaining - reserve > reserve):
             method = "WaitOperation"

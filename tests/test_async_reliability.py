@@ -1,0 +1,51 @@
+"""What AsyncOperationsClient promises when a server misbehaves (mirrors test_reliability.py)."""
+
+from __future__ import annotations
+
+import pytest
+from google.longrunning import operations_pb2
+from servicer import ScriptedOperations, pack
+
+from lro_grpc import AsyncOperationsClient, WaitTimeoutError
+from lro_grpc._generated import financialservices_v1_pb2 as fs
+
+FS_NAME = "projects/my-proj/locations/us-central1/operations/op-123"
+PARENT = "projects/my-proj/locations/us-central1"
+
+
+def running(name: str = FS_NAME) -> operations_pb2.Operation:
+    return operations_pb2.Operation(name=name, metadata=pack(fs.OperationMetadata(verb="create")), done=False)
+
+
+def succeeded(name: str = FS_NAME) -> operations_pb2.Operation:
+    op = running(name)
+    op.done = True
+    op.response.CopyFrom(pack(fs.Instance(name=f"{PARENT}/instances/i1")))
+    return op
+
+
+# -- item: a wait looks once before it gives up ---------------------------------------------------------
+
+
+async def test_result_timeout_zero_looks_once(aclient: AsyncOperationsClient, servicer: ScriptedOperations) -> None:
+    servicer.add(succeeded())
+    instance = await aclient.operation(FS_NAME).result(timeout=0)
+    assert isinstance(instance, fs.Instance) and instance.name == f"{PARENT}/instances/i1"
+    assert servicer.methods_called() == ["GetOperation"]
+
+
+async def test_result_timeout_zero_on_running_operation_times_out_after_one_look(
+    aclient: AsyncOperationsClient, servicer: ScriptedOperations
+) -> None:
+    servicer.add(running())
+    op = aclient.operation(FS_NAME)
+    with pytest.raises(WaitTimeoutError) as caught:
+        await op.result(timeout=0)
+    assert servicer.methods_called() == ["GetOperation"]
+    assert caught.value.operation is op and op.metadata is not None  # the look's state is kept
+
+
+async def test_wait_timeout_zero_looks_once(aclient: AsyncOperationsClient, servicer: ScriptedOperations) -> None:
+    servicer.add(succeeded())
+    assert (await aclient.wait(FS_NAME, timeout=0)).done
+    assert servicer.methods_called() == ["GetOperation"]

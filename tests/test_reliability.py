@@ -1,0 +1,55 @@
+"""What OperationsClient promises when a server misbehaves (mirrored by test_async_reliability.py).
+
+Over real gRPC on loopback: the scripted servicer, or a raw-bytes server for
+answers no well-behaved server sends.
+"""
+
+from __future__ import annotations
+
+import pytest
+from google.longrunning import operations_pb2
+from servicer import ScriptedOperations, pack
+
+from lro_grpc import OperationsClient, WaitTimeoutError
+from lro_grpc._generated import financialservices_v1_pb2 as fs
+
+FS_NAME = "projects/my-proj/locations/us-central1/operations/op-123"
+PARENT = "projects/my-proj/locations/us-central1"
+
+
+def running(name: str = FS_NAME) -> operations_pb2.Operation:
+    return operations_pb2.Operation(name=name, metadata=pack(fs.OperationMetadata(verb="create")), done=False)
+
+
+def succeeded(name: str = FS_NAME) -> operations_pb2.Operation:
+    op = running(name)
+    op.done = True
+    op.response.CopyFrom(pack(fs.Instance(name=f"{PARENT}/instances/i1")))
+    return op
+
+
+# -- item: a wait looks once before it gives up ---------------------------------------------------------
+
+
+def test_result_timeout_zero_looks_once(client: OperationsClient, servicer: ScriptedOperations) -> None:
+    servicer.add(succeeded())
+    instance = client.operation(FS_NAME).result(timeout=0)
+    assert isinstance(instance, fs.Instance) and instance.name == f"{PARENT}/instances/i1"
+    assert servicer.methods_called() == ["GetOperation"]
+
+
+def test_result_timeout_zero_on_running_operation_times_out_after_one_look(
+    client: OperationsClient, servicer: ScriptedOperations
+) -> None:
+    servicer.add(running())
+    op = client.operation(FS_NAME)
+    with pytest.raises(WaitTimeoutError) as caught:
+        op.result(timeout=0)
+    assert servicer.methods_called() == ["GetOperation"]
+    assert caught.value.operation is op and op.metadata is not None  # the look's state is kept
+
+
+def test_wait_timeout_zero_looks_once(client: OperationsClient, servicer: ScriptedOperations) -> None:
+    servicer.add(succeeded())
+    assert client.wait(FS_NAME, timeout=0).done
+    assert servicer.methods_called() == ["GetOperation"]
