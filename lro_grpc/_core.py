@@ -241,6 +241,8 @@ class ListPageState:
         exhausted: whether the last page has been fetched.
         unreachable: locations reported unreachable by the pages fetched so far.
         pages_fetched: how many pages have been fetched.
+        seen_page_tokens: every page token this listing has been given; one
+            given twice would make the listing go round for ever.
     """
 
     parent: str
@@ -251,6 +253,7 @@ class ListPageState:
     exhausted: bool = False
     unreachable: list[str] = dataclasses.field(default_factory=list)
     pages_fetched: int = 0
+    seen_page_tokens: set[str] = dataclasses.field(default_factory=set)
 
     @classmethod
     def create(cls, parent: str, *, filter: object, page_size: object, return_partial_success: object) -> ListPageState:
@@ -285,9 +288,26 @@ class ListPageState:
         )
 
     def record(self, response: operations_pb2.ListOperationsResponse) -> None:
-        """Take note of a fetched page."""
+        """Take note of a fetched page.
+
+        Raises:
+            RpcError: ``INTERNAL``: the page's ``next_page_token`` was given
+                before in this listing (following it would never end); the
+                error names the token and the parent. Nothing is recorded.
+        """
+        token = response.next_page_token
+        if token and token in self.seen_page_tokens:
+            raise RpcError(
+                grpc.StatusCode.INTERNAL,
+                f"the server gave next_page_token {token!r} a second time after {self.pages_fetched + 1} pages; "
+                "following it would list the same pages for ever",
+                method="ListOperations",
+                operation_name=self.parent,
+            )
+        if token:
+            self.seen_page_tokens.add(token)
         self.pages_fetched += 1
-        self.next_page_token = response.next_page_token
+        self.next_page_token = token
         self.exhausted = not response.next_page_token
         self.unreachable.extend(u for u in response.unreachable if u not in self.unreachable)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 from google.longrunning import operations_pb2
-from servicer import ScriptedOperations, pack
+from raw_server import RawOperations, serve_raw
+from servicer import FAST_POLL, FAST_RETRY, ScriptedOperations, pack
 
-from lro_grpc import AsyncOperationsClient, WaitTimeoutError
+from lro_grpc import AsyncOperationsClient, RpcError, WaitTimeoutError
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 
 FS_NAME = "projects/my-proj/locations/us-central1/operations/op-123"
@@ -49,3 +51,29 @@ async def test_wait_timeout_zero_looks_once(aclient: AsyncOperationsClient, serv
     servicer.add(succeeded())
     assert (await aclient.wait(FS_NAME, timeout=0)).done
     assert servicer.methods_called() == ["GetOperation"]
+
+
+# -- item: a listing ends -------------------------------------------------------------------------------
+
+
+def cycling_pages(request_bytes: bytes) -> bytes:
+    """Pages whose tokens go '' -> a -> b -> a -> ... for ever."""
+    request = operations_pb2.ListOperationsRequest.FromString(request_bytes)
+    following = {"": "a", "a": "b", "b": "a"}[request.page_token]
+    page = operations_pb2.ListOperationsResponse(next_page_token=following)
+    page.operations.append(running(f"{PARENT}/operations/op-{request.page_token or 'first'}"))
+    return page.SerializeToString()
+
+
+async def test_list_stops_at_a_repeated_page_token() -> None:
+    raw = RawOperations(ListOperations=cycling_pages)
+    with serve_raw(raw) as target:
+        async with AsyncOperationsClient(target, retry_policy=FAST_RETRY, poll_policy=FAST_POLL) as client:
+            seen: list[str] = []
+            with pytest.raises(RpcError) as caught:
+                async for op in client.list(PARENT):
+                    seen.append(op.name)
+    assert caught.value.code is grpc.StatusCode.INTERNAL and caught.value.method == "ListOperations"
+    assert "'a'" in str(caught.value) and PARENT in str(caught.value)
+    assert seen == [f"{PARENT}/operations/op-first", f"{PARENT}/operations/op-a"]  # the repeating page is not yielded
+    assert raw.count("ListOperations") == 3
