@@ -28,7 +28,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, empty_pb2
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -48,6 +48,7 @@ __all__ = [
     "LOOK_ONCE_TIMEOUT",
     "METHODS",
     "MIN_FINAL_POLL_RESERVE",
+    "RESPONSE_TYPES",
     "USE_CLIENT_DEFAULT",
     "WAIT_RPC_MAX",
     "CallSettings",
@@ -347,13 +348,14 @@ class RpcFailure:
         code: the gRPC status code.
         details: the status message.
         trailing_metadata: the trailers, as ``(key, value)`` pairs.
-        exception: the exception the gRPC library raised, chained into the error the caller sees.
+        exception: the exception the gRPC library raised, chained into the error the
+            caller sees (``None`` when the failure is the client's reading of an answer).
     """
 
     code: grpc.StatusCode
     details: str
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
-    exception: BaseException
+    exception: BaseException | None
 
     @classmethod
     def from_grpc_error(cls, error: grpc.RpcError) -> RpcFailure:
@@ -376,6 +378,55 @@ class RpcFailure:
 Step = RpcCall | Sleep
 Reply = Message | RpcFailure | None
 Plan = Generator[Step, Reply, T]
+
+RESPONSE_TYPES: Final[dict[Method, type[Message]]] = {
+    "GetOperation": operations_pb2.Operation,
+    "WaitOperation": operations_pb2.Operation,
+    "ListOperations": operations_pb2.ListOperationsResponse,
+    "CancelOperation": empty_pb2.Empty,
+    "DeleteOperation": empty_pb2.Empty,
+}
+"""The message each RPC answers with."""
+
+_GRPC_UNDECODABLE: Final = "Exception deserializing response!"
+"""How the sync gRPC library reports an answer it could not parse (``grpc.aio`` returns ``None``)."""
+
+
+def check_reply(method: Method, request: Message, reply: Reply) -> Message | RpcFailure:
+    """Read one attempt's answer the single way the clients and the batch read it.
+
+    A server's answer that is not what ``method`` promises becomes a failure of
+    code ``INTERNAL`` (a server error, not retried by the default policy), the
+    same whichever gRPC library received it: the sync library raises
+    ``INTERNAL`` "Exception deserializing response!" for bytes that do not
+    parse, ``grpc.aio`` hands back ``None``.
+
+    Args:
+        method: the RPC the answer is for.
+        request: the request the answer is for.
+        reply: what the attempt gave back: a message, an :class:`RpcFailure`, or ``None``.
+
+    Returns:
+        The answer, if it is a message of the type ``method`` promises;
+        otherwise (or if it was a failure already) an :class:`RpcFailure`.
+    """
+    expected = RESPONSE_TYPES[method]
+    if isinstance(reply, RpcFailure):
+        if reply.code is grpc.StatusCode.INTERNAL and reply.details == _GRPC_UNDECODABLE:
+            return _undecodable(expected, reply.exception)
+        return reply
+    if not isinstance(reply, expected):
+        return _undecodable(expected, None)
+    return reply
+
+
+def _undecodable(expected: type[Message], exception: BaseException | None) -> RpcFailure:
+    return RpcFailure(
+        code=grpc.StatusCode.INTERNAL,
+        details=f"the server's answer could not be decoded as {expected.DESCRIPTOR.full_name}",
+        trailing_metadata=(),
+        exception=exception,
+    )
 
 
 def run_sync(plan: Plan[T], invoke: Callable[[RpcCall], Reply], sleep: Callable[[float], None] = time.sleep) -> T:
@@ -480,39 +531,6 @@ def deadline_passed(method: Method, operation_name: str | None) -> RpcError:
     )
 
 
-_REPLY_TYPES: Final[dict[str, type[Message]]] = {
-    "GetOperation": operations_pb2.Operation,
-    "WaitOperation": operations_pb2.Operation,
-    "ListOperations": operations_pb2.ListOperationsResponse,
-}
-
-
-def check_reply(method: Method, reply: object, *, operation_name: str | None) -> Any:
-    """``reply`` if it is a sound answer to ``method`` about ``operation_name``, else an error.
-
-    Raises:
-        RpcError: ``INTERNAL``: the answer could not be decoded (``grpc.aio``
-            hands back ``None`` then), or an Operation answer names another
-            operation than the one asked for.
-    """
-    expected = _REPLY_TYPES.get(method)
-    if expected is not None and not isinstance(reply, expected):
-        raise RpcError(
-            grpc.StatusCode.INTERNAL,
-            f"the server's answer to {method} could not be decoded as {expected.DESCRIPTOR.full_name}",
-            method=method,
-            operation_name=operation_name,
-        )
-    if isinstance(reply, operations_pb2.Operation) and operation_name and reply.name and reply.name != operation_name:
-        raise RpcError(
-            grpc.StatusCode.INTERNAL,
-            f"the server answered {method} for {operation_name!r} with another operation, {reply.name!r}",
-            method=method,
-            operation_name=operation_name,
-        )
-    return reply
-
-
 def operation_error(
     status: status_pb2.Status, *, unpack: Callable[[Any], Message], operation: object
 ) -> OperationError:
@@ -590,7 +608,7 @@ def unary_plan(
         timeout = overall.clip(settings.rpc_timeout, now)
         if timeout is not None and timeout <= 0:
             raise deadline_passed(method, operation_name)
-        reply = yield RpcCall(method, request, timeout, metadata)
+        reply = check_reply(method, request, (yield RpcCall(method, request, timeout, metadata)))
         if not isinstance(reply, RpcFailure):
             return reply
         if reply.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not retry_resource_exhausted:
@@ -721,9 +739,10 @@ def poll_plan(
         else:
             method = "GetOperation"
             request = get_request(name)
-        reply = yield RpcCall(method, request, rpc_timeout, metadata)
+        reply = check_reply(method, request, (yield RpcCall(method, request, rpc_timeout, metadata)))
         now = clock()
-        if isinstance(reply, operations_pb2.Operation):
+        if not isinstance(reply, RpcFailure):
+            assert isinstance(reply, operations_pb2.Operation)  # check_reply made sure of it
             last_seen = reply
             if method == "GetOperation":
                 # Keep for the last look what this link's round trip needs, no more.
@@ -741,7 +760,7 @@ def poll_plan(
             if method == "WaitOperation":
                 # The server already waited; poll no more often than the policy says.
                 delay = max(0.0, delay - (now - started))
-        elif isinstance(reply, RpcFailure):
+        else:
             last_failure = reply
             code = reply.code
             if method == "WaitOperation" and code is grpc.StatusCode.UNIMPLEMENTED:
@@ -774,8 +793,6 @@ def poll_plan(
                     raise rpc_error(reply, method=method, operation_name=name)
                 delay = next_delay
                 failures += 1
-        else:
-            raise TypeError(f"{method} returned {type(reply).__name__}, expected an Operation")
         remaining = deadline.remaining(now)
         if remaining is not None:
             if remaining <= reserve:

@@ -302,10 +302,12 @@ class AsyncOperationsClient(BaseOperationsClient):
         try:
             reply = await call(request, timeout=timeout, metadata=_core.request_metadata(routing_name))
         except grpc.aio.AioRpcError as error:
-            raise _core.rpc_error(
-                RpcFailure.from_grpc_error(error), method=method, operation_name=routing_name or None
-            ) from error
-        return _core.check_reply(method, reply, operation_name=routing_name or None)
+            reply = RpcFailure.from_grpc_error(error)
+        # Read the answer the one way the single calls read it too.
+        checked = _core.check_reply(method, request, reply)
+        if isinstance(checked, RpcFailure):
+            raise _core.rpc_error(checked, method=method, operation_name=routing_name or None)
+        return checked
 
     async def _poll_handle(
         self,

@@ -77,3 +77,29 @@ async def test_list_stops_at_a_repeated_page_token() -> None:
     assert "'a'" in str(caught.value) and PARENT in str(caught.value)
     assert seen == [f"{PARENT}/operations/op-first", f"{PARENT}/operations/op-a"]  # the repeating page is not yielded
     assert raw.count("ListOperations") == 3
+
+
+# -- item: an undecodable answer reads one way ---------------------------------------------------------
+
+
+def undecodable(request_bytes: bytes) -> bytes:
+    return b"\xff\xff\xff"  # not a google.longrunning.Operation
+
+
+async def test_undecodable_answer_is_an_internal_rpc_error() -> None:
+    raw = RawOperations(GetOperation=undecodable)
+    with serve_raw(raw) as target:
+        async with AsyncOperationsClient(target, retry_policy=FAST_RETRY, poll_policy=FAST_POLL) as client:
+            with pytest.raises(RpcError) as from_get:
+                await client.get(FS_NAME)
+            with pytest.raises(RpcError) as from_result:
+                await client.operation(FS_NAME).result(timeout=5)
+    for caught in (from_get, from_result):
+        error = caught.value
+        assert error.code is grpc.StatusCode.INTERNAL
+        assert (error.method, error.operation_name) == ("GetOperation", FS_NAME)
+        assert str(error) == (
+            f"GetOperation for {FS_NAME!r} failed: INTERNAL: "
+            "the server's answer could not be decoded as google.longrunning.Operation"
+        )
+    assert raw.count("GetOperation") == 2  # INTERNAL is not retried
