@@ -396,10 +396,13 @@ def check_reply(method: Method, request: Message, reply: Reply) -> Message | Rpc
     """Read one attempt's answer the single way the clients and the batch read it.
 
     A server's answer that is not what ``method`` promises becomes a failure of
-    code ``INTERNAL`` (a server error, not retried by the default policy), the
-    same whichever gRPC library received it: the sync library raises
-    ``INTERNAL`` "Exception deserializing response!" for bytes that do not
-    parse, ``grpc.aio`` hands back ``None``.
+    code ``INTERNAL`` (a server error, not retried by the default policy):
+
+    * bytes that do not parse, the same whichever gRPC library received them
+      (the sync library raises ``INTERNAL`` "Exception deserializing
+      response!", ``grpc.aio`` hands back ``None``);
+    * a GetOperation or WaitOperation answer naming another operation than
+      the request (or none): both names are in the failure's details.
 
     Args:
         method: the RPC the answer is for.
@@ -417,6 +420,15 @@ def check_reply(method: Method, request: Message, reply: Reply) -> Message | Rpc
         return reply
     if not isinstance(reply, expected):
         return _undecodable(expected, None)
+    if isinstance(reply, operations_pb2.Operation):
+        asked = getattr(request, "name", "")
+        if reply.name != asked:
+            return RpcFailure(
+                code=grpc.StatusCode.INTERNAL,
+                details=f"the server answered with operation {reply.name!r}, not the {asked!r} asked for",
+                trailing_metadata=(),
+                exception=None,
+            )
     return reply
 
 

@@ -103,3 +103,28 @@ async def test_undecodable_answer_is_an_internal_rpc_error() -> None:
             "the server's answer could not be decoded as google.longrunning.Operation"
         )
     assert raw.count("GetOperation") == 2  # INTERNAL is not retried
+
+
+# -- item: an answer about another operation is refused ------------------------------------------------
+
+
+def someone_else(request_bytes: bytes) -> bytes:
+    return succeeded(f"{PARENT}/operations/someone-else").SerializeToString()
+
+
+async def test_answer_about_another_operation_is_refused() -> None:
+    raw = RawOperations(GetOperation=someone_else, WaitOperation=someone_else)
+    with serve_raw(raw) as target:
+        async with AsyncOperationsClient(target, retry_policy=FAST_RETRY, poll_policy=FAST_POLL) as client:
+            with pytest.raises(RpcError) as from_get:
+                await client.get(FS_NAME)
+            handle = client.operation(FS_NAME)
+            with pytest.raises(RpcError) as from_result:
+                await handle.result(timeout=5)
+            with pytest.raises(RpcError) as from_wait:
+                await client.wait(FS_NAME, timeout=5)
+    assert (from_wait.value.method, from_result.value.method) == ("WaitOperation", "GetOperation")
+    for caught in (from_get, from_result, from_wait):
+        assert caught.value.code is grpc.StatusCode.INTERNAL and caught.value.operation_name == FS_NAME
+        assert f"{PARENT}/operations/someone-else" in str(caught.value) and repr(FS_NAME) in str(caught.value)
+    assert handle.name == FS_NAME and not handle.done  # the handle never took the other record
