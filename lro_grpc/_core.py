@@ -65,8 +65,10 @@ __all__ = [
     "check_rpc_timeout",
     "deadline_passed",
     "delete_request",
+    "failure_status",
     "get_request",
     "operation_error",
+    "operation_failed",
     "poll_plan",
     "request_metadata",
     "retry_delay",
@@ -541,6 +543,39 @@ def deadline_passed(method: Method, operation_name: str | None) -> RpcError:
         method=method,
         operation_name=operation_name,
     )
+
+
+def operation_failed(operation: operations_pb2.Operation) -> bool:
+    """Whether ``operation`` failed: its ``error`` field is set, whatever the code.
+
+    The one reading every part of lro-grpc uses (handles, batch counts, the
+    CLI). ``done`` with an ``error`` of code 0 (``OK``) and no response is a
+    server contradiction: the server chose the error branch of the result but
+    gave no failure code. It is read as a failure of code ``UNKNOWN`` (see
+    :func:`failure_status`), never as a success: there is no response to act on.
+    """
+    return bool(operation.HasField("error"))
+
+
+def failure_status(operation: operations_pb2.Operation) -> status_pb2.Status | None:
+    """The ``google.rpc.Status`` ``operation`` failed with, or ``None`` if it did not fail.
+
+    An error of code 0 (``OK``) comes back as code ``UNKNOWN`` with a message
+    saying what the server sent (see :func:`operation_failed`); any other
+    error as it is.
+    """
+    if not operation.HasField("error"):
+        return None
+    status = operation.error
+    if status.code != code_pb2.OK:
+        return status
+    read = status_pb2.Status()
+    read.CopyFrom(status)
+    read.code = code_pb2.UNKNOWN
+    read.message = "the server reported an error of code 0 (OK) and no response" + (
+        f": {status.message}" if status.message else ""
+    )
+    return read
 
 
 def operation_error(

@@ -160,6 +160,11 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         return cast(ResponseT, cached)
 
     @property
+    def failed(self) -> bool:
+        """Whether the operation failed (its ``error`` is set); the same as ``error is not None``."""
+        return _core.operation_failed(self._raw)
+
+    @property
     def error(self) -> OperationError | None:
         """The operation's failure as an exception (not raised), or ``None``.
 
@@ -167,11 +172,15 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         else an :class:`~lro_grpc.errors.OperationError`, carrying the
         ``google.rpc.Status`` code, message and details (unpacked where the
         registry knows their type, raw ``Any`` otherwise).
+
+        An ``error`` of code 0 (``OK``), which the server should not send, is a
+        failure of code ``UNKNOWN`` whose message says so: the server chose
+        the error branch of the result and gave no response.
         """
-        raw = self._raw
-        if not raw.HasField("error") or raw.error.code == 0:
+        status = _core.failure_status(self._raw)
+        if status is None:
             return None
-        return _core.operation_error(raw.error, unpack=self._registry.unpack, operation=self)
+        return _core.operation_error(status, unpack=self._registry.unpack, operation=self)
 
     def _outcome(self) -> ResponseT | None:
         error = self.error
@@ -242,8 +251,9 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
 
     def __repr__(self) -> str:
         state = "done" if self.done else "running"
-        if self.done and self._raw.HasField("error"):
-            state = f"failed code={self._raw.error.code}"
+        status = _core.failure_status(self._raw)
+        if self.done and status is not None:
+            state = f"failed code={status.code}"
         return f"<{type(self).__name__} {self.name!r} {state}>"
 
 

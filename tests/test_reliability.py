@@ -9,10 +9,11 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.longrunning import operations_pb2
+from google.rpc import code_pb2, status_pb2
 from raw_server import RawOperations, serve_raw
 from servicer import FAST_POLL, FAST_RETRY, ScriptedOperations, pack
 
-from lro_grpc import OperationsClient, RpcError, WaitTimeoutError
+from lro_grpc import OperationError, OperationsClient, RpcError, WaitTimeoutError
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 
 FS_NAME = "projects/my-proj/locations/us-central1/operations/op-123"
@@ -129,3 +130,35 @@ def test_answer_about_another_operation_is_refused() -> None:
         assert caught.value.code is grpc.StatusCode.INTERNAL and caught.value.operation_name == FS_NAME
         assert f"{PARENT}/operations/someone-else" in str(caught.value) and repr(FS_NAME) in str(caught.value)
     assert handle.name == FS_NAME and not handle.done  # the handle never took the other record
+
+
+# -- item: an error of code 0 is read one way ------------------------------------------------------------
+
+
+def done_with_error_code_ok(message: str = "") -> operations_pb2.Operation:
+    op = running()
+    op.done = True
+    op.error.CopyFrom(status_pb2.Status(code=code_pb2.OK, message=message))
+    return op
+
+
+@pytest.mark.parametrize("message", ["", "all good"])
+def test_error_of_code_ok_is_a_failure_of_code_unknown(
+    client: OperationsClient, servicer: ScriptedOperations, message: str
+) -> None:
+    servicer.add(done_with_error_code_ok(message))
+    op = client.get(FS_NAME)
+    assert op.failed and op.response is None
+    error = op.error
+    assert isinstance(error, OperationError) and error.code is grpc.StatusCode.UNKNOWN
+    assert "code 0 (OK) and no response" in str(error) and message in str(error)
+    with pytest.raises(OperationError) as caught:
+        op.result(timeout=5)
+    assert caught.value.code is grpc.StatusCode.UNKNOWN
+    assert "failed code=2" in repr(op)
+
+
+def test_done_without_error_has_not_failed(client: OperationsClient, servicer: ScriptedOperations) -> None:
+    servicer.add(succeeded())
+    op = client.get(FS_NAME)
+    assert not op.failed and op.error is None
