@@ -22,7 +22,6 @@ import platform
 import random
 import re
 import time
-import urllib.parse
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final, Literal, TypeVar
 
@@ -40,6 +39,7 @@ from lro_grpc.errors import (
     TypeRegistryError,
     WaitTimeoutError,
 )
+from lro_grpc.names import routing_header_value
 from lro_grpc.policies import Deadline, PollPolicy, RetryPolicy
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "PollSettings",
     "RpcCall",
     "RpcFailure",
+    "SizeLimit",
     "Sleep",
     "UseClientDefault",
     "api_client_header",
@@ -67,6 +68,9 @@ __all__ = [
     "delete_request",
     "failure_status",
     "get_request",
+    "is_message_size_failure",
+    "is_throttling",
+    "message_size_failure",
     "operation_error",
     "operation_failed",
     "poll_plan",
@@ -163,25 +167,15 @@ def api_client_header() -> str:
     return _API_CLIENT_VALUE
 
 
-# Characters urlencode(..., safe="/") leaves as they are, plus ":" (always "%3A"): most
-# names of both APIs consist of nothing else.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~/:-]*")
-
-
 def request_metadata(routing_name: str) -> tuple[tuple[str, str], ...]:
     """Headers for one RPC about ``routing_name`` (an operation name or a list parent).
 
-    The routing header is ``name=<value>`` URL-encoded the way Google's client
-    libraries do it (slashes kept, everything else reserved percent-encoded);
-    it is left out when the value is empty.
+    The routing header is :func:`~lro_grpc.names.routing_header_value`; it is
+    left out when the value is empty.
     """
     if not routing_name:
         return ((API_CLIENT_HEADER, _API_CLIENT_VALUE),)
-    if _PLAIN_NAME.fullmatch(routing_name):  # the common case, without urlencode's cost
-        routing = "name=" + routing_name.replace(":", "%3A")
-    else:
-        routing = urllib.parse.urlencode({"name": routing_name}, safe="/")
-    return ((ROUTING_HEADER, routing), (API_CLIENT_HEADER, _API_CLIENT_VALUE))
+    return ((ROUTING_HEADER, routing_header_value(routing_name)), (API_CLIENT_HEADER, _API_CLIENT_VALUE))
 
 
 # -- requests -------------------------------------------------------------------------------------
@@ -465,6 +459,83 @@ def run_sync(plan: Plan[T], invoke: Callable[[RpcCall], Reply], sleep: Callable[
 # -- errors and retries ---------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class SizeLimit:
+    """A message or its headers broke a gRPC size limit (see :func:`message_size_failure`).
+
+    Attributes:
+        what: ``"message"`` or ``"headers"``.
+        size: its size in bytes, if the failure says.
+        limit: the limit in bytes, if the failure says.
+    """
+
+    what: Literal["message", "headers"]
+    size: int | None
+    limit: int | None
+
+    def describe(self) -> str:
+        """E.g. ``"a message of 73400320 bytes, over the limit of 67108864 bytes"``."""
+        text = "a message" if self.what == "message" else "headers"
+        if self.size is not None:
+            text += f" of {self.size} bytes"
+        if self.limit is not None:
+            text += f", over the limit of {self.limit} bytes"
+        else:
+            text += ", over gRPC's size limit"
+        return text
+
+
+# How gRPC libraries word a size limit: C-core (Python, and the servers built on it) and Go
+# say "[Received|Sent] message larger than max (SIZE vs. LIMIT)"; C-core for headers
+# "received metadata size exceeds [hard|soft] limit ([value length ]SIZE vs. LIMIT)"; Java
+# "gRPC message exceeds maximum size LIMIT: SIZE".
+_MESSAGE_SIZE = re.compile(r"message larger than max(?: \((\d+) vs\. (\d+)\))?", re.IGNORECASE)
+_HEADER_SIZE = re.compile(
+    r"metadata size exceeds (?:hard |soft )?limit(?: \((?:value length )?(\d+) vs\. (\d+)\))?", re.IGNORECASE
+)
+_JAVA_MESSAGE_SIZE = re.compile(r"message exceeds maximum size (\d+)(?:: (\d+))?", re.IGNORECASE)
+
+
+def message_size_failure(failure: RpcFailure) -> SizeLimit | None:
+    """The size limit ``failure`` reports, or ``None`` if it is not a size failure.
+
+    gRPC reports a message (or a request's headers) over a receive or send
+    limit, on the client or on the server, as ``RESOURCE_EXHAUSTED``, the same
+    code a quota uses; only the status message tells them apart. A size
+    failure is no throttling: the same call fails the same way again.
+    """
+    if failure.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    details = failure.details
+    match = _MESSAGE_SIZE.search(details)
+    if match is not None:
+        size, limit = match.groups()
+        return SizeLimit("message", _int_or_none(size), _int_or_none(limit))
+    match = _HEADER_SIZE.search(details)
+    if match is not None:
+        size, limit = match.groups()
+        return SizeLimit("headers", _int_or_none(size), _int_or_none(limit))
+    match = _JAVA_MESSAGE_SIZE.search(details)
+    if match is not None:
+        limit, size = match.groups()
+        return SizeLimit("message", _int_or_none(size), _int_or_none(limit))
+    return None
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None else None
+
+
+def is_message_size_failure(failure: RpcFailure) -> bool:
+    """Whether ``failure`` is a message or its headers breaking a gRPC size limit (never retried)."""
+    return message_size_failure(failure) is not None
+
+
+def is_throttling(failure: RpcFailure) -> bool:
+    """Whether ``failure`` asks the caller to slow down: ``RESOURCE_EXHAUSTED`` that is not a size limit."""
+    return failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(failure)
+
+
 def retry_info_delay(trailing_metadata: Iterable[tuple[str, str | bytes]]) -> float | None:
     """The ``google.rpc.RetryInfo`` delay carried in ``grpc-status-details-bin``, in seconds.
 
@@ -511,10 +582,12 @@ def retry_delay(
     Returns:
         Seconds to wait: the policy's jittered backoff, at least the server's
         RetryInfo delay for ``RESOURCE_EXHAUSTED``; ``None`` if the code is not
-        retryable, the attempts are used up or the retry would start at or
-        after the deadline.
+        retryable, the failure is a size limit (:func:`is_message_size_failure`),
+        the attempts are used up or the retry would start at or after the deadline.
     """
     if not policy.is_retryable(failure.code, idempotent_read=method in _READS):
+        return None
+    if is_message_size_failure(failure):
         return None
     if attempt + 1 >= policy.max_attempts:
         return None
@@ -528,9 +601,17 @@ def retry_delay(
 
 
 def rpc_error(failure: RpcFailure, *, method: Method, operation_name: str | None) -> RpcError:
-    """The library error for a failed RPC (``NOT_FOUND`` -> :class:`OperationNotFoundError`)."""
+    """The library error for a failed RPC (``NOT_FOUND`` -> :class:`OperationNotFoundError`).
+
+    A size failure's message says the size and the limit (when gRPC gave
+    them) and that it was not retried.
+    """
     cls = OperationNotFoundError if failure.code is grpc.StatusCode.NOT_FOUND else RpcError
-    error = cls(failure.code, failure.details, method=method, operation_name=operation_name)
+    details = failure.details
+    size_limit = message_size_failure(failure)
+    if size_limit is not None:
+        details = f"{details} ({size_limit.describe()}; not retried: the same call would fail the same way)"
+    error = cls(failure.code, details, method=method, operation_name=operation_name)
     error.__cause__ = failure.exception
     return error
 
@@ -658,7 +739,7 @@ def unary_plan(
         reply = check_reply(method, request, (yield RpcCall(method, request, timeout, metadata)))
         if not isinstance(reply, RpcFailure):
             return reply
-        if reply.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not retry_resource_exhausted:
+        if not retry_resource_exhausted and is_throttling(reply):
             raise rpc_error(reply, method=method, operation_name=operation_name)
         delay = retry_delay(
             reply,
@@ -714,7 +795,8 @@ def poll_plan(
       again; the last look is made just before the deadline with its RPC
       clipped to what remains, so no RPC outlives the deadline;
     * ``RESOURCE_EXHAUSTED``: slow down (the next poll interval, at least the
-      server's RetryInfo delay), never fatal;
+      server's RetryInfo delay), never fatal; except a size limit
+      (:func:`is_message_size_failure`), which fails at once;
     * ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED``: retried with the retry policy's
       jittered backoff, within its attempts and timeout;
     * WaitOperation ``UNIMPLEMENTED``: switch to GetOperation at once and call
@@ -817,7 +899,7 @@ def poll_plan(
                 continue
             if code is grpc.StatusCode.DEADLINE_EXCEEDED and deadline.expired(now):
                 raise timed_out()
-            if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            if is_throttling(reply):
                 # Quota: slow down rather than fail.
                 delay = max(
                     settings.poll_policy.delay(polls, rng=call.rng), retry_info_delay(reply.trailing_metadata) or 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from google.longrunning import operations_pb2
@@ -9,8 +11,17 @@ from google.rpc import code_pb2, status_pb2
 from raw_server import RawOperations, serve_raw
 from servicer import FAST_POLL, FAST_RETRY, ScriptedOperations, pack
 
-from lro_grpc import AsyncOperationsClient, OperationError, RpcError, WaitTimeoutError
+from lro_grpc import (
+    AsyncOperationsClient,
+    InvalidNameError,
+    OperationError,
+    OperationNotFoundError,
+    RetryPolicy,
+    RpcError,
+    WaitTimeoutError,
+)
 from lro_grpc._generated import financialservices_v1_pb2 as fs
+from lro_grpc.names import MAX_NAME_LENGTH
 
 FS_NAME = "projects/my-proj/locations/us-central1/operations/op-123"
 PARENT = "projects/my-proj/locations/us-central1"
@@ -161,3 +172,76 @@ async def test_done_without_error_has_not_failed(aclient: AsyncOperationsClient,
     servicer.add(succeeded())
     op = await aclient.get(FS_NAME)
     assert not op.failed and op.error is None
+
+
+# -- item: sizes -----------------------------------------------------------------------------------------
+
+RECEIVE_LIMIT = 64 * 1024
+"""The test clients' receive limit (the library's own is 64 MiB; a small one keeps the test light)."""
+
+OVERSIZE = 200_000
+
+
+def oversize_operation(request_bytes: bytes) -> bytes:
+    op = succeeded()
+    op.response.value = b"x" * OVERSIZE
+    return op.SerializeToString()
+
+
+def oversize_page(request_bytes: bytes) -> bytes:
+    page = operations_pb2.ListOperationsResponse(next_page_token="more")
+    op = succeeded()
+    op.response.value = b"x" * OVERSIZE
+    page.operations.append(op)
+    return page.SerializeToString()
+
+
+def assert_size_error(error: RpcError, method: str) -> None:
+    assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED and error.method == method
+    assert f"over the limit of {RECEIVE_LIMIT} bytes" in str(error) and "not retried" in str(error)
+
+
+async def test_oversize_answer_fails_at_once_naming_size_and_limit() -> None:
+    raw = RawOperations(GetOperation=oversize_operation, ListOperations=oversize_page)
+    with serve_raw(raw) as target:
+        channel = grpc.aio.insecure_channel(target, options=[("grpc.max_receive_message_length", RECEIVE_LIMIT)])
+        # Slow retries: a retried size failure would show in the call counts and the time taken.
+        slow_retry = RetryPolicy(initial=1, maximum=1, jitter=0, max_attempts=8)
+        async with channel, AsyncOperationsClient(channel, retry_policy=slow_retry, poll_policy=FAST_POLL) as client:
+            started = time.monotonic()
+            with pytest.raises(RpcError) as from_get:
+                await client.get(FS_NAME)
+            with pytest.raises(RpcError) as from_result:
+                await client.operation(FS_NAME).result(timeout=None)
+            with pytest.raises(RpcError) as from_list:
+                [op async for op in client.list(PARENT)]
+            elapsed = time.monotonic() - started
+    for caught, method in ((from_get, "GetOperation"), (from_result, "GetOperation"), (from_list, "ListOperations")):
+        assert_size_error(caught.value, method)
+    assert (raw.count("GetOperation"), raw.count("ListOperations")) == (2, 1)
+    assert elapsed < 1  # no backoff slept
+
+
+async def test_names_too_long_are_rejected_before_any_rpc(
+    aclient: AsyncOperationsClient, servicer: ScriptedOperations
+) -> None:
+    too_long = "operations/" + "x" * MAX_NAME_LENGTH
+    for call in (aclient.get, aclient.cancel, aclient.delete, aclient.wait):
+        with pytest.raises(InvalidNameError, match="characters"):
+            await call(too_long)
+    with pytest.raises(InvalidNameError):
+        aclient.operation(too_long)
+    with pytest.raises(InvalidNameError):
+        aclient.list("projects/" + "p" * MAX_NAME_LENGTH + "/locations/l")
+    assert servicer.methods_called() == []
+
+
+async def test_longest_name_reaches_a_server_with_default_limits(
+    aclient: AsyncOperationsClient, servicer: ScriptedOperations
+) -> None:
+    # Every character percent-encoded: the largest routing header a name may give.
+    longest = "operations/" + ":" * (MAX_NAME_LENGTH - len("operations/"))
+    with pytest.raises(OperationNotFoundError):  # the server read the request: it answered NOT_FOUND
+        await aclient.get(longest)
+    (call,) = servicer.calls_to("GetOperation")
+    assert call.request.name == longest

@@ -6,6 +6,8 @@ answers no well-behaved server sends.
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from google.longrunning import operations_pb2
@@ -13,8 +15,17 @@ from google.rpc import code_pb2, status_pb2
 from raw_server import RawOperations, serve_raw
 from servicer import FAST_POLL, FAST_RETRY, ScriptedOperations, pack
 
-from lro_grpc import OperationError, OperationsClient, RpcError, WaitTimeoutError
+from lro_grpc import (
+    InvalidNameError,
+    OperationError,
+    OperationNotFoundError,
+    OperationsClient,
+    RetryPolicy,
+    RpcError,
+    WaitTimeoutError,
+)
 from lro_grpc._generated import financialservices_v1_pb2 as fs
+from lro_grpc.names import MAX_NAME_LENGTH
 
 FS_NAME = "projects/my-proj/locations/us-central1/operations/op-123"
 PARENT = "projects/my-proj/locations/us-central1"
@@ -162,3 +173,72 @@ def test_done_without_error_has_not_failed(client: OperationsClient, servicer: S
     servicer.add(succeeded())
     op = client.get(FS_NAME)
     assert not op.failed and op.error is None
+
+
+# -- item: sizes -----------------------------------------------------------------------------------------
+
+RECEIVE_LIMIT = 64 * 1024
+"""The test clients' receive limit (the library's own is 64 MiB; a small one keeps the test light)."""
+
+OVERSIZE = 200_000
+
+
+def oversize_operation(request_bytes: bytes) -> bytes:
+    op = succeeded()
+    op.response.value = b"x" * OVERSIZE
+    return op.SerializeToString()
+
+
+def oversize_page(request_bytes: bytes) -> bytes:
+    page = operations_pb2.ListOperationsResponse(next_page_token="more")
+    op = succeeded()
+    op.response.value = b"x" * OVERSIZE
+    page.operations.append(op)
+    return page.SerializeToString()
+
+
+def assert_size_error(error: RpcError, method: str) -> None:
+    assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED and error.method == method
+    assert f"over the limit of {RECEIVE_LIMIT} bytes" in str(error) and "not retried" in str(error)
+
+
+def test_oversize_answer_fails_at_once_naming_size_and_limit() -> None:
+    raw = RawOperations(GetOperation=oversize_operation, ListOperations=oversize_page)
+    with serve_raw(raw) as target:
+        channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", RECEIVE_LIMIT)])
+        # Slow retries: a retried size failure would show in the call counts and the time taken.
+        slow_retry = RetryPolicy(initial=1, maximum=1, jitter=0, max_attempts=8)
+        with channel, OperationsClient(channel, retry_policy=slow_retry, poll_policy=FAST_POLL) as client:
+            started = time.monotonic()
+            with pytest.raises(RpcError) as from_get:
+                client.get(FS_NAME)
+            with pytest.raises(RpcError) as from_result:
+                client.operation(FS_NAME).result(timeout=None)
+            with pytest.raises(RpcError) as from_list:
+                list(client.list(PARENT))
+            elapsed = time.monotonic() - started
+    for caught, method in ((from_get, "GetOperation"), (from_result, "GetOperation"), (from_list, "ListOperations")):
+        assert_size_error(caught.value, method)
+    assert (raw.count("GetOperation"), raw.count("ListOperations")) == (2, 1)
+    assert elapsed < 1  # no backoff slept
+
+
+def test_names_too_long_are_rejected_before_any_rpc(client: OperationsClient, servicer: ScriptedOperations) -> None:
+    too_long = "operations/" + "x" * MAX_NAME_LENGTH
+    for call in (client.get, client.cancel, client.delete, client.operation, client.wait):
+        with pytest.raises(InvalidNameError, match="characters"):
+            call(too_long)
+    with pytest.raises(InvalidNameError):
+        client.list("projects/" + "p" * MAX_NAME_LENGTH + "/locations/l")
+    assert servicer.methods_called() == []
+
+
+def test_longest_name_reaches_a_server_with_default_limits(
+    client: OperationsClient, servicer: ScriptedOperations
+) -> None:
+    # Every character percent-encoded: the largest routing header a name may give.
+    longest = "operations/" + ":" * (MAX_NAME_LENGTH - len("operations/"))
+    with pytest.raises(OperationNotFoundError):  # the server read the request: it answered NOT_FOUND
+        client.get(longest)
+    (call,) = servicer.calls_to("GetOperation")
+    assert call.request.name == longest
