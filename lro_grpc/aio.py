@@ -248,9 +248,13 @@ class AsyncOperationsClient(BaseOperationsClient):
         return AsyncOperation(operation, registry=self._registry, client=self)
 
     async def _get_pb(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> operations_pb2.Operation:
-        return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout))
+        return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     async def _get_operation_pb(
         self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
@@ -331,11 +335,15 @@ class AsyncOperationsClient(BaseOperationsClient):
         return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
 
     async def get(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> AsyncOperation[Any, Any]:
         """Fetch an operation (see :meth:`OperationsClient.get`)."""
         name = validate_operation_name(name)
-        return self._wrap(await self._get_pb(name, rpc_timeout=rpc_timeout))
+        return self._wrap(await self._get_pb(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     def list(
         self,
@@ -344,6 +352,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         filter: str = "",
         page_size: int | None = None,
         return_partial_success: bool = False,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> AsyncOperationPager[AsyncOperation[Any, Any]]:
         """List operations under ``parent`` as an async iterator (see :meth:`OperationsClient.list`).
 
@@ -354,18 +363,24 @@ class AsyncOperationsClient(BaseOperationsClient):
             parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
         )
 
+        settings = self._call_settings(timeout=timeout)
+
         async def fetch(request: operations_pb2.ListOperationsRequest) -> operations_pb2.ListOperationsResponse:
-            return await self._run(self._list_plan(request))
+            return await self._run(self._list_plan(request, settings))
 
         return AsyncOperationPager(state, fetch, self._wrap)
 
-    async def cancel(self, name: str) -> None:
+    async def cancel(
+        self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT
+    ) -> None:
         """Ask the server to cancel an operation (see :meth:`OperationsClient.cancel`)."""
-        await self._run(self._cancel_plan(validate_operation_name(name)))
+        await self._run(self._cancel_plan(validate_operation_name(name), timeout))
 
-    async def delete(self, name: str) -> None:
+    async def delete(
+        self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT
+    ) -> None:
         """Delete an operation's record (see :meth:`OperationsClient.delete`)."""
-        await self._run(self._delete_plan(validate_operation_name(name)))
+        await self._run(self._delete_plan(validate_operation_name(name), timeout))
 
     async def wait(
         self,

@@ -129,11 +129,20 @@ class BaseOperationsClient:
     def _scopes(self) -> tuple[str, ...]:
         return self._api.scopes if self._api is not None else (CLOUD_PLATFORM_SCOPE,)
 
-    def _call_settings(self, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT) -> _core.CallSettings:
-        timeout = (
+    def _call_settings(
+        self,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
+    ) -> _core.CallSettings:
+        attempt_timeout = (
             self._rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else _core.check_rpc_timeout(rpc_timeout)
         )
-        return _core.CallSettings(self._retry_policy, timeout, rng=self._rng, clock=self._clock)
+        retry_policy = self._retry_policy
+        if not isinstance(timeout, UseClientDefault):
+            # The call's overall timeout replaces the retry policy's for this call.
+            overall = None if timeout is None else to_seconds(timeout, what="timeout")
+            retry_policy = dataclasses.replace(retry_policy, timeout=overall)
+        return _core.CallSettings(retry_policy, attempt_timeout, rng=self._rng, clock=self._clock)
 
     def _poll_policy_for(self, name: str, poll_policy: PollPolicy | None) -> PollPolicy:
         if poll_policy is not None:
@@ -159,6 +168,7 @@ class BaseOperationsClient:
         name: str,
         *,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
         deadline: Deadline | None = None,
         retry_resource_exhausted: bool = True,
     ) -> Plan[operations_pb2.Operation]:
@@ -166,35 +176,35 @@ class BaseOperationsClient:
             "GetOperation",
             _core.get_request(name),
             routing_name=name,
-            settings=self._call_settings(rpc_timeout),
+            settings=self._call_settings(rpc_timeout, timeout),
             deadline=deadline,
             operation_name=name,
             retry_resource_exhausted=retry_resource_exhausted,
         )
 
-    def _cancel_plan(self, name: str) -> Plan[Any]:
+    def _cancel_plan(self, name: str, timeout: float | timedelta | UseClientDefault | None) -> Plan[Any]:
         return _core.unary_plan(
             "CancelOperation",
             _core.cancel_request(name),
             routing_name=name,
-            settings=self._call_settings(),
+            settings=self._call_settings(timeout=timeout),
             operation_name=name,
         )
 
-    def _delete_plan(self, name: str) -> Plan[Any]:
+    def _delete_plan(self, name: str, timeout: float | timedelta | UseClientDefault | None) -> Plan[Any]:
         return _core.unary_plan(
             "DeleteOperation",
             _core.delete_request(name),
             routing_name=name,
-            settings=self._call_settings(),
+            settings=self._call_settings(timeout=timeout),
             operation_name=name,
         )
 
     def _list_plan(
         self,
         request: operations_pb2.ListOperationsRequest,
+        settings: _core.CallSettings,
         *,
-        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         deadline: Deadline | None = None,
         retry_resource_exhausted: bool = True,
     ) -> Plan[operations_pb2.ListOperationsResponse]:
@@ -202,7 +212,7 @@ class BaseOperationsClient:
             "ListOperations",
             request,
             routing_name=request.name,
-            settings=self._call_settings(rpc_timeout),
+            settings=settings,
             deadline=deadline,
             operation_name=request.name or None,
             retry_resource_exhausted=retry_resource_exhausted,
@@ -458,9 +468,13 @@ class OperationsClient(BaseOperationsClient):
         return Operation(operation, registry=self._registry, client=self)
 
     def _get_pb(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> operations_pb2.Operation:
-        return self._run(self._get_plan(name, rpc_timeout=rpc_timeout))
+        return self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     def _poll_handle(
         self,
@@ -490,21 +504,28 @@ class OperationsClient(BaseOperationsClient):
         return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
 
     def get(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Operation[Any, Any]:
         """Fetch an operation (GetOperation, with retries).
 
         Args:
             name: e.g. ``projects/p/locations/l/operations/op-123`` or ``operations/some.id:1``.
             rpc_timeout: timeout of each attempt (default: the client's).
+            timeout: overall time for the call and its retries, seconds or
+                ``timedelta`` (default: the retry policy's, 60 s); ``None``:
+                bounded by the retry policy's attempts only.
 
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
             OperationNotFoundError: no such operation, or its record expired.
-            RpcError: the RPC failed.
+            RpcError: the RPC failed (``DEADLINE_EXCEEDED`` once ``timeout`` is spent).
         """
         name = validate_operation_name(name)
-        return self._wrap(self._get_pb(name, rpc_timeout=rpc_timeout))
+        return self._wrap(self._get_pb(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     def list(
         self,
@@ -513,6 +534,7 @@ class OperationsClient(BaseOperationsClient):
         filter: str = "",
         page_size: int | None = None,
         return_partial_success: bool = False,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> OperationPager[Operation[Any, Any]]:
         """List operations under ``parent``, fetching pages lazily as you iterate.
 
@@ -522,6 +544,7 @@ class OperationsClient(BaseOperationsClient):
             page_size: operations per page (default: the server's).
             return_partial_success: let the server skip unreachable locations
                 (see :attr:`OperationPager.unreachable`).
+            timeout: overall time for each page's call and its retries (see :meth:`get`).
 
         Raises:
             InvalidNameError: ``parent`` is malformed (no RPC is made).
@@ -529,25 +552,34 @@ class OperationsClient(BaseOperationsClient):
         state = self._list_state(
             parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
         )
-        return OperationPager(state, lambda request: self._run(self._list_plan(request)), self._wrap)
+        settings = self._call_settings(timeout=timeout)
+        return OperationPager(state, lambda request: self._run(self._list_plan(request, settings)), self._wrap)
 
-    def cancel(self, name: str) -> None:
+    def cancel(self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT) -> None:
         """Ask the server to cancel an operation (best effort: it may still finish).
 
+        Args:
+            name: the operation's name.
+            timeout: overall time for the call and its retries (see :meth:`get`).
+
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
             RpcError: the RPC failed.
         """
-        self._run(self._cancel_plan(validate_operation_name(name)))
+        self._run(self._cancel_plan(validate_operation_name(name), timeout))
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT) -> None:
         """Delete an operation's record (the operation is not cancelled).
 
+        Args:
+            name: the operation's name.
+            timeout: overall time for the call and its retries (see :meth:`get`).
+
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
             RpcError: the RPC failed.
         """
-        self._run(self._delete_plan(validate_operation_name(name)))
+        self._run(self._delete_plan(validate_operation_name(name), timeout))
 
     def wait(
         self,

@@ -279,29 +279,46 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
         """The client the handle talks to, or ``None``."""
         return cast("OperationsClient | None", self._client)
 
-    def refresh(self, *, rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
+    def refresh(
+        self,
+        *,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> None:
         """Fetch the operation's current state (one GetOperation, with retries).
+
+        Args:
+            rpc_timeout: timeout of each attempt (default: the client's).
+            timeout: overall time for the call and its retries (default: the
+                client's retry policy's, 60 s).
 
         Raises:
             OperationNotFoundError: no such operation (or its record expired).
             RpcError: the RPC failed.
         """
         client: OperationsClient = self._require_client()
-        self._update(client._get_pb(self.name, rpc_timeout=rpc_timeout))
+        self._update(client._get_pb(self.name, rpc_timeout=rpc_timeout, timeout=timeout))
 
-    def cancel(self) -> None:
+    def cancel(self, *, timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
         """Ask the server to cancel the operation (best effort; it may still finish).
 
         The handle is not changed: keep polling (``result``) to see the outcome;
         a cancelled operation ends with :class:`~lro_grpc.errors.OperationCancelledError`.
+
+        Args:
+            timeout: overall time for the call and its retries (see :meth:`refresh`).
         """
         client: OperationsClient = self._require_client()
-        client.cancel(self.name)
+        client.cancel(self.name, timeout=timeout)
 
-    def delete(self) -> None:
-        """Delete the operation's record on the server (does not cancel it)."""
+    def delete(self, *, timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
+        """Delete the operation's record on the server (does not cancel it).
+
+        Args:
+            timeout: overall time for the call and its retries (see :meth:`refresh`).
+        """
         client: OperationsClient = self._require_client()
-        client.delete(self.name)
+        client.delete(self.name, timeout=timeout)
 
     def result(
         self,
@@ -373,20 +390,29 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
         """The client the handle talks to, or ``None``."""
         return cast("AsyncOperationsClient | None", self._client)
 
-    async def refresh(self, *, rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
+    async def refresh(
+        self,
+        *,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> None:
         """Fetch the operation's current state (see :meth:`Operation.refresh`)."""
         client: AsyncOperationsClient = self._require_client()
-        self._update(await client._get_pb(self.name, rpc_timeout=rpc_timeout))
+        self._update(await client._get_pb(self.name, rpc_timeout=rpc_timeout, timeout=timeout))
 
-    async def cancel(self) -> None:
+    async def cancel(
+        self, *, timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT
+    ) -> None:
         """Ask the server to cancel the operation (see :meth:`Operation.cancel`)."""
         client: AsyncOperationsClient = self._require_client()
-        await client.cancel(self.name)
+        await client.cancel(self.name, timeout=timeout)
 
-    async def delete(self) -> None:
+    async def delete(
+        self, *, timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT
+    ) -> None:
         """Delete the operation's record on the server (does not cancel it)."""
         client: AsyncOperationsClient = self._require_client()
-        await client.delete(self.name)
+        await client.delete(self.name, timeout=timeout)
 
     async def result(
         self,

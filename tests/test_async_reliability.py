@@ -9,7 +9,7 @@ import pytest
 from google.longrunning import operations_pb2
 from google.rpc import code_pb2, status_pb2
 from raw_server import RawOperations, serve_raw
-from servicer import FAST_POLL, FAST_RETRY, ScriptedOperations, pack
+from servicer import FAST_POLL, FAST_RETRY, Fault, ScriptedOperations, pack
 
 from lro_grpc import (
     AsyncOperationsClient,
@@ -245,3 +245,64 @@ async def test_longest_name_reaches_a_server_with_default_limits(
         await aclient.get(longest)
     (call,) = servicer.calls_to("GetOperation")
     assert call.request.name == longest
+
+
+# -- item: every single call has an overall timeout ------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GetOperation", "ListOperations", "CancelOperation", "DeleteOperation"])
+async def test_hung_server_call_ends_at_its_overall_timeout(
+    target: str, servicer: ScriptedOperations, method: str
+) -> None:
+    servicer.add(running())
+    servicer.inject(method, *[Fault(hang=5)] * 20)
+
+    async def call(client: AsyncOperationsClient) -> None:
+        if method == "GetOperation":
+            await client.get(FS_NAME, timeout=0.6)
+        elif method == "ListOperations":
+            [op async for op in client.list(PARENT, timeout=0.6)]
+        elif method == "CancelOperation":
+            await client.cancel(FS_NAME, timeout=0.6)
+        else:
+            await client.delete(FS_NAME, timeout=0.6)
+
+    # Many attempts allowed, each of 0.25 s: only the call's timeout can end it this soon.
+    retry = RetryPolicy(initial=0.01, maximum=0.01, jitter=0, max_attempts=100, timeout=30)
+    async with AsyncOperationsClient(target, retry_policy=retry, rpc_timeout=0.25) as client:
+        started = time.monotonic()
+        with pytest.raises(RpcError) as caught:
+            await call(client)
+        elapsed = time.monotonic() - started
+    assert caught.value.code is grpc.StatusCode.DEADLINE_EXCEEDED and caught.value.method == method
+    received = servicer.calls_to(method)
+    reads = method in ("GetOperation", "ListOperations")
+    assert len(received) >= (2 if reads else 1)  # reads are retried, within the timeout
+    for received_call in received:  # no attempt was given time past the overall timeout
+        remaining = received_call.time_remaining
+        assert remaining is not None and received_call.received_at + remaining <= started + 0.6 + 0.05
+    assert elapsed < 3
+
+
+async def test_retry_policy_timeout_bounds_calls_without_their_own(target: str, servicer: ScriptedOperations) -> None:
+    servicer.add(running())
+    servicer.inject("GetOperation", *[Fault(hang=5)] * 20)
+    retry = RetryPolicy(initial=0.01, maximum=0.01, jitter=0, max_attempts=100, timeout=0.6)
+    async with AsyncOperationsClient(target, retry_policy=retry, rpc_timeout=0.25) as client:
+        started = time.monotonic()
+        with pytest.raises(RpcError, match="DEADLINE_EXCEEDED"):
+            await client.operation(FS_NAME).refresh()
+    assert time.monotonic() - started < 3
+    assert len(servicer.calls_to("GetOperation")) >= 2
+
+
+async def test_overall_timeout_is_checked_before_any_rpc(
+    aclient: AsyncOperationsClient, servicer: ScriptedOperations
+) -> None:
+    with pytest.raises(ValueError, match="-1"):
+        await aclient.get(FS_NAME, timeout=-1)
+    with pytest.raises(TypeError, match="'soon'"):
+        await aclient.cancel(FS_NAME, timeout="soon")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="nan"):
+        aclient.list(PARENT, timeout=float("nan"))
+    assert servicer.methods_called() == []

@@ -13,7 +13,7 @@ import pytest
 from google.longrunning import operations_pb2
 from google.rpc import code_pb2, status_pb2
 from raw_server import RawOperations, serve_raw
-from servicer import FAST_POLL, FAST_RETRY, ScriptedOperations, pack
+from servicer import FAST_POLL, FAST_RETRY, Fault, ScriptedOperations, pack
 
 from lro_grpc import (
     InvalidNameError,
@@ -242,3 +242,60 @@ def test_longest_name_reaches_a_server_with_default_limits(
         client.get(longest)
     (call,) = servicer.calls_to("GetOperation")
     assert call.request.name == longest
+
+
+# -- item: every single call has an overall timeout ------------------------------------------------------
+
+
+def test_default_overall_timeout_is_sixty_seconds(target: str) -> None:
+    assert RetryPolicy().timeout == 60.0
+    with OperationsClient(target) as client:
+        assert client.retry_policy.timeout == 60.0
+
+
+@pytest.mark.parametrize("method", ["GetOperation", "ListOperations", "CancelOperation", "DeleteOperation"])
+def test_hung_server_call_ends_at_its_overall_timeout(target: str, servicer: ScriptedOperations, method: str) -> None:
+    servicer.add(running())
+    servicer.inject(method, *[Fault(hang=5)] * 20)
+    calls = {
+        "GetOperation": lambda c: c.get(FS_NAME, timeout=0.6),
+        "ListOperations": lambda c: list(c.list(PARENT, timeout=0.6)),
+        "CancelOperation": lambda c: c.cancel(FS_NAME, timeout=0.6),
+        "DeleteOperation": lambda c: c.delete(FS_NAME, timeout=0.6),
+    }
+    # Many attempts allowed, each of 0.25 s: only the call's timeout can end it this soon.
+    retry = RetryPolicy(initial=0.01, maximum=0.01, jitter=0, max_attempts=100, timeout=30)
+    with OperationsClient(target, retry_policy=retry, rpc_timeout=0.25) as client:
+        started = time.monotonic()
+        with pytest.raises(RpcError) as caught:
+            calls[method](client)
+        elapsed = time.monotonic() - started
+    assert caught.value.code is grpc.StatusCode.DEADLINE_EXCEEDED and caught.value.method == method
+    received = servicer.calls_to(method)
+    reads = method in ("GetOperation", "ListOperations")
+    assert len(received) >= (2 if reads else 1)  # reads are retried, within the timeout
+    for call in received:  # no attempt was given time past the overall timeout
+        assert call.time_remaining is not None and call.received_at + call.time_remaining <= started + 0.6 + 0.05
+    assert elapsed < 3
+
+
+def test_retry_policy_timeout_bounds_calls_without_their_own(target: str, servicer: ScriptedOperations) -> None:
+    servicer.add(running())
+    servicer.inject("GetOperation", *[Fault(hang=5)] * 20)
+    retry = RetryPolicy(initial=0.01, maximum=0.01, jitter=0, max_attempts=100, timeout=0.6)
+    with OperationsClient(target, retry_policy=retry, rpc_timeout=0.25) as client:
+        started = time.monotonic()
+        with pytest.raises(RpcError, match="DEADLINE_EXCEEDED"):
+            client.operation(FS_NAME).refresh()
+    assert time.monotonic() - started < 3
+    assert len(servicer.calls_to("GetOperation")) >= 2
+
+
+def test_overall_timeout_is_checked_before_any_rpc(client: OperationsClient, servicer: ScriptedOperations) -> None:
+    with pytest.raises(ValueError, match="-1"):
+        client.get(FS_NAME, timeout=-1)
+    with pytest.raises(TypeError, match="'soon'"):
+        client.cancel(FS_NAME, timeout="soon")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="nan"):
+        client.list(PARENT, timeout=float("nan"))
+    assert servicer.methods_called() == []
