@@ -48,6 +48,7 @@ __all__ = [
     "LOOK_ONCE_TIMEOUT",
     "METHODS",
     "MIN_FINAL_POLL_RESERVE",
+    "OWN_CLOCK_MARGIN",
     "RESPONSE_TYPES",
     "USE_CLIENT_DEFAULT",
     "WAIT_RPC_MAX",
@@ -73,6 +74,7 @@ __all__ = [
     "message_size_failure",
     "operation_error",
     "operation_failed",
+    "own_deadline_failure",
     "poll_plan",
     "request_metadata",
     "retry_delay",
@@ -125,6 +127,15 @@ A wait always looks at the operation once before it gives up: ``result(timeout=0
 returns a done operation's result rather than timing out without asking. That
 one GetOperation gets at least this long, so a wait with no time left ends at
 most this much past its deadline.
+"""
+
+OWN_CLOCK_MARGIN: Final = 1.0
+"""Seconds: an attempt whose timeout ends this close to the caller's deadline is :attr:`RpcCall.near_deadline`.
+
+Under CPU contention a blocking gRPC call has been seen to return hundreds
+of milliseconds past its own deadline; the sync client then bounds its wait
+on its own clock. Only attempts near a deadline pay for that (a call whose
+wait is bounded that way costs more CPU than a plain blocking one).
 """
 
 WAIT_RPC_MAX: Final = 60.0
@@ -321,12 +332,17 @@ class RpcCall:
         request: the request message.
         timeout: the attempt's timeout in seconds (``None``: unbounded).
         metadata: request headers.
+        near_deadline: the attempt's timeout ends within :data:`OWN_CLOCK_MARGIN`
+            of the caller's deadline, so its lateness would be the caller's:
+            the client must stop waiting at ``timeout`` on its own clock
+            (and cancel the call), not only trust gRPC's deadline to fire.
     """
 
     method: Method
     request: Message
     timeout: float | None
     metadata: tuple[tuple[str, str], ...]
+    near_deadline: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -434,6 +450,25 @@ def _undecodable(expected: type[Message], exception: BaseException | None) -> Rp
         details=f"the server's answer could not be decoded as {expected.DESCRIPTOR.full_name}",
         trailing_metadata=(),
         exception=exception,
+    )
+
+
+def _near(deadline: Deadline, timeout: float | None, now: float) -> bool:
+    remaining = deadline.remaining(now)
+    return remaining is not None and timeout is not None and timeout + OWN_CLOCK_MARGIN >= remaining
+
+
+def own_deadline_failure(call: RpcCall) -> RpcFailure:
+    """The failure of an attempt the client gave up on at its own timeout (and cancelled).
+
+    Read like gRPC's own ``DEADLINE_EXCEEDED``: a client that bounds its wait
+    on its own clock reports the same thing gRPC would have.
+    """
+    return RpcFailure(
+        code=grpc.StatusCode.DEADLINE_EXCEEDED,
+        details=f"no answer within the call's timeout of {call.timeout} s (the client cancelled it)",
+        trailing_metadata=(),
+        exception=None,
     )
 
 
@@ -736,7 +771,8 @@ def unary_plan(
         timeout = overall.clip(settings.rpc_timeout, now)
         if timeout is not None and timeout <= 0:
             raise deadline_passed(method, operation_name)
-        reply = check_reply(method, request, (yield RpcCall(method, request, timeout, metadata)))
+        step = RpcCall(method, request, timeout, metadata, _near(overall, timeout, now))
+        reply = check_reply(method, request, (yield step))
         if not isinstance(reply, RpcFailure):
             return reply
         if not retry_resource_exhausted and is_throttling(reply):
@@ -868,7 +904,8 @@ def poll_plan(
         else:
             method = "GetOperation"
             request = get_request(name)
-        reply = check_reply(method, request, (yield RpcCall(method, request, rpc_timeout, metadata)))
+        step = RpcCall(method, request, rpc_timeout, metadata, _near(deadline, rpc_timeout, started))
+        reply = check_reply(method, request, (yield step))
         now = clock()
         if not isinstance(reply, RpcFailure):
             assert isinstance(reply, operations_pb2.Operation)  # check_reply made sure of it

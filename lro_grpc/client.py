@@ -455,8 +455,19 @@ class OperationsClient(BaseOperationsClient):
         if self._closed:
             raise RuntimeError("the OperationsClient is closed")
         method = getattr(self._stub, call.method)
+        if not call.near_deadline or call.timeout is None:
+            try:
+                return method(call.request, timeout=call.timeout, metadata=call.metadata)
+            except grpc.RpcError as error:
+                return RpcFailure.from_grpc_error(error)
+        # Near the caller's deadline the wait is bounded on our own clock, not only by gRPC's
+        # deadline: under CPU contention a blocking call has returned hundreds of ms past it.
+        future = method.future(call.request, timeout=call.timeout, metadata=call.metadata)
         try:
-            return method(call.request, timeout=call.timeout, metadata=call.metadata)
+            return future.result(timeout=call.timeout)
+        except grpc.FutureTimeoutError:
+            future.cancel()
+            return _core.own_deadline_failure(call)
         except grpc.RpcError as error:
             return RpcFailure.from_grpc_error(error)
 

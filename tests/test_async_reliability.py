@@ -306,3 +306,22 @@ async def test_overall_timeout_is_checked_before_any_rpc(
     with pytest.raises(ValueError, match="nan"):
         aclient.list(PARENT, timeout=float("nan"))
     assert servicer.methods_called() == []
+
+
+# -- item: the deadline is the client's -------------------------------------------------------------------
+
+
+async def test_wait_on_a_hung_server_ends_at_the_deadline(
+    aclient: AsyncOperationsClient, servicer: ScriptedOperations
+) -> None:
+    # Every look hangs: the wait ends on its last attempt's timeout.
+    servicer.add(running())
+    servicer.inject("GetOperation", *[Fault(hang=5)] * 10)
+    op = aclient.operation(FS_NAME)
+    started = time.monotonic()
+    with pytest.raises(WaitTimeoutError) as caught:
+        await op.result(timeout=0.5)
+    assert time.monotonic() - started < 1.5  # loose: benchmarks/sync_deadline_under_load.py measures the sync one
+    assert caught.value.operation is op and caught.value.timeout == 0.5
+    (call,) = servicer.calls_to("GetOperation")
+    assert call.time_remaining is not None and call.time_remaining <= 0.5 * 1.02

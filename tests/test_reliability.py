@@ -299,3 +299,20 @@ def test_overall_timeout_is_checked_before_any_rpc(client: OperationsClient, ser
     with pytest.raises(ValueError, match="nan"):
         client.list(PARENT, timeout=float("nan"))
     assert servicer.methods_called() == []
+
+
+# -- item: the deadline is the client's -------------------------------------------------------------------
+
+
+def test_wait_on_a_hung_server_ends_at_the_deadline(client: OperationsClient, servicer: ScriptedOperations) -> None:
+    # Every look hangs: the wait ends on its last attempt's timeout, which the client bounds on its own clock.
+    servicer.add(running())
+    servicer.inject("GetOperation", *[Fault(hang=5)] * 10)
+    op = client.operation(FS_NAME)
+    started = time.monotonic()
+    with pytest.raises(WaitTimeoutError) as caught:
+        op.result(timeout=0.5)
+    assert time.monotonic() - started < 1.5  # loose: benchmarks/sync_deadline_under_load.py measures it
+    assert caught.value.operation is op and caught.value.timeout == 0.5
+    (call,) = servicer.calls_to("GetOperation")
+    assert call.time_remaining is not None and call.time_remaining <= 0.5 * 1.02
