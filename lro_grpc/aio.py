@@ -28,10 +28,10 @@ import grpc
 from google.longrunning import operations_pb2
 
 from lro_grpc import _batch, _channels, _core
+from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, Sleep, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
-from lro_grpc.client import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
 from lro_grpc.names import validate_operation_name
 from lro_grpc.operation import AsyncOperation, BaseOperation
 from lro_grpc.policies import DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy
@@ -40,7 +40,6 @@ from lro_grpc.registry import TypeRegistry
 __all__ = ["AsyncOperationPager", "AsyncOperationsClient"]
 
 T = TypeVar("T")
-HandleT = TypeVar("HandleT", bound=BaseOperation[Any, Any])
 
 
 class AsyncOperationPager(Generic[HandleT]):
@@ -247,13 +246,27 @@ class AsyncOperationsClient(BaseOperationsClient):
         """A handle on ``operation`` bound to this client."""
         return AsyncOperation(operation, registry=self._registry, client=self)
 
-    async def _get_pb(
+    async def fetch_operation(
         self,
         name: str,
         *,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> operations_pb2.Operation:
+        """One GetOperation of ``name``, with retries: the raw ``google.longrunning.Operation``.
+
+        Part of the interface handles use (:class:`~lro_grpc.operation.OperationsBackend`);
+        :meth:`get` is this wrapped in a handle.
+
+        Args:
+            name: an operation name, already validated.
+            rpc_timeout: timeout of each attempt (default: the client's).
+            timeout: overall time for the call and its retries (default: the retry policy's).
+
+        Raises:
+            OperationNotFoundError: no such operation.
+            RpcError: the RPC failed.
+        """
         return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     async def _get_operation_pb(
@@ -313,15 +326,31 @@ class AsyncOperationsClient(BaseOperationsClient):
             raise _core.rpc_error(checked, method=method, operation_name=routing_name or None)
         return checked
 
-    async def _poll_handle(
+    async def follow_operation(
         self,
-        handle: AsyncOperation[Any, Any],
+        handle: BaseOperation[Any, Any],
         *,
         timeout: float | timedelta | None,
         poll_policy: PollPolicy | None,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         use_wait: bool,
     ) -> None:
+        """Look at ``handle``'s operation until it is done or ``timeout`` passes, updating ``handle``.
+
+        Part of the interface handles use (:class:`~lro_grpc.operation.OperationsBackend`):
+        ``result()`` and ``wait()`` of a handle are this.
+
+        Args:
+            handle: the handle to update with every state seen.
+            timeout: the overall wait, an absolute deadline from now; ``None`` waits for ever.
+            poll_policy: the interval between looks (default: the client's, else the API's).
+            rpc_timeout: timeout of each RPC (default: the client's).
+            use_wait: use the WaitOperation RPC (falling back to polling if unimplemented).
+
+        Raises:
+            WaitTimeoutError: not done within ``timeout``; its ``operation`` is ``handle``.
+            RpcError: an RPC failed for good.
+        """
         await self._run(
             self._handle_wait_plan(
                 handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
@@ -343,7 +372,7 @@ class AsyncOperationsClient(BaseOperationsClient):
     ) -> AsyncOperation[Any, Any]:
         """Fetch an operation (see :meth:`OperationsClient.get`)."""
         name = validate_operation_name(name)
-        return self._wrap(await self._get_pb(name, rpc_timeout=rpc_timeout, timeout=timeout))
+        return self._wrap(await self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     def list(
         self,
@@ -391,7 +420,7 @@ class AsyncOperationsClient(BaseOperationsClient):
     ) -> AsyncOperation[Any, Any]:
         """Wait until an operation is done, with WaitOperation (see :meth:`OperationsClient.wait`)."""
         handle = self.operation(name)
-        await self._poll_handle(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
+        await self.follow_operation(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return handle
 
     # -- many operations at once --------------------------------------------------------------------
