@@ -531,13 +531,16 @@ _HEADER_SIZE = re.compile(
 _JAVA_MESSAGE_SIZE = re.compile(r"message exceeds maximum size (\d+)(?:: (\d+))?", re.IGNORECASE)
 
 
-def message_size_failure(failure: RpcFailure) -> SizeLimit | None:
+def message_size_failure(failure: RpcFailure | RpcError) -> SizeLimit | None:
     """The size limit ``failure`` reports, or ``None`` if it is not a size failure.
 
     gRPC reports a message (or a request's headers) over a receive or send
     limit, on the client or on the server, as ``RESOURCE_EXHAUSTED``, the same
     code a quota uses; only the status message tells them apart. A size
     failure is no throttling: the same call fails the same way again.
+
+    Args:
+        failure: a failed attempt, or the :class:`~lro_grpc.errors.RpcError` made from one.
     """
     if failure.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
         return None
@@ -561,12 +564,12 @@ def _int_or_none(text: str | None) -> int | None:
     return int(text) if text is not None else None
 
 
-def is_message_size_failure(failure: RpcFailure) -> bool:
+def is_message_size_failure(failure: RpcFailure | RpcError) -> bool:
     """Whether ``failure`` is a message or its headers breaking a gRPC size limit (never retried)."""
     return message_size_failure(failure) is not None
 
 
-def is_throttling(failure: RpcFailure) -> bool:
+def is_throttling(failure: RpcFailure | RpcError) -> bool:
     """Whether ``failure`` asks the caller to slow down: ``RESOURCE_EXHAUSTED`` that is not a size limit."""
     return failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(failure)
 

@@ -253,20 +253,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> operations_pb2.Operation:
-        """One GetOperation of ``name``, with retries: the raw ``google.longrunning.Operation``.
-
-        Part of the interface handles use (:class:`~lro_grpc.operation.OperationsBackend`);
-        :meth:`get` is this wrapped in a handle.
-
-        Args:
-            name: an operation name, already validated.
-            rpc_timeout: timeout of each attempt (default: the client's).
-            timeout: overall time for the call and its retries (default: the retry policy's).
-
-        Raises:
-            OperationNotFoundError: no such operation.
-            RpcError: the RPC failed.
-        """
+        """One GetOperation of ``name``, the raw state (see :meth:`OperationsClient.fetch_operation`)."""
         return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     async def _get_operation_pb(
@@ -335,22 +322,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         use_wait: bool,
     ) -> None:
-        """Look at ``handle``'s operation until it is done or ``timeout`` passes, updating ``handle``.
-
-        Part of the interface handles use (:class:`~lro_grpc.operation.OperationsBackend`):
-        ``result()`` and ``wait()`` of a handle are this.
-
-        Args:
-            handle: the handle to update with every state seen.
-            timeout: the overall wait, an absolute deadline from now; ``None`` waits for ever.
-            poll_policy: the interval between looks (default: the client's, else the API's).
-            rpc_timeout: timeout of each RPC (default: the client's).
-            use_wait: use the WaitOperation RPC (falling back to polling if unimplemented).
-
-        Raises:
-            WaitTimeoutError: not done within ``timeout``; its ``operation`` is ``handle``.
-            RpcError: an RPC failed for good.
-        """
+        """Wait on ``handle``'s operation, updating it (see :meth:`OperationsClient.follow_operation`)."""
         await self._run(
             self._handle_wait_plan(
                 handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait

@@ -342,3 +342,36 @@ def test_unary_attempts_near_the_overall_timeout_are_marked() -> None:
     settings = _core.CallSettings(RetryPolicy(initial=4, maximum=4, jitter=0, timeout=15), 10.0, clock=server.clock)
     server.run(_core.unary_plan("GetOperation", _core.get_request(NAME), routing_name=NAME, settings=settings))
     assert [call.near_deadline for _, call in server.calls] == [False, True, True, True]
+
+
+@pytest.mark.parametrize(
+    ("details", "size", "limit"),
+    [
+        ("Stream removed (CLIENT: Received message larger than max (200000 vs. 100000))", 200000, 100000),
+        ("grpc: trying to send message larger than max (5 vs. 4)", 5, 4),
+        ("received metadata size exceeds hard limit (value length 20000 vs. 16384)", 20000, 16384),
+        ("received metadata size exceeds soft limit (9600 vs. 8192);  :path:80B", 9600, 8192),
+        ("gRPC message exceeds maximum size 4194304: 5000000", 5000000, 4194304),
+    ],
+)
+def test_size_failures_are_not_throttling(details: str, size: int, limit: int) -> None:
+    failed = _core.RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, details, (), None)
+    assert _core.message_size_failure(failed) == _core.SizeLimit(
+        "headers" if "metadata" in details else "message", size, limit
+    )
+    error = _core.rpc_error(failed, method="GetOperation", operation_name=NAME)
+    assert _core.is_message_size_failure(error) and not _core.is_throttling(error)  # an RpcError reads the same
+    assert f"of {size} bytes, over the limit of {limit} bytes" in str(error)
+    retry = RetryPolicy(jitter=0)
+    assert (
+        _core.retry_delay(failed, method="GetOperation", policy=retry, attempt=0, now=0, deadline=Deadline(None))
+        is None
+    )
+
+
+def test_quota_is_throttling() -> None:
+    quota = _core.RpcFailure(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "Quota exceeded for quota metric 'Read requests'", (), None
+    )
+    assert _core.is_throttling(quota) and not _core.is_message_size_failure(quota)
+    assert not _core.is_throttling(_core.RpcFailure(grpc.StatusCode.UNAVAILABLE, "larger than max", (), None))
