@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from concurrent import futures
 
 import grpc
+from servicer import serve_on_loopback
 
 __all__ = ["RawOperations", "serve_raw"]
 
@@ -63,15 +63,7 @@ class RawOperations(grpc.GenericRpcHandler):
 
 @contextlib.contextmanager
 def serve_raw(handler: RawOperations) -> Iterator[str]:
-    """Serve ``handler`` on a free loopback port; yields the ``host:port`` target."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=4),
-        options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)],
-    )
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop(grace=None)
+    """Serve ``handler`` on a free loopback port (no message size limits); yields the ``host:port`` target."""
+    unlimited = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+    with serve_on_loopback(lambda server: server.add_generic_rpc_handlers((handler,)), options=unlimited) as target:
+        yield target
