@@ -22,13 +22,12 @@ import platform
 import random
 import re
 import time
-import urllib.parse
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final, Literal, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, empty_pb2
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -40,13 +39,17 @@ from lro_grpc.errors import (
     TypeRegistryError,
     WaitTimeoutError,
 )
+from lro_grpc.names import routing_header_value
 from lro_grpc.policies import Deadline, PollPolicy, RetryPolicy
 
 __all__ = [
     "FINAL_POLL_RESERVE",
     "FINAL_POLL_RTT_FACTOR",
+    "LOOK_ONCE_TIMEOUT",
     "METHODS",
     "MIN_FINAL_POLL_RESERVE",
+    "OWN_CLOCK_MARGIN",
+    "RESPONSE_TYPES",
     "USE_CLIENT_DEFAULT",
     "WAIT_RPC_MAX",
     "CallSettings",
@@ -55,6 +58,7 @@ __all__ = [
     "PollSettings",
     "RpcCall",
     "RpcFailure",
+    "SizeLimit",
     "Sleep",
     "UseClientDefault",
     "api_client_header",
@@ -63,8 +67,14 @@ __all__ = [
     "check_rpc_timeout",
     "deadline_passed",
     "delete_request",
+    "failure_status",
     "get_request",
+    "is_message_size_failure",
+    "is_throttling",
+    "message_size_failure",
     "operation_error",
+    "operation_failed",
+    "own_deadline_failure",
     "poll_plan",
     "request_metadata",
     "retry_delay",
@@ -110,6 +120,24 @@ MIN_FINAL_POLL_RESERVE: Final = 0.005
 FINAL_POLL_RTT_FACTOR: Final = 4.0
 """The last poll's reserve, in round trips of the latest answered GetOperation."""
 
+LOOK_ONCE_TIMEOUT: Final = 0.05
+"""Seconds the first look of a wait may take when the deadline leaves less than that.
+
+A wait always looks at the operation once before it gives up: ``result(timeout=0)``
+returns a done operation's result rather than timing out without asking. That
+one GetOperation gets at least this long, so a wait with no time left ends at
+most this much past its deadline.
+"""
+
+OWN_CLOCK_MARGIN: Final = 1.0
+"""Seconds: an attempt whose timeout ends this close to the caller's deadline is :attr:`RpcCall.near_deadline`.
+
+Under CPU contention a blocking gRPC call has been seen to return hundreds
+of milliseconds past its own deadline; the sync client then bounds its wait
+on its own clock. Only attempts near a deadline pay for that (a call whose
+wait is bounded that way costs more CPU than a plain blocking one).
+"""
+
 WAIT_RPC_MAX: Final = 60.0
 """Longest ``timeout`` one WaitOperation RPC asks the server for; longer waits are several RPCs."""
 
@@ -150,25 +178,15 @@ def api_client_header() -> str:
     return _API_CLIENT_VALUE
 
 
-# Characters urlencode(..., safe="/") leaves as they are, plus ":" (always "%3A"): most
-# names of both APIs consist of nothing else.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~/:-]*")
-
-
 def request_metadata(routing_name: str) -> tuple[tuple[str, str], ...]:
     """Headers for one RPC about ``routing_name`` (an operation name or a list parent).
 
-    The routing header is ``name=<value>`` URL-encoded the way Google's client
-    libraries do it (slashes kept, everything else reserved percent-encoded);
-    it is left out when the value is empty.
+    The routing header is :func:`~lro_grpc.names.routing_header_value`; it is
+    left out when the value is empty.
     """
     if not routing_name:
         return ((API_CLIENT_HEADER, _API_CLIENT_VALUE),)
-    if _PLAIN_NAME.fullmatch(routing_name):  # the common case, without urlencode's cost
-        routing = "name=" + routing_name.replace(":", "%3A")
-    else:
-        routing = urllib.parse.urlencode({"name": routing_name}, safe="/")
-    return ((ROUTING_HEADER, routing), (API_CLIENT_HEADER, _API_CLIENT_VALUE))
+    return ((ROUTING_HEADER, routing_header_value(routing_name)), (API_CLIENT_HEADER, _API_CLIENT_VALUE))
 
 
 # -- requests -------------------------------------------------------------------------------------
@@ -231,6 +249,8 @@ class ListPageState:
         exhausted: whether the last page has been fetched.
         unreachable: locations reported unreachable by the pages fetched so far.
         pages_fetched: how many pages have been fetched.
+        seen_page_tokens: every page token this listing has been given; one
+            given twice would make the listing go round for ever.
     """
 
     parent: str
@@ -241,6 +261,7 @@ class ListPageState:
     exhausted: bool = False
     unreachable: list[str] = dataclasses.field(default_factory=list)
     pages_fetched: int = 0
+    seen_page_tokens: set[str] = dataclasses.field(default_factory=set)
 
     @classmethod
     def create(cls, parent: str, *, filter: object, page_size: object, return_partial_success: object) -> ListPageState:
@@ -275,9 +296,26 @@ class ListPageState:
         )
 
     def record(self, response: operations_pb2.ListOperationsResponse) -> None:
-        """Take note of a fetched page."""
+        """Take note of a fetched page.
+
+        Raises:
+            RpcError: ``INTERNAL``: the page's ``next_page_token`` was given
+                before in this listing (following it would never end); the
+                error names the token and the parent. Nothing is recorded.
+        """
+        token = response.next_page_token
+        if token and token in self.seen_page_tokens:
+            raise RpcError(
+                grpc.StatusCode.INTERNAL,
+                f"the server gave next_page_token {token!r} a second time after {self.pages_fetched + 1} pages; "
+                "following it would list the same pages for ever",
+                method="ListOperations",
+                operation_name=self.parent,
+            )
+        if token:
+            self.seen_page_tokens.add(token)
         self.pages_fetched += 1
-        self.next_page_token = response.next_page_token
+        self.next_page_token = token
         self.exhausted = not response.next_page_token
         self.unreachable.extend(u for u in response.unreachable if u not in self.unreachable)
 
@@ -294,12 +332,17 @@ class RpcCall:
         request: the request message.
         timeout: the attempt's timeout in seconds (``None``: unbounded).
         metadata: request headers.
+        near_deadline: the attempt's timeout ends within :data:`OWN_CLOCK_MARGIN`
+            of the caller's deadline, so its lateness would be the caller's:
+            the client must stop waiting at ``timeout`` on its own clock
+            (and cancel the call), not only trust gRPC's deadline to fire.
     """
 
     method: Method
     request: Message
     timeout: float | None
     metadata: tuple[tuple[str, str], ...]
+    near_deadline: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,13 +360,14 @@ class RpcFailure:
         code: the gRPC status code.
         details: the status message.
         trailing_metadata: the trailers, as ``(key, value)`` pairs.
-        exception: the exception the gRPC library raised, chained into the error the caller sees.
+        exception: the exception the gRPC library raised, chained into the error the
+            caller sees (``None`` when the failure is the client's reading of an answer).
     """
 
     code: grpc.StatusCode
     details: str
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
-    exception: BaseException
+    exception: BaseException | None
 
     @classmethod
     def from_grpc_error(cls, error: grpc.RpcError) -> RpcFailure:
@@ -347,6 +391,86 @@ Step = RpcCall | Sleep
 Reply = Message | RpcFailure | None
 Plan = Generator[Step, Reply, T]
 
+RESPONSE_TYPES: Final[dict[Method, type[Message]]] = {
+    "GetOperation": operations_pb2.Operation,
+    "WaitOperation": operations_pb2.Operation,
+    "ListOperations": operations_pb2.ListOperationsResponse,
+    "CancelOperation": empty_pb2.Empty,
+    "DeleteOperation": empty_pb2.Empty,
+}
+"""The message each RPC answers with."""
+
+_GRPC_UNDECODABLE: Final = "Exception deserializing response!"
+"""How the sync gRPC library reports an answer it could not parse (``grpc.aio`` returns ``None``)."""
+
+
+def check_reply(method: Method, request: Message, reply: Reply) -> Message | RpcFailure:
+    """Read one attempt's answer the single way the clients and the batch read it.
+
+    A server's answer that is not what ``method`` promises becomes a failure of
+    code ``INTERNAL`` (a server error, not retried by the default policy):
+
+    * bytes that do not parse, the same whichever gRPC library received them
+      (the sync library raises ``INTERNAL`` "Exception deserializing
+      response!", ``grpc.aio`` hands back ``None``);
+    * a GetOperation or WaitOperation answer naming another operation than
+      the request (or none): both names are in the failure's details.
+
+    Args:
+        method: the RPC the answer is for.
+        request: the request the answer is for.
+        reply: what the attempt gave back: a message, an :class:`RpcFailure`, or ``None``.
+
+    Returns:
+        The answer, if it is a message of the type ``method`` promises;
+        otherwise (or if it was a failure already) an :class:`RpcFailure`.
+    """
+    expected = RESPONSE_TYPES[method]
+    if isinstance(reply, RpcFailure):
+        if reply.code is grpc.StatusCode.INTERNAL and reply.details == _GRPC_UNDECODABLE:
+            return _undecodable(expected, reply.exception)
+        return reply
+    if not isinstance(reply, expected):
+        return _undecodable(expected, None)
+    if isinstance(reply, operations_pb2.Operation):
+        asked = getattr(request, "name", "")
+        if reply.name != asked:
+            return RpcFailure(
+                code=grpc.StatusCode.INTERNAL,
+                details=f"the server answered with operation {reply.name!r}, not the {asked!r} asked for",
+                trailing_metadata=(),
+                exception=None,
+            )
+    return reply
+
+
+def _undecodable(expected: type[Message], exception: BaseException | None) -> RpcFailure:
+    return RpcFailure(
+        code=grpc.StatusCode.INTERNAL,
+        details=f"the server's answer could not be decoded as {expected.DESCRIPTOR.full_name}",
+        trailing_metadata=(),
+        exception=exception,
+    )
+
+
+def _near(deadline: Deadline, timeout: float | None, now: float) -> bool:
+    remaining = deadline.remaining(now)
+    return remaining is not None and timeout is not None and timeout + OWN_CLOCK_MARGIN >= remaining
+
+
+def own_deadline_failure(call: RpcCall) -> RpcFailure:
+    """The failure of an attempt the client gave up on at its own timeout (and cancelled).
+
+    Read like gRPC's own ``DEADLINE_EXCEEDED``: a client that bounds its wait
+    on its own clock reports the same thing gRPC would have.
+    """
+    return RpcFailure(
+        code=grpc.StatusCode.DEADLINE_EXCEEDED,
+        details=f"no answer within the call's timeout of {call.timeout} s (the client cancelled it)",
+        trailing_metadata=(),
+        exception=None,
+    )
+
 
 def run_sync(plan: Plan[T], invoke: Callable[[RpcCall], Reply], sleep: Callable[[float], None] = time.sleep) -> T:
     """Drive ``plan`` to its end with blocking ``invoke`` and ``sleep``."""
@@ -368,6 +492,86 @@ def run_sync(plan: Plan[T], invoke: Callable[[RpcCall], Reply], sleep: Callable[
 
 
 # -- errors and retries ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeLimit:
+    """A message or its headers broke a gRPC size limit (see :func:`message_size_failure`).
+
+    Attributes:
+        what: ``"message"`` or ``"headers"``.
+        size: its size in bytes, if the failure says.
+        limit: the limit in bytes, if the failure says.
+    """
+
+    what: Literal["message", "headers"]
+    size: int | None
+    limit: int | None
+
+    def describe(self) -> str:
+        """E.g. ``"a message of 73400320 bytes, over the limit of 67108864 bytes"``."""
+        text = "a message" if self.what == "message" else "headers"
+        if self.size is not None:
+            text += f" of {self.size} bytes"
+        if self.limit is not None:
+            text += f", over the limit of {self.limit} bytes"
+        else:
+            text += ", over gRPC's size limit"
+        return text
+
+
+# How gRPC libraries word a size limit: C-core (Python, and the servers built on it) and Go
+# say "[Received|Sent] message larger than max (SIZE vs. LIMIT)"; C-core for headers
+# "received metadata size exceeds [hard|soft] limit ([value length ]SIZE vs. LIMIT)"; Java
+# "gRPC message exceeds maximum size LIMIT: SIZE".
+_MESSAGE_SIZE = re.compile(r"message larger than max(?: \((\d+) vs\. (\d+)\))?", re.IGNORECASE)
+_HEADER_SIZE = re.compile(
+    r"metadata size exceeds (?:hard |soft )?limit(?: \((?:value length )?(\d+) vs\. (\d+)\))?", re.IGNORECASE
+)
+_JAVA_MESSAGE_SIZE = re.compile(r"message exceeds maximum size (\d+)(?:: (\d+))?", re.IGNORECASE)
+
+
+def message_size_failure(failure: RpcFailure | RpcError) -> SizeLimit | None:
+    """The size limit ``failure`` reports, or ``None`` if it is not a size failure.
+
+    gRPC reports a message (or a request's headers) over a receive or send
+    limit, on the client or on the server, as ``RESOURCE_EXHAUSTED``, the same
+    code a quota uses; only the status message tells them apart. A size
+    failure is no throttling: the same call fails the same way again.
+
+    Args:
+        failure: a failed attempt, or the :class:`~lro_grpc.errors.RpcError` made from one.
+    """
+    if failure.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    details = failure.details
+    match = _MESSAGE_SIZE.search(details)
+    if match is not None:
+        size, limit = match.groups()
+        return SizeLimit("message", _int_or_none(size), _int_or_none(limit))
+    match = _HEADER_SIZE.search(details)
+    if match is not None:
+        size, limit = match.groups()
+        return SizeLimit("headers", _int_or_none(size), _int_or_none(limit))
+    match = _JAVA_MESSAGE_SIZE.search(details)
+    if match is not None:
+        limit, size = match.groups()
+        return SizeLimit("message", _int_or_none(size), _int_or_none(limit))
+    return None
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None else None
+
+
+def is_message_size_failure(failure: RpcFailure | RpcError) -> bool:
+    """Whether ``failure`` is a message or its headers breaking a gRPC size limit (never retried)."""
+    return message_size_failure(failure) is not None
+
+
+def is_throttling(failure: RpcFailure | RpcError) -> bool:
+    """Whether ``failure`` asks the caller to slow down: ``RESOURCE_EXHAUSTED`` that is not a size limit."""
+    return failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(failure)
 
 
 def retry_info_delay(trailing_metadata: Iterable[tuple[str, str | bytes]]) -> float | None:
@@ -416,10 +620,12 @@ def retry_delay(
     Returns:
         Seconds to wait: the policy's jittered backoff, at least the server's
         RetryInfo delay for ``RESOURCE_EXHAUSTED``; ``None`` if the code is not
-        retryable, the attempts are used up or the retry would start at or
-        after the deadline.
+        retryable, the failure is a size limit (:func:`is_message_size_failure`),
+        the attempts are used up or the retry would start at or after the deadline.
     """
     if not policy.is_retryable(failure.code, idempotent_read=method in _READS):
+        return None
+    if is_message_size_failure(failure):
         return None
     if attempt + 1 >= policy.max_attempts:
         return None
@@ -433,9 +639,17 @@ def retry_delay(
 
 
 def rpc_error(failure: RpcFailure, *, method: Method, operation_name: str | None) -> RpcError:
-    """The library error for a failed RPC (``NOT_FOUND`` -> :class:`OperationNotFoundError`)."""
+    """The library error for a failed RPC (``NOT_FOUND`` -> :class:`OperationNotFoundError`).
+
+    A size failure's message says the size and the limit (when gRPC gave
+    them) and that it was not retried.
+    """
     cls = OperationNotFoundError if failure.code is grpc.StatusCode.NOT_FOUND else RpcError
-    error = cls(failure.code, failure.details, method=method, operation_name=operation_name)
+    details = failure.details
+    size_limit = message_size_failure(failure)
+    if size_limit is not None:
+        details = f"{details} ({size_limit.describe()}; not retried: the same call would fail the same way)"
+    error = cls(failure.code, details, method=method, operation_name=operation_name)
     error.__cause__ = failure.exception
     return error
 
@@ -450,37 +664,37 @@ def deadline_passed(method: Method, operation_name: str | None) -> RpcError:
     )
 
 
-_REPLY_TYPES: Final[dict[str, type[Message]]] = {
-    "GetOperation": operations_pb2.Operation,
-    "WaitOperation": operations_pb2.Operation,
-    "ListOperations": operations_pb2.ListOperationsResponse,
-}
+def operation_failed(operation: operations_pb2.Operation) -> bool:
+    """Whether ``operation`` failed: its ``error`` field is set, whatever the code.
 
-
-def check_reply(method: Method, reply: object, *, operation_name: str | None) -> Any:
-    """``reply`` if it is a sound answer to ``method`` about ``operation_name``, else an error.
-
-    Raises:
-        RpcError: ``INTERNAL``: the answer could not be decoded (``grpc.aio``
-            hands back ``None`` then), or an Operation answer names another
-            operation than the one asked for.
+    The one reading every part of lro-grpc uses (handles, batch counts, the
+    CLI). ``done`` with an ``error`` of code 0 (``OK``) and no response is a
+    server contradiction: the server chose the error branch of the result but
+    gave no failure code. It is read as a failure of code ``UNKNOWN`` (see
+    :func:`failure_status`), never as a success: there is no response to act on.
     """
-    expected = _REPLY_TYPES.get(method)
-    if expected is not None and not isinstance(reply, expected):
-        raise RpcError(
-            grpc.StatusCode.INTERNAL,
-            f"the server's answer to {method} could not be decoded as {expected.DESCRIPTOR.full_name}",
-            method=method,
-            operation_name=operation_name,
-        )
-    if isinstance(reply, operations_pb2.Operation) and operation_name and reply.name and reply.name != operation_name:
-        raise RpcError(
-            grpc.StatusCode.INTERNAL,
-            f"the server answered {method} for {operation_name!r} with another operation, {reply.name!r}",
-            method=method,
-            operation_name=operation_name,
-        )
-    return reply
+    return bool(operation.HasField("error"))
+
+
+def failure_status(operation: operations_pb2.Operation) -> status_pb2.Status | None:
+    """The ``google.rpc.Status`` ``operation`` failed with, or ``None`` if it did not fail.
+
+    An error of code 0 (``OK``) comes back as code ``UNKNOWN`` with a message
+    saying what the server sent (see :func:`operation_failed`); any other
+    error as it is.
+    """
+    if not operation.HasField("error"):
+        return None
+    status = operation.error
+    if status.code != code_pb2.OK:
+        return status
+    read = status_pb2.Status()
+    read.CopyFrom(status)
+    read.code = code_pb2.UNKNOWN
+    read.message = "the server reported an error of code 0 (OK) and no response" + (
+        f": {status.message}" if status.message else ""
+    )
+    return read
 
 
 def operation_error(
@@ -560,10 +774,11 @@ def unary_plan(
         timeout = overall.clip(settings.rpc_timeout, now)
         if timeout is not None and timeout <= 0:
             raise deadline_passed(method, operation_name)
-        reply = yield RpcCall(method, request, timeout, metadata)
+        step = RpcCall(method, request, timeout, metadata, _near(overall, timeout, now))
+        reply = check_reply(method, request, (yield step))
         if not isinstance(reply, RpcFailure):
             return reply
-        if reply.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not retry_resource_exhausted:
+        if not retry_resource_exhausted and is_throttling(reply):
             raise rpc_error(reply, method=method, operation_name=operation_name)
         delay = retry_delay(
             reply,
@@ -612,11 +827,15 @@ def poll_plan(
 
     Behaviour:
 
+    * the operation is looked at at least once, even with no time left (that
+      look gets :data:`LOOK_ONCE_TIMEOUT`), so a done operation is never
+      reported as timed out;
     * not done: sleep ``min(poll delay, time left - reserve)``, then look
       again; the last look is made just before the deadline with its RPC
       clipped to what remains, so no RPC outlives the deadline;
     * ``RESOURCE_EXHAUSTED``: slow down (the next poll interval, at least the
-      server's RetryInfo delay), never fatal;
+      server's RetryInfo delay), never fatal; except a size limit
+      (:func:`is_message_size_failure`), which fails at once;
     * ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED``: retried with the retry policy's
       jittered backoff, within its attempts and timeout;
     * WaitOperation ``UNIMPLEMENTED``: switch to GetOperation at once and call
@@ -655,6 +874,7 @@ def poll_plan(
     failures = 0  # consecutive transient failures (drives the retry backoff)
     failing_since: float | None = None
     last_failure: RpcFailure | None = None
+    looked = False
 
     def timed_out() -> WaitTimeoutError:
         shown: object = last_seen
@@ -670,9 +890,13 @@ def poll_plan(
     while True:
         started = clock()
         remaining = deadline.remaining(started)
-        if remaining is not None and remaining <= 0:
-            raise timed_out()
         rpc_timeout = deadline.clip(call.rpc_timeout, started)
+        if remaining is not None and remaining < LOOK_ONCE_TIMEOUT and not looked:
+            # No time left, but a wait never gives up without asking once.
+            rpc_timeout = LOOK_ONCE_TIMEOUT if call.rpc_timeout is None else min(call.rpc_timeout, LOOK_ONCE_TIMEOUT)
+        elif remaining is not None and remaining <= 0:
+            raise timed_out()
+        looked = True
         method: Method
         if use_wait and (remaining is None or remaining - reserve > reserve):
             method = "WaitOperation"
@@ -683,9 +907,11 @@ def poll_plan(
         else:
             method = "GetOperation"
             request = get_request(name)
-        reply = yield RpcCall(method, request, rpc_timeout, metadata)
+        step = RpcCall(method, request, rpc_timeout, metadata, _near(deadline, rpc_timeout, started))
+        reply = check_reply(method, request, (yield step))
         now = clock()
-        if isinstance(reply, operations_pb2.Operation):
+        if not isinstance(reply, RpcFailure):
+            assert isinstance(reply, operations_pb2.Operation)  # check_reply made sure of it
             last_seen = reply
             if method == "GetOperation":
                 # Keep for the last look what this link's round trip needs, no more.
@@ -703,7 +929,7 @@ def poll_plan(
             if method == "WaitOperation":
                 # The server already waited; poll no more often than the policy says.
                 delay = max(0.0, delay - (now - started))
-        elif isinstance(reply, RpcFailure):
+        else:
             last_failure = reply
             code = reply.code
             if method == "WaitOperation" and code is grpc.StatusCode.UNIMPLEMENTED:
@@ -713,7 +939,7 @@ def poll_plan(
                 continue
             if code is grpc.StatusCode.DEADLINE_EXCEEDED and deadline.expired(now):
                 raise timed_out()
-            if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            if is_throttling(reply):
                 # Quota: slow down rather than fail.
                 delay = max(
                     settings.poll_policy.delay(polls, rng=call.rng), retry_info_delay(reply.trailing_metadata) or 0
@@ -736,8 +962,6 @@ def poll_plan(
                     raise rpc_error(reply, method=method, operation_name=name)
                 delay = next_delay
                 failures += 1
-        else:
-            raise TypeError(f"{method} returned {type(reply).__name__}, expected an Operation")
         remaining = deadline.remaining(now)
         if remaining is not None:
             if remaining <= reserve:

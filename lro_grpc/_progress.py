@@ -67,9 +67,9 @@ def operation_state(operation: Mapping[str, Any]) -> str:
     """
     error = operation.get("error")
     if operation.get("done"):
-        if not error:
+        if error is None:  # an error of code 0 is a failure too (see _core.operation_failed)
             return "SUCCEEDED"
-        code = _code_name(error.get("code", 2))
+        code = _code_name(error.get("code") or 2)  # no code, or 0: UNKNOWN, as for the handle
         return "CANCELLED" if code == "CANCELLED" else f"FAILED({code})"
     metadata = operation.get("metadata") or {}
     if metadata.get("requestedCancellation"):

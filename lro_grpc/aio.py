@@ -28,10 +28,10 @@ import grpc
 from google.longrunning import operations_pb2
 
 from lro_grpc import _batch, _channels, _core
+from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, Sleep, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
-from lro_grpc.client import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
 from lro_grpc.names import validate_operation_name
 from lro_grpc.operation import AsyncOperation, BaseOperation
 from lro_grpc.policies import DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy
@@ -40,7 +40,6 @@ from lro_grpc.registry import TypeRegistry
 __all__ = ["AsyncOperationPager", "AsyncOperationsClient"]
 
 T = TypeVar("T")
-HandleT = TypeVar("HandleT", bound=BaseOperation[Any, Any])
 
 
 class AsyncOperationPager(Generic[HandleT]):
@@ -247,10 +246,15 @@ class AsyncOperationsClient(BaseOperationsClient):
         """A handle on ``operation`` bound to this client."""
         return AsyncOperation(operation, registry=self._registry, client=self)
 
-    async def _get_pb(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+    async def fetch_operation(
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> operations_pb2.Operation:
-        return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout))
+        """One GetOperation of ``name``, the raw state (see :meth:`OperationsClient.fetch_operation`)."""
+        return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     async def _get_operation_pb(
         self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
@@ -302,20 +306,23 @@ class AsyncOperationsClient(BaseOperationsClient):
         try:
             reply = await call(request, timeout=timeout, metadata=_core.request_metadata(routing_name))
         except grpc.aio.AioRpcError as error:
-            raise _core.rpc_error(
-                RpcFailure.from_grpc_error(error), method=method, operation_name=routing_name or None
-            ) from error
-        return _core.check_reply(method, reply, operation_name=routing_name or None)
+            reply = RpcFailure.from_grpc_error(error)
+        # Read the answer the one way the single calls read it too.
+        checked = _core.check_reply(method, request, reply)
+        if isinstance(checked, RpcFailure):
+            raise _core.rpc_error(checked, method=method, operation_name=routing_name or None)
+        return checked
 
-    async def _poll_handle(
+    async def follow_operation(
         self,
-        handle: AsyncOperation[Any, Any],
+        handle: BaseOperation[Any, Any],
         *,
         timeout: float | timedelta | None,
         poll_policy: PollPolicy | None,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         use_wait: bool,
     ) -> None:
+        """Wait on ``handle``'s operation, updating it (see :meth:`OperationsClient.follow_operation`)."""
         await self._run(
             self._handle_wait_plan(
                 handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
@@ -329,11 +336,15 @@ class AsyncOperationsClient(BaseOperationsClient):
         return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
 
     async def get(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> AsyncOperation[Any, Any]:
         """Fetch an operation (see :meth:`OperationsClient.get`)."""
         name = validate_operation_name(name)
-        return self._wrap(await self._get_pb(name, rpc_timeout=rpc_timeout))
+        return self._wrap(await self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     def list(
         self,
@@ -342,6 +353,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         filter: str = "",
         page_size: int | None = None,
         return_partial_success: bool = False,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> AsyncOperationPager[AsyncOperation[Any, Any]]:
         """List operations under ``parent`` as an async iterator (see :meth:`OperationsClient.list`).
 
@@ -352,18 +364,24 @@ class AsyncOperationsClient(BaseOperationsClient):
             parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
         )
 
+        settings = self._call_settings(timeout=timeout)
+
         async def fetch(request: operations_pb2.ListOperationsRequest) -> operations_pb2.ListOperationsResponse:
-            return await self._run(self._list_plan(request))
+            return await self._run(self._list_plan(request, settings))
 
         return AsyncOperationPager(state, fetch, self._wrap)
 
-    async def cancel(self, name: str) -> None:
+    async def cancel(
+        self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT
+    ) -> None:
         """Ask the server to cancel an operation (see :meth:`OperationsClient.cancel`)."""
-        await self._run(self._cancel_plan(validate_operation_name(name)))
+        await self._run(self._cancel_plan(validate_operation_name(name), timeout))
 
-    async def delete(self, name: str) -> None:
+    async def delete(
+        self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT
+    ) -> None:
         """Delete an operation's record (see :meth:`OperationsClient.delete`)."""
-        await self._run(self._delete_plan(validate_operation_name(name)))
+        await self._run(self._delete_plan(validate_operation_name(name), timeout))
 
     async def wait(
         self,
@@ -374,7 +392,7 @@ class AsyncOperationsClient(BaseOperationsClient):
     ) -> AsyncOperation[Any, Any]:
         """Wait until an operation is done, with WaitOperation (see :meth:`OperationsClient.wait`)."""
         handle = self.operation(name)
-        await self._poll_handle(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
+        await self.follow_operation(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return handle
 
     # -- many operations at once --------------------------------------------------------------------

@@ -54,7 +54,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2
 
-from lro_grpc import _progress
+from lro_grpc import _core, _progress
 from lro_grpc._batch import SYNTHETIC_ERROR_DOMAIN
 from lro_grpc._json import list_to_dict, operation_to_dict
 from lro_grpc.aio import AsyncOperationsClient
@@ -339,11 +339,6 @@ def _open_client(args: argparse.Namespace, api: str) -> OperationsClient:
         raise _UsageError(str(error)) from error
 
 
-def _failed(operation: Mapping[str, Any]) -> bool:
-    """Whether an operation (REST JSON shape) is done with an error."""
-    return bool(operation.get("done")) and bool(operation.get("error"))
-
-
 # --- commands ----------------------------------------------------------------------------------
 
 
@@ -356,7 +351,7 @@ def _cmd_get(args: argparse.Namespace, console: _Console) -> int:
         console.print_json(operation)
     else:
         console.print(_progress.render_operation_detail(operation))
-    if _failed(operation):
+    if handle.done and handle.error is not None:
         _error_line(console, str(handle.error))
         return ExitCode.OPERATION_FAILED
     return ExitCode.OK
@@ -412,7 +407,7 @@ def _wait_outcome(operation: operations_pb2.Operation) -> ExitCode:
     """The exit code one operation's end calls for."""
     if not operation.done:
         return ExitCode.TIMEOUT
-    if not operation.HasField("error"):
+    if not _core.operation_failed(operation):
         return ExitCode.OK
     for detail in operation.error.details:
         info = error_details_pb2.ErrorInfo()

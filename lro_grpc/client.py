@@ -1,9 +1,9 @@
-"""The synchronous client for ``google.longrunning.Operations``, and what both clients share.
+"""The synchronous client for ``google.longrunning.Operations``.
 
-:class:`BaseOperationsClient` holds every setting and builds every plan (see
-:mod:`lro_grpc._core`) without doing I/O; :class:`OperationsClient` performs
-the plans with blocking gRPC calls and :class:`~lro_grpc.aio.AsyncOperationsClient`
-with ``await``.
+:class:`OperationsClient` performs the plans :class:`BaseOperationsClient`
+builds (see :mod:`lro_grpc._client_base`) with blocking gRPC calls;
+:class:`~lro_grpc.aio.AsyncOperationsClient` performs the same plans with
+``await``.
 
 Example::
 
@@ -15,10 +15,7 @@ Example::
 from __future__ import annotations
 
 import builtins
-import dataclasses
-import random
 import threading
-import time
 import types
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
@@ -28,222 +25,18 @@ import grpc
 from google.longrunning import operations_pb2
 
 from lro_grpc import _batch, _channels, _core
+from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
-from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
-from lro_grpc.names import parse_operation_name, validate_list_parent, validate_operation_name
+from lro_grpc.apis import ApiPreset, get_api
+from lro_grpc.names import validate_operation_name
 from lro_grpc.operation import BaseOperation, Operation
-from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy, to_seconds
-from lro_grpc.registry import TypeRegistry, default_registry
+from lro_grpc.policies import DEFAULT_RETRY_POLICY, PollPolicy, RetryPolicy
+from lro_grpc.registry import TypeRegistry
 
 __all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "OperationPage", "OperationPager", "OperationsClient"]
 
-DEFAULT_RPC_TIMEOUT = 10.0
-"""Per-RPC timeout, in seconds, when the caller gives none (the APIs' published Get/List timeout)."""
-
 T = TypeVar("T")
-HandleT = TypeVar("HandleT", bound=BaseOperation[Any, Any])
-
-
-@dataclasses.dataclass(frozen=True)
-class OperationPage(Generic[HandleT]):
-    """One page of a ListOperations answer.
-
-    Attributes:
-        operations: the page's operations, as handles bound to the client.
-        next_page_token: the token of the next page (empty on the last page).
-        unreachable: locations the server could not reach for this page.
-        raw: the ``ListOperationsResponse``.
-    """
-
-    operations: list[HandleT]
-    next_page_token: str
-    unreachable: list[str]
-    raw: operations_pb2.ListOperationsResponse
-
-
-class BaseOperationsClient:
-    """Settings and I/O-free logic shared by :class:`OperationsClient` and ``AsyncOperationsClient``.
-
-    Args:
-        registry: the type registry for metadata, responses and error details
-            (default: :func:`~lro_grpc.registry.default_registry`).
-        retry_policy: retries of transient RPC failures.
-        rpc_timeout: timeout of each RPC in seconds; ``None`` bounds RPCs only by the caller's deadline.
-        poll_policy: default interval between polls; ``None`` uses the API's preset
-            (from ``api``, else from each operation name's form).
-        api: the API's short name or preset; sets scopes and default polling.
-    """
-
-    def __init__(
-        self,
-        *,
-        registry: TypeRegistry | None = None,
-        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
-        rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT,
-        poll_policy: PollPolicy | None = None,
-        api: str | ApiPreset | None = None,
-    ) -> None:
-        if registry is not None and not isinstance(registry, TypeRegistry):
-            raise TypeError(f"registry must be a TypeRegistry or None, got {registry!r}")
-        if not isinstance(retry_policy, RetryPolicy):
-            raise TypeError(f"retry_policy must be a RetryPolicy, got {retry_policy!r}")
-        if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
-            raise TypeError(f"poll_policy must be a PollPolicy or None, got {poll_policy!r}")
-        self._registry = registry if registry is not None else default_registry()
-        self._retry_policy = retry_policy
-        self._rpc_timeout = _core.check_rpc_timeout(rpc_timeout)
-        self._poll_policy = poll_policy
-        self._api = get_api(api) if api is not None else None
-        self._wait_unimplemented = False
-        self._clock: Callable[[], float] = time.monotonic
-        self._rng: random.Random | None = None
-
-    @property
-    def registry(self) -> TypeRegistry:
-        """The type registry handles of this client unpack with."""
-        return self._registry
-
-    @property
-    def api(self) -> ApiPreset | None:
-        """The API preset the client was made for, if any."""
-        return self._api
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        """Retries of transient RPC failures."""
-        return self._retry_policy
-
-    @property
-    def rpc_timeout(self) -> float | None:
-        """Default timeout of each RPC, in seconds."""
-        return self._rpc_timeout
-
-    @property
-    def wait_rpc_available(self) -> bool:
-        """``False`` once the server answered WaitOperation with ``UNIMPLEMENTED`` (then waits poll)."""
-        return not self._wait_unimplemented
-
-    # -- settings -------------------------------------------------------------------------------
-
-    def _scopes(self) -> tuple[str, ...]:
-        return self._api.scopes if self._api is not None else (CLOUD_PLATFORM_SCOPE,)
-
-    def _call_settings(self, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT) -> _core.CallSettings:
-        timeout = (
-            self._rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else _core.check_rpc_timeout(rpc_timeout)
-        )
-        return _core.CallSettings(self._retry_policy, timeout, rng=self._rng, clock=self._clock)
-
-    def _poll_policy_for(self, name: str, poll_policy: PollPolicy | None) -> PollPolicy:
-        if poll_policy is not None:
-            if not isinstance(poll_policy, PollPolicy):
-                raise TypeError(f"poll_policy must be a PollPolicy or None, got {poll_policy!r}")
-            return poll_policy
-        if self._poll_policy is not None:
-            return self._poll_policy
-        if self._api is not None:
-            return self._api.poll_policy
-        try:
-            return get_api(parse_operation_name(name).api).poll_policy
-        except (ValueError, TypeError):
-            return DEFAULT_POLL_POLICY
-
-    def _mark_wait_unimplemented(self) -> None:
-        self._wait_unimplemented = True
-
-    # -- plans ----------------------------------------------------------------------------------
-
-    def _get_plan(
-        self,
-        name: str,
-        *,
-        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
-        deadline: Deadline | None = None,
-        retry_resource_exhausted: bool = True,
-    ) -> Plan[operations_pb2.Operation]:
-        return _core.unary_plan(
-            "GetOperation",
-            _core.get_request(name),
-            routing_name=name,
-            settings=self._call_settings(rpc_timeout),
-            deadline=deadline,
-            operation_name=name,
-            retry_resource_exhausted=retry_resource_exhausted,
-        )
-
-    def _cancel_plan(self, name: str) -> Plan[Any]:
-        return _core.unary_plan(
-            "CancelOperation",
-            _core.cancel_request(name),
-            routing_name=name,
-            settings=self._call_settings(),
-            operation_name=name,
-        )
-
-    def _delete_plan(self, name: str) -> Plan[Any]:
-        return _core.unary_plan(
-            "DeleteOperation",
-            _core.delete_request(name),
-            routing_name=name,
-            settings=self._call_settings(),
-            operation_name=name,
-        )
-
-    def _list_plan(
-        self,
-        request: operations_pb2.ListOperationsRequest,
-        *,
-        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
-        deadline: Deadline | None = None,
-        retry_resource_exhausted: bool = True,
-    ) -> Plan[operations_pb2.ListOperationsResponse]:
-        return _core.unary_plan(
-            "ListOperations",
-            request,
-            routing_name=request.name,
-            settings=self._call_settings(rpc_timeout),
-            deadline=deadline,
-            operation_name=request.name or None,
-            retry_resource_exhausted=retry_resource_exhausted,
-        )
-
-    def _list_state(
-        self, parent: object, *, filter: object, page_size: object, return_partial_success: object
-    ) -> _core.ListPageState:
-        return _core.ListPageState.create(
-            validate_list_parent(parent),
-            filter=filter,
-            page_size=page_size,
-            return_partial_success=return_partial_success,
-        )
-
-    def _handle_wait_plan(
-        self,
-        handle: BaseOperation[Any, Any],
-        *,
-        timeout: float | timedelta | None,
-        poll_policy: PollPolicy | None,
-        rpc_timeout: float | UseClientDefault | None,
-        use_wait: bool,
-    ) -> Plan[operations_pb2.Operation]:
-        now = self._clock()
-        timeout_seconds = None if timeout is None else to_seconds(timeout, what="timeout")
-        settings = _core.PollSettings(
-            poll_policy=self._poll_policy_for(handle.name, poll_policy),
-            call=self._call_settings(rpc_timeout),
-            use_wait_rpc=use_wait and not self._wait_unimplemented,
-        )
-        return _core.poll_plan(
-            handle.name,
-            settings=settings,
-            deadline=Deadline.after(timeout_seconds, now=now),
-            timeout=timeout_seconds,
-            on_update=handle._update,
-            on_wait_unimplemented=self._mark_wait_unimplemented,
-            wrap=lambda _: handle,
-            last_seen=handle.raw,
-        )
 
 
 class OperationPager(Generic[HandleT]):
@@ -445,8 +238,19 @@ class OperationsClient(BaseOperationsClient):
         if self._closed:
             raise RuntimeError("the OperationsClient is closed")
         method = getattr(self._stub, call.method)
+        if not call.near_deadline or call.timeout is None:
+            try:
+                return method(call.request, timeout=call.timeout, metadata=call.metadata)
+            except grpc.RpcError as error:
+                return RpcFailure.from_grpc_error(error)
+        # Near the caller's deadline the wait is bounded on our own clock, not only by gRPC's
+        # deadline: under CPU contention a blocking call has returned hundreds of ms past it.
+        future = method.future(call.request, timeout=call.timeout, metadata=call.metadata)
         try:
-            return method(call.request, timeout=call.timeout, metadata=call.metadata)
+            return future.result(timeout=call.timeout)
+        except grpc.FutureTimeoutError:
+            future.cancel()
+            return _core.own_deadline_failure(call)
         except grpc.RpcError as error:
             return RpcFailure.from_grpc_error(error)
 
@@ -457,20 +261,54 @@ class OperationsClient(BaseOperationsClient):
         """A handle on ``operation`` bound to this client."""
         return Operation(operation, registry=self._registry, client=self)
 
-    def _get_pb(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
-    ) -> operations_pb2.Operation:
-        return self._run(self._get_plan(name, rpc_timeout=rpc_timeout))
-
-    def _poll_handle(
+    def fetch_operation(
         self,
-        handle: Operation[Any, Any],
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
+    ) -> operations_pb2.Operation:
+        """One GetOperation of ``name``, with retries: the raw ``google.longrunning.Operation``.
+
+        Part of the interface handles use (:class:`~lro_grpc.operation.OperationsBackend`);
+        :meth:`get` is this wrapped in a handle.
+
+        Args:
+            name: an operation name, already validated.
+            rpc_timeout: timeout of each attempt (default: the client's).
+            timeout: overall time for the call and its retries (default: the retry policy's).
+
+        Raises:
+            OperationNotFoundError: no such operation.
+            RpcError: the RPC failed.
+        """
+        return self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
+
+    def follow_operation(
+        self,
+        handle: BaseOperation[Any, Any],
         *,
         timeout: float | timedelta | None,
         poll_policy: PollPolicy | None,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         use_wait: bool,
     ) -> None:
+        """Look at ``handle``'s operation until it is done or ``timeout`` passes, updating ``handle``.
+
+        Part of the interface handles use (:class:`~lro_grpc.operation.OperationsBackend`):
+        ``result()`` and ``wait()`` of a handle are this.
+
+        Args:
+            handle: the handle to update with every state seen.
+            timeout: the overall wait, an absolute deadline from now; ``None`` waits for ever.
+            poll_policy: the interval between looks (default: the client's, else the API's).
+            rpc_timeout: timeout of each RPC (default: the client's).
+            use_wait: use the WaitOperation RPC (falling back to polling if unimplemented).
+
+        Raises:
+            WaitTimeoutError: not done within ``timeout``; its ``operation`` is ``handle``.
+            RpcError: an RPC failed for good.
+        """
         self._run(
             self._handle_wait_plan(
                 handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
@@ -490,21 +328,28 @@ class OperationsClient(BaseOperationsClient):
         return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
 
     def get(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Operation[Any, Any]:
         """Fetch an operation (GetOperation, with retries).
 
         Args:
             name: e.g. ``projects/p/locations/l/operations/op-123`` or ``operations/some.id:1``.
             rpc_timeout: timeout of each attempt (default: the client's).
+            timeout: overall time for the call and its retries, seconds or
+                ``timedelta`` (default: the retry policy's, 60 s); ``None``:
+                bounded by the retry policy's attempts only.
 
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
             OperationNotFoundError: no such operation, or its record expired.
-            RpcError: the RPC failed.
+            RpcError: the RPC failed (``DEADLINE_EXCEEDED`` once ``timeout`` is spent).
         """
         name = validate_operation_name(name)
-        return self._wrap(self._get_pb(name, rpc_timeout=rpc_timeout))
+        return self._wrap(self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     def list(
         self,
@@ -513,6 +358,7 @@ class OperationsClient(BaseOperationsClient):
         filter: str = "",
         page_size: int | None = None,
         return_partial_success: bool = False,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> OperationPager[Operation[Any, Any]]:
         """List operations under ``parent``, fetching pages lazily as you iterate.
 
@@ -522,6 +368,7 @@ class OperationsClient(BaseOperationsClient):
             page_size: operations per page (default: the server's).
             return_partial_success: let the server skip unreachable locations
                 (see :attr:`OperationPager.unreachable`).
+            timeout: overall time for each page's call and its retries (see :meth:`get`).
 
         Raises:
             InvalidNameError: ``parent`` is malformed (no RPC is made).
@@ -529,25 +376,34 @@ class OperationsClient(BaseOperationsClient):
         state = self._list_state(
             parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
         )
-        return OperationPager(state, lambda request: self._run(self._list_plan(request)), self._wrap)
+        settings = self._call_settings(timeout=timeout)
+        return OperationPager(state, lambda request: self._run(self._list_plan(request, settings)), self._wrap)
 
-    def cancel(self, name: str) -> None:
+    def cancel(self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT) -> None:
         """Ask the server to cancel an operation (best effort: it may still finish).
 
+        Args:
+            name: the operation's name.
+            timeout: overall time for the call and its retries (see :meth:`get`).
+
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
             RpcError: the RPC failed.
         """
-        self._run(self._cancel_plan(validate_operation_name(name)))
+        self._run(self._cancel_plan(validate_operation_name(name), timeout))
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT) -> None:
         """Delete an operation's record (the operation is not cancelled).
 
+        Args:
+            name: the operation's name.
+            timeout: overall time for the call and its retries (see :meth:`get`).
+
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
             RpcError: the RPC failed.
         """
-        self._run(self._delete_plan(validate_operation_name(name)))
+        self._run(self._delete_plan(validate_operation_name(name), timeout))
 
     def wait(
         self,
@@ -573,7 +429,7 @@ class OperationsClient(BaseOperationsClient):
             RpcError: an RPC failed for good.
         """
         handle = self.operation(name)
-        self._poll_handle(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
+        self.follow_operation(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return handle
 
     # -- many operations at once --------------------------------------------------------------------

@@ -9,6 +9,11 @@ Two name forms exist:
   contain dots and colons, e.g.
   ``operations/rollouts.endpointsapis.appspot.com:2016-07-16r2``.
 
+Length: a name or parent is at most :data:`MAX_NAME_LENGTH` characters, and
+its routing header (``x-goog-request-params: name=<url-encoded>``, which every
+RPC sends) at most :data:`MAX_ROUTING_HEADER_BYTES` bytes, so the request's
+headers stay well inside gRPC's default 8 KiB metadata limit.
+
 Everything here is pure: no I/O. A malformed value raises
 :class:`~lro_grpc.errors.InvalidNameError` (a ``ValueError``) naming it, so a bad
 name is caught before any RPC is made. Locations are never checked against
@@ -19,15 +24,20 @@ authority on which it serves.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import re
+import urllib.parse
+from typing import Final, Literal
 
 from lro_grpc.errors import InvalidNameError
 
 __all__ = [
     "FINANCIAL_SERVICES_LOCATIONS",
+    "MAX_NAME_LENGTH",
+    "MAX_ROUTING_HEADER_BYTES",
     "ApiName",
     "OperationName",
     "parse_operation_name",
+    "routing_header_value",
     "validate_list_parent",
     "validate_operation_name",
 ]
@@ -45,6 +55,25 @@ FINANCIAL_SERVICES_LOCATIONS: tuple[str, ...] = (
 """The locations the Financial Services documentation lists as supported.
 
 Informational only: names in other locations are accepted.
+"""
+
+MAX_NAME_LENGTH: Final = 1024
+"""Most characters an operation name or list parent may have.
+
+Far above any real name (both APIs' ids are at most a few hundred
+characters); a longer value is a mistake, and its routing header could break
+gRPC's default 8 KiB limit on a request's headers, which servers answer with
+``RESOURCE_EXHAUSTED``.
+"""
+
+MAX_ROUTING_HEADER_BYTES: Final = 4096
+"""Most bytes the routing header value (``name=<url-encoded>``) may have.
+
+Half of gRPC's default 8 KiB metadata limit: the other headers (path,
+authority, user agent, ``x-goog-api-client``, an OAuth bearer token) fit in
+the rest. An ASCII name within :data:`MAX_NAME_LENGTH` always fits (each
+character encodes to at most 3 bytes); a name with many non-ASCII characters
+(up to 9 bytes each once encoded) may not.
 """
 
 ApiName = Literal["financialservices", "servicemanagement"]
@@ -103,6 +132,44 @@ def _require_str(value: object, what: str) -> str:
     return value
 
 
+# Characters urlencode(..., safe="/") leaves as they are, plus ":" (always "%3A"): most
+# names of both APIs consist of nothing else.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~/:-]*")
+
+
+def routing_header_value(name: str) -> str:
+    """The ``x-goog-request-params`` value for an RPC about ``name``: ``name=<url-encoded>``.
+
+    Encoded the way Google's client libraries do it: slashes kept, every other
+    reserved or non-ASCII character percent-encoded.
+    """
+    if _PLAIN_NAME.fullmatch(name):  # the common case, without urlencode's cost
+        return "name=" + name.replace(":", "%3A")
+    return urllib.parse.urlencode({"name": name}, safe="/")
+
+
+def _check_length(text: str, what: str) -> None:
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidNameError(
+            f"invalid {what} {_shorten(text)}: {len(text)} characters, more than the {MAX_NAME_LENGTH} allowed",
+            text,
+        )
+    # An ASCII name within MAX_NAME_LENGTH always fits; encode only the others.
+    if not text.isascii():
+        size = len(routing_header_value(text).encode())
+        if size > MAX_ROUTING_HEADER_BYTES:
+            raise InvalidNameError(
+                f"invalid {what} {_shorten(text)}: its routing header would be {size} bytes, "
+                f"more than the {MAX_ROUTING_HEADER_BYTES} allowed (gRPC limits a request's headers to 8 KiB)",
+                text,
+            )
+
+
+def _shorten(text: str) -> str:
+    # The whole value is kept on the exception's ``name``; a message of kilobytes helps nobody.
+    return repr(text) if len(text) <= 100 else f"{text[:60]!r}...{text[-20:]!r}"
+
+
 def parse_operation_name(name: object) -> OperationName:
     """Parse an operation name of either API.
 
@@ -115,11 +182,13 @@ def parse_operation_name(name: object) -> OperationName:
 
     Raises:
         TypeError: ``name`` is not a ``str``.
-        InvalidNameError: ``name`` has neither form, or a segment is empty or
-            contains whitespace or control characters. The message names the
-            value and the expected forms.
+        InvalidNameError: ``name`` has neither form, a segment is empty or
+            contains whitespace or control characters, or it is too long (see
+            :data:`MAX_NAME_LENGTH`, :data:`MAX_ROUTING_HEADER_BYTES`). The
+            message names the value and the expected forms.
     """
     text = _require_str(name, "operation name")
+    _check_length(text, "operation name")
     segments = text.split("/")
     if not any(_bad_segment(segment) for segment in segments):
         if len(segments) == 2 and segments[0] == "operations":
@@ -173,11 +242,12 @@ def validate_list_parent(parent: object) -> str:
 
     Raises:
         TypeError: ``parent`` is not a ``str``.
-        InvalidNameError: ``parent`` has none of the accepted forms.
+        InvalidNameError: ``parent`` has none of the accepted forms, or is too long.
     """
     text = _require_str(parent, "list parent")
     if text in ("", "operations"):
         return text
+    _check_length(text, "list parent")
     segments = text.split("/")
     if (
         len(segments) == 4

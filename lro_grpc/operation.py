@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
@@ -26,14 +26,24 @@ from google.protobuf.message import Message
 
 from lro_grpc import _core, _json
 from lro_grpc.errors import OperationError
+from lro_grpc.policies import PollPolicy
 from lro_grpc.registry import TypeRegistry, default_registry
 
-if TYPE_CHECKING:
-    from lro_grpc.aio import AsyncOperationsClient
-    from lro_grpc.client import OperationsClient
-    from lro_grpc.policies import PollPolicy
+__all__ = [
+    "AsyncOperation",
+    "AsyncOperationsBackend",
+    "BaseOperation",
+    "MetadataT",
+    "Operation",
+    "OperationsBackend",
+    "ResponseT",
+]
 
-__all__ = ["AsyncOperation", "BaseOperation", "MetadataT", "Operation", "ResponseT"]
+Timeout = float | timedelta | _core.UseClientDefault | None
+"""An overall call timeout: seconds, ``timedelta``, ``USE_CLIENT_DEFAULT`` or ``None`` (none)."""
+
+RpcTimeout = float | _core.UseClientDefault | None
+"""A per-attempt timeout: seconds, ``USE_CLIENT_DEFAULT`` or ``None`` (bounded by the deadline only)."""
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 """The message type of an operation's response (e.g. ``Instance``)."""
@@ -160,6 +170,11 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         return cast(ResponseT, cached)
 
     @property
+    def failed(self) -> bool:
+        """Whether the operation failed (its ``error`` is set); the same as ``error is not None``."""
+        return _core.operation_failed(self._raw)
+
+    @property
     def error(self) -> OperationError | None:
         """The operation's failure as an exception (not raised), or ``None``.
 
@@ -167,11 +182,15 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         else an :class:`~lro_grpc.errors.OperationError`, carrying the
         ``google.rpc.Status`` code, message and details (unpacked where the
         registry knows their type, raw ``Any`` otherwise).
+
+        An ``error`` of code 0 (``OK``), which the server should not send, is a
+        failure of code ``UNKNOWN`` whose message says so: the server chose
+        the error branch of the result and gave no response.
         """
-        raw = self._raw
-        if not raw.HasField("error") or raw.error.code == 0:
+        status = _core.failure_status(self._raw)
+        if status is None:
             return None
-        return _core.operation_error(raw.error, unpack=self._registry.unpack, operation=self)
+        return _core.operation_error(status, unpack=self._registry.unpack, operation=self)
 
     def _outcome(self) -> ResponseT | None:
         error = self.error
@@ -232,7 +251,7 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         operation = _json.operation_from_json(text, registry, ignore_unknown_fields=ignore_unknown_fields)
         return cls(operation, registry=registry, client=client)
 
-    def _require_client(self) -> Any:
+    def _require_client(self) -> object:
         if self._client is None:
             raise RuntimeError(
                 f"operation {self.name!r} is not bound to a client: "
@@ -242,9 +261,93 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
 
     def __repr__(self) -> str:
         state = "done" if self.done else "running"
-        if self.done and self._raw.HasField("error"):
-            state = f"failed code={self._raw.error.code}"
+        status = _core.failure_status(self._raw)
+        if self.done and status is not None:
+            state = f"failed code={status.code}"
         return f"<{type(self).__name__} {self.name!r} {state}>"
+
+
+class OperationsBackend(Protocol):
+    """What an :class:`Operation` needs from the client it is bound to.
+
+    :class:`~lro_grpc.OperationsClient` implements it; the handle calls
+    nothing else of the client's. Another implementation (a test double, a
+    client of another transport) makes handles work over it unchanged.
+    """
+
+    @property
+    def registry(self) -> TypeRegistry:
+        """The registry the handle unpacks with."""
+        ...
+
+    def fetch_operation(
+        self, name: str, *, rpc_timeout: RpcTimeout = ..., timeout: Timeout = ...
+    ) -> operations_pb2.Operation:
+        """One GetOperation of ``name`` (with the client's retries): the raw state."""
+        ...
+
+    def follow_operation(
+        self,
+        handle: BaseOperation[Any, Any],
+        *,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        rpc_timeout: RpcTimeout = ...,
+        use_wait: bool,
+    ) -> None:
+        """Look at ``handle``'s operation until it is done or ``timeout`` passes, updating the handle.
+
+        Raises:
+            WaitTimeoutError: not done in time; its ``operation`` is ``handle``.
+            RpcError: an RPC failed for good.
+        """
+        ...
+
+    def cancel(self, name: str, *, timeout: Timeout = ...) -> None:
+        """Ask the server to cancel operation ``name``."""
+        ...
+
+    def delete(self, name: str, *, timeout: Timeout = ...) -> None:
+        """Delete operation ``name``'s record."""
+        ...
+
+
+class AsyncOperationsBackend(Protocol):
+    """What an :class:`AsyncOperation` needs from its client (see :class:`OperationsBackend`).
+
+    :class:`~lro_grpc.AsyncOperationsClient` implements it.
+    """
+
+    @property
+    def registry(self) -> TypeRegistry:
+        """The registry the handle unpacks with."""
+        ...
+
+    async def fetch_operation(
+        self, name: str, *, rpc_timeout: RpcTimeout = ..., timeout: Timeout = ...
+    ) -> operations_pb2.Operation:
+        """One GetOperation of ``name`` (see :meth:`OperationsBackend.fetch_operation`)."""
+        ...
+
+    async def follow_operation(
+        self,
+        handle: BaseOperation[Any, Any],
+        *,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        rpc_timeout: RpcTimeout = ...,
+        use_wait: bool,
+    ) -> None:
+        """Wait on ``handle``'s operation (see :meth:`OperationsBackend.follow_operation`)."""
+        ...
+
+    async def cancel(self, name: str, *, timeout: Timeout = ...) -> None:
+        """Ask the server to cancel operation ``name``."""
+        ...
+
+    async def delete(self, name: str, *, timeout: Timeout = ...) -> None:
+        """Delete operation ``name``'s record."""
+        ...
 
 
 class Operation(BaseOperation[ResponseT, MetadataT]):
@@ -260,38 +363,58 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
         operation: operations_pb2.Operation,
         *,
         registry: TypeRegistry | None = None,
-        client: OperationsClient | None = None,
+        client: OperationsBackend | None = None,
     ) -> None:
         super().__init__(operation, registry=registry, client=client)
 
     @property
-    def client(self) -> OperationsClient | None:
-        """The client the handle talks to, or ``None``."""
-        return cast("OperationsClient | None", self._client)
+    def client(self) -> OperationsBackend | None:
+        """The client the handle talks to (an :class:`~lro_grpc.OperationsClient`), or ``None``."""
+        return cast("OperationsBackend | None", self._client)
 
-    def refresh(self, *, rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
+    def _backend(self) -> OperationsBackend:
+        return cast(OperationsBackend, self._require_client())
+
+    def refresh(
+        self,
+        *,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> None:
         """Fetch the operation's current state (one GetOperation, with retries).
+
+        Args:
+            rpc_timeout: timeout of each attempt (default: the client's).
+            timeout: overall time for the call and its retries (default: the
+                client's retry policy's, 60 s).
 
         Raises:
             OperationNotFoundError: no such operation (or its record expired).
             RpcError: the RPC failed.
         """
-        client: OperationsClient = self._require_client()
-        self._update(client._get_pb(self.name, rpc_timeout=rpc_timeout))
+        client = self._backend()
+        self._update(client.fetch_operation(self.name, rpc_timeout=rpc_timeout, timeout=timeout))
 
-    def cancel(self) -> None:
+    def cancel(self, *, timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
         """Ask the server to cancel the operation (best effort; it may still finish).
 
         The handle is not changed: keep polling (``result``) to see the outcome;
         a cancelled operation ends with :class:`~lro_grpc.errors.OperationCancelledError`.
-        """
-        client: OperationsClient = self._require_client()
-        client.cancel(self.name)
 
-    def delete(self) -> None:
-        """Delete the operation's record on the server (does not cancel it)."""
-        client: OperationsClient = self._require_client()
-        client.delete(self.name)
+        Args:
+            timeout: overall time for the call and its retries (see :meth:`refresh`).
+        """
+        client = self._backend()
+        client.cancel(self.name, timeout=timeout)
+
+    def delete(self, *, timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
+        """Delete the operation's record on the server (does not cancel it).
+
+        Args:
+            timeout: overall time for the call and its retries (see :meth:`refresh`).
+        """
+        client = self._backend()
+        client.delete(self.name, timeout=timeout)
 
     def result(
         self,
@@ -318,8 +441,10 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
             UnknownTypeError: the response type is not registered.
         """
         if not self.done:
-            client: OperationsClient = self._require_client()
-            client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False)
+            client = self._backend()
+            client.follow_operation(
+                self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False
+            )
         return self._outcome()
 
     def wait(
@@ -337,8 +462,8 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
             RpcError: an RPC failed for good.
         """
         if not self.done:
-            client: OperationsClient = self._require_client()
-            client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
+            client = self._backend()
+            client.follow_operation(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return self
 
 
@@ -354,29 +479,41 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
         operation: operations_pb2.Operation,
         *,
         registry: TypeRegistry | None = None,
-        client: AsyncOperationsClient | None = None,
+        client: AsyncOperationsBackend | None = None,
     ) -> None:
         super().__init__(operation, registry=registry, client=client)
 
     @property
-    def client(self) -> AsyncOperationsClient | None:
-        """The client the handle talks to, or ``None``."""
-        return cast("AsyncOperationsClient | None", self._client)
+    def client(self) -> AsyncOperationsBackend | None:
+        """The client the handle talks to (an :class:`~lro_grpc.AsyncOperationsClient`), or ``None``."""
+        return cast("AsyncOperationsBackend | None", self._client)
 
-    async def refresh(self, *, rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT) -> None:
+    def _backend(self) -> AsyncOperationsBackend:
+        return cast(AsyncOperationsBackend, self._require_client())
+
+    async def refresh(
+        self,
+        *,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> None:
         """Fetch the operation's current state (see :meth:`Operation.refresh`)."""
-        client: AsyncOperationsClient = self._require_client()
-        self._update(await client._get_pb(self.name, rpc_timeout=rpc_timeout))
+        client = self._backend()
+        self._update(await client.fetch_operation(self.name, rpc_timeout=rpc_timeout, timeout=timeout))
 
-    async def cancel(self) -> None:
+    async def cancel(
+        self, *, timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT
+    ) -> None:
         """Ask the server to cancel the operation (see :meth:`Operation.cancel`)."""
-        client: AsyncOperationsClient = self._require_client()
-        await client.cancel(self.name)
+        client = self._backend()
+        await client.cancel(self.name, timeout=timeout)
 
-    async def delete(self) -> None:
+    async def delete(
+        self, *, timeout: float | timedelta | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT
+    ) -> None:
         """Delete the operation's record on the server (does not cancel it)."""
-        client: AsyncOperationsClient = self._require_client()
-        await client.delete(self.name)
+        client = self._backend()
+        await client.delete(self.name, timeout=timeout)
 
     async def result(
         self,
@@ -387,8 +524,8 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
     ) -> ResponseT | None:
         """Poll until done and return the typed response (see :meth:`Operation.result`)."""
         if not self.done:
-            client: AsyncOperationsClient = self._require_client()
-            await client._poll_handle(
+            client = self._backend()
+            await client.follow_operation(
                 self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False
             )
         return self._outcome()
@@ -401,6 +538,6 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
     ) -> AsyncOperation[ResponseT, MetadataT]:
         """Wait until done and return this handle (see :meth:`Operation.wait`)."""
         if not self.done:
-            client: AsyncOperationsClient = self._require_client()
-            await client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
+            client = self._backend()
+            await client.follow_operation(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return self

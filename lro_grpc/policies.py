@@ -134,7 +134,11 @@ class RetryPolicy:
             (1 is "full jitter").
         max_attempts: attempts in all, the first included (>= 1).
         timeout: overall time for one logical call and its retries, or
-            ``None`` to be bounded only by the caller's deadline.
+            ``None`` to be bounded only by the caller's deadline. 60 s by
+            default: the total timeout Google's published client configuration
+            for ``google.longrunning.Operations`` gives GetOperation,
+            ListOperations, CancelOperation and DeleteOperation. A single
+            call's ``timeout=`` argument replaces it for that call.
     """
 
     initial: float = 0.1
@@ -142,7 +146,7 @@ class RetryPolicy:
     maximum: float = 10.0
     jitter: float = 1.0
     max_attempts: int = 8
-    timeout: float | None = 120.0
+    timeout: float | None = 60.0
 
     def __post_init__(self) -> None:
         initial = to_seconds(self.initial, what="RetryPolicy initial")
@@ -239,4 +243,4 @@ SERVICE_MANAGEMENT_POLL_POLICY = PollPolicy(initial=10.0, multiplier=1.0, maximu
 """Service Management's documented advice: poll about every 10 s."""
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
-"""0.1 s, x2, at most 10 s between tries, full jitter, at most 8 tries within 120 s."""
+"""0.1 s, x2, at most 10 s between tries, full jitter, at most 8 tries within 60 s."""

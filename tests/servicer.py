@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -33,7 +33,16 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.policies import PollPolicy, RetryPolicy
 
-__all__ = ["FAST_POLL", "FAST_RETRY", "Fault", "ReceivedCall", "ScriptedOperations", "pack", "serve"]
+__all__ = [
+    "FAST_POLL",
+    "FAST_RETRY",
+    "Fault",
+    "ReceivedCall",
+    "ScriptedOperations",
+    "pack",
+    "serve",
+    "serve_on_loopback",
+]
 
 FAST_RETRY = RetryPolicy(initial=0.01, multiplier=2, maximum=0.05, jitter=0, max_attempts=4, timeout=5)
 """Retries quick enough for tests; jitter off so delays are known."""
@@ -256,13 +265,24 @@ class ScriptedOperations(operations_pb2_grpc.OperationsServicer):
 
 
 @contextlib.contextmanager
-def serve(servicer: ScriptedOperations) -> Iterator[str]:
-    """Serve ``servicer`` on a free loopback port; yields the ``host:port`` target."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-    operations_pb2_grpc.add_OperationsServicer_to_server(servicer, server)
+def serve_on_loopback(
+    register: Callable[[grpc.Server], object], *, options: Sequence[tuple[str, Any]] = ()
+) -> Iterator[str]:
+    """A gRPC server on a free loopback port with what ``register`` adds to it; yields ``host:port``."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=options)
+    register(server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
         yield f"127.0.0.1:{port}"
     finally:
         server.stop(grace=None)
+
+
+@contextlib.contextmanager
+def serve(servicer: ScriptedOperations) -> Iterator[str]:
+    """Serve ``servicer`` on a free loopback port; yields the ``host:port`` target."""
+    with serve_on_loopback(
+        lambda server: operations_pb2_grpc.add_OperationsServicer_to_server(servicer, server)
+    ) as target:
+        yield target

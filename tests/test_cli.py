@@ -19,6 +19,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.longrunning import operations_pb2
+from google.rpc import code_pb2, status_pb2
+from servicer import ScriptedOperations, serve
 
 from lro_grpc import _progress
 from lro_grpc._generated import financialservices_v1_pb2 as fs
@@ -399,6 +402,20 @@ def test_failed_operation_exit_1(emu: Emulator, cli: Any) -> None:
     assert got.code == ExitCode.OPERATION_FAILED
     assert got.json()["error"]["code"] == 9
     assert got.json()["error"]["details"][0]["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+
+
+def test_error_of_code_ok_is_a_failure_exit_1(cli: Any) -> None:
+    name = "operations/rollouts.svc.example.com:2016-07-16r2"
+    servicer = ScriptedOperations()
+    servicer.add(operations_pb2.Operation(name=name, done=True, error=status_pb2.Status(code=code_pb2.OK)))
+    with serve(servicer) as target:
+        got = cli("--endpoint", target, "get", name)
+        waited = cli("--endpoint", target, "wait", name)
+    for run in (got, waited):
+        assert run.code == ExitCode.OPERATION_FAILED
+        run.assert_one_error_line(name, "UNKNOWN", "code 0 (OK) and no response")
+    assert "state: FAILED(UNKNOWN)" in got.out.splitlines()
+    assert _progress.operation_state({"done": True, "error": {}}) == "FAILED(UNKNOWN)"
 
 
 def test_cancelled_operation_exit_1(emu: Emulator, cli: Any) -> None:

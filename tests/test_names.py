@@ -9,8 +9,11 @@ import pytest
 from lro_grpc.errors import InvalidNameError, LroError
 from lro_grpc.names import (
     FINANCIAL_SERVICES_LOCATIONS,
+    MAX_NAME_LENGTH,
+    MAX_ROUTING_HEADER_BYTES,
     OperationName,
     parse_operation_name,
+    routing_header_value,
     validate_list_parent,
     validate_operation_name,
 )
@@ -190,3 +193,30 @@ def test_a_segment_is_rejected_exactly_when_a_character_is_whitespace_or_unprint
                 parse_operation_name(name)
         else:
             assert parse_operation_name(name).operation_id == f"x{char}y"
+
+
+def test_names_beyond_the_maximum_length_are_rejected() -> None:
+    longest = "operations/" + "x" * (MAX_NAME_LENGTH - len("operations/"))
+    assert validate_operation_name(longest) == longest
+    with pytest.raises(InvalidNameError, match=f"{MAX_NAME_LENGTH + 1} characters") as caught:
+        validate_operation_name(longest + "x")
+    assert caught.value.name == longest + "x"
+    assert len(str(caught.value)) < 300  # the message shortens the value; the exception keeps it whole
+    parent = "projects/" + "p" * MAX_NAME_LENGTH + "/locations/l"
+    with pytest.raises(InvalidNameError, match="list parent"):
+        validate_list_parent(parent)
+
+
+def test_every_ascii_name_of_allowed_length_fits_the_routing_header() -> None:
+    # ':' is percent-encoded to 3 bytes, the most any ASCII character takes.
+    worst = "operations/" + ":" * (MAX_NAME_LENGTH - len("operations/"))
+    assert validate_operation_name(worst) == worst
+    assert len(routing_header_value(worst).encode()) <= MAX_ROUTING_HEADER_BYTES
+
+
+def test_non_ascii_name_whose_routing_header_is_too_large_is_rejected() -> None:
+    name = "operations/" + "\u00e9" * 700  # 711 characters, 4,216 bytes once encoded
+    with pytest.raises(InvalidNameError, match=r"routing header would be 4216 bytes"):
+        validate_operation_name(name)
+    fits = "operations/" + "\u00e9" * 600
+    assert validate_operation_name(fits) == fits

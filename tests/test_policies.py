@@ -319,3 +319,59 @@ def test_routing_header_matches_url_encoding_for_any_name() -> None:
         name = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
         headers = dict(_core.request_metadata(name))
         assert headers["x-goog-request-params"] == urllib.parse.urlencode({"name": name}, safe="/"), name
+
+
+def test_attempts_ending_near_the_deadline_are_marked_for_the_clients_own_clock() -> None:
+    server = SimulatedServer(running)
+    deadline = Deadline.after(30, now=server.now)
+    settings = poll_settings(server, PollPolicy(initial=5, multiplier=1, maximum=5, jitter=0))
+    with pytest.raises(WaitTimeoutError):
+        server.run(_core.poll_plan(NAME, settings=settings, deadline=deadline, timeout=30))
+    assert deadline.expires_at is not None
+    for at, call in server.calls:
+        # The per-RPC timeout is 10 s: only attempts whose timeout ends within the margin of the deadline.
+        assert call.timeout is not None
+        assert call.near_deadline == (at + call.timeout + _core.OWN_CLOCK_MARGIN >= deadline.expires_at)
+    flags = [call.near_deadline for _, call in server.calls]
+    assert flags[0] is False and flags[-1] is True
+
+
+def test_unary_attempts_near_the_overall_timeout_are_marked() -> None:
+    answers = iter([failure(grpc.StatusCode.UNAVAILABLE)] * 3 + [operations_pb2.Operation(name=NAME)])
+    server = SimulatedServer(lambda call, now: next(answers))
+    settings = _core.CallSettings(RetryPolicy(initial=4, maximum=4, jitter=0, timeout=15), 10.0, clock=server.clock)
+    server.run(_core.unary_plan("GetOperation", _core.get_request(NAME), routing_name=NAME, settings=settings))
+    assert [call.near_deadline for _, call in server.calls] == [False, True, True, True]
+
+
+@pytest.mark.parametrize(
+    ("details", "size", "limit"),
+    [
+        ("Stream removed (CLIENT: Received message larger than max (200000 vs. 100000))", 200000, 100000),
+        ("grpc: trying to send message larger than max (5 vs. 4)", 5, 4),
+        ("received metadata size exceeds hard limit (value length 20000 vs. 16384)", 20000, 16384),
+        ("received metadata size exceeds soft limit (9600 vs. 8192);  :path:80B", 9600, 8192),
+        ("gRPC message exceeds maximum size 4194304: 5000000", 5000000, 4194304),
+    ],
+)
+def test_size_failures_are_not_throttling(details: str, size: int, limit: int) -> None:
+    failed = _core.RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, details, (), None)
+    assert _core.message_size_failure(failed) == _core.SizeLimit(
+        "headers" if "metadata" in details else "message", size, limit
+    )
+    error = _core.rpc_error(failed, method="GetOperation", operation_name=NAME)
+    assert _core.is_message_size_failure(error) and not _core.is_throttling(error)  # an RpcError reads the same
+    assert f"of {size} bytes, over the limit of {limit} bytes" in str(error)
+    retry = RetryPolicy(jitter=0)
+    assert (
+        _core.retry_delay(failed, method="GetOperation", policy=retry, attempt=0, now=0, deadline=Deadline(None))
+        is None
+    )
+
+
+def test_quota_is_throttling() -> None:
+    quota = _core.RpcFailure(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "Quota exceeded for quota metric 'Read requests'", (), None
+    )
+    assert _core.is_throttling(quota) and not _core.is_message_size_failure(quota)
+    assert not _core.is_throttling(_core.RpcFailure(grpc.StatusCode.UNAVAILABLE, "larger than max", (), None))

@@ -107,3 +107,26 @@ def test_types_module_names_the_classes_the_clients_unpack_to() -> None:
     assert callable(types.financialservices_v1_grpc.AMLStub)
     assert callable(types.servicemanagement_v1_grpc.ServiceManagerStub)
     assert callable(types.operations_grpc.OperationsStub)
+
+
+def _lro_imports(module_file: str) -> set[str]:
+    """The ``lro_grpc`` modules a file imports, at run time or for type checking alike."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(lro_grpc.__file__).parent / module_file).read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module is not None and node.module.startswith("lro_grpc"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("lro_grpc"))
+    return found
+
+
+def test_imports_run_one_way_between_clients_and_handles() -> None:
+    # Handles call a Protocol their client implements; the asyncio client does not import the sync one.
+    assert not {"lro_grpc.client", "lro_grpc.aio"} & _lro_imports("operation.py")
+    assert "lro_grpc.client" not in _lro_imports("aio.py")
+    assert not {"lro_grpc.client", "lro_grpc.aio"} & _lro_imports("_client_base.py")

@@ -1,0 +1,246 @@
+"""Settings and I/O-free logic shared by the sync and asyncio clients.
+
+:class:`BaseOperationsClient` holds every setting and builds every plan (see
+:mod:`lro_grpc._core`) without doing I/O; :class:`~lro_grpc.client.OperationsClient`
+performs the plans with blocking gRPC calls and
+:class:`~lro_grpc.aio.AsyncOperationsClient` with ``await``. Both import this
+module; neither imports the other's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from google.longrunning import operations_pb2
+
+from lro_grpc import _core
+from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, UseClientDefault
+from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
+from lro_grpc.names import parse_operation_name, validate_list_parent
+from lro_grpc.operation import BaseOperation
+from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy, to_seconds
+from lro_grpc.registry import TypeRegistry, default_registry
+
+__all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "HandleT", "OperationPage"]
+
+DEFAULT_RPC_TIMEOUT = 10.0
+"""Per-RPC timeout, in seconds, when the caller gives none (the APIs' published Get/List timeout)."""
+
+HandleT = TypeVar("HandleT", bound=BaseOperation[Any, Any])
+"""A handle type: :class:`~lro_grpc.operation.Operation` or :class:`~lro_grpc.operation.AsyncOperation`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OperationPage(Generic[HandleT]):
+    """One page of a ListOperations answer.
+
+    Attributes:
+        operations: the page's operations, as handles bound to the client.
+        next_page_token: the token of the next page (empty on the last page).
+        unreachable: locations the server could not reach for this page.
+        raw: the ``ListOperationsResponse``.
+    """
+
+    operations: list[HandleT]
+    next_page_token: str
+    unreachable: list[str]
+    raw: operations_pb2.ListOperationsResponse
+
+
+class BaseOperationsClient:
+    """Settings and I/O-free logic shared by :class:`OperationsClient` and ``AsyncOperationsClient``.
+
+    Args:
+        registry: the type registry for metadata, responses and error details
+            (default: :func:`~lro_grpc.registry.default_registry`).
+        retry_policy: retries of transient RPC failures.
+        rpc_timeout: timeout of each RPC in seconds; ``None`` bounds RPCs only by the caller's deadline.
+        poll_policy: default interval between polls; ``None`` uses the API's preset
+            (from ``api``, else from each operation name's form).
+        api: the API's short name or preset; sets scopes and default polling.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: TypeRegistry | None = None,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT,
+        poll_policy: PollPolicy | None = None,
+        api: str | ApiPreset | None = None,
+    ) -> None:
+        if registry is not None and not isinstance(registry, TypeRegistry):
+            raise TypeError(f"registry must be a TypeRegistry or None, got {registry!r}")
+        if not isinstance(retry_policy, RetryPolicy):
+            raise TypeError(f"retry_policy must be a RetryPolicy, got {retry_policy!r}")
+        if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
+            raise TypeError(f"poll_policy must be a PollPolicy or None, got {poll_policy!r}")
+        self._registry = registry if registry is not None else default_registry()
+        self._retry_policy = retry_policy
+        self._rpc_timeout = _core.check_rpc_timeout(rpc_timeout)
+        self._poll_policy = poll_policy
+        self._api = get_api(api) if api is not None else None
+        self._wait_unimplemented = False
+        self._clock: Callable[[], float] = time.monotonic
+        self._rng: random.Random | None = None
+
+    @property
+    def registry(self) -> TypeRegistry:
+        """The type registry handles of this client unpack with."""
+        return self._registry
+
+    @property
+    def api(self) -> ApiPreset | None:
+        """The API preset the client was made for, if any."""
+        return self._api
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """Retries of transient RPC failures."""
+        return self._retry_policy
+
+    @property
+    def rpc_timeout(self) -> float | None:
+        """Default timeout of each RPC, in seconds."""
+        return self._rpc_timeout
+
+    @property
+    def wait_rpc_available(self) -> bool:
+        """``False`` once the server answered WaitOperation with ``UNIMPLEMENTED`` (then waits poll)."""
+        return not self._wait_unimplemented
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def _scopes(self) -> tuple[str, ...]:
+        return self._api.scopes if self._api is not None else (CLOUD_PLATFORM_SCOPE,)
+
+    def _call_settings(
+        self,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
+    ) -> _core.CallSettings:
+        attempt_timeout = (
+            self._rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else _core.check_rpc_timeout(rpc_timeout)
+        )
+        retry_policy = self._retry_policy
+        if not isinstance(timeout, UseClientDefault):
+            # The call's overall timeout replaces the retry policy's for this call.
+            overall = None if timeout is None else to_seconds(timeout, what="timeout")
+            retry_policy = dataclasses.replace(retry_policy, timeout=overall)
+        return _core.CallSettings(retry_policy, attempt_timeout, rng=self._rng, clock=self._clock)
+
+    def _poll_policy_for(self, name: str, poll_policy: PollPolicy | None) -> PollPolicy:
+        if poll_policy is not None:
+            if not isinstance(poll_policy, PollPolicy):
+                raise TypeError(f"poll_policy must be a PollPolicy or None, got {poll_policy!r}")
+            return poll_policy
+        if self._poll_policy is not None:
+            return self._poll_policy
+        if self._api is not None:
+            return self._api.poll_policy
+        try:
+            return get_api(parse_operation_name(name).api).poll_policy
+        except (ValueError, TypeError):
+            return DEFAULT_POLL_POLICY
+
+    def _mark_wait_unimplemented(self) -> None:
+        self._wait_unimplemented = True
+
+    # -- plans ----------------------------------------------------------------------------------
+
+    def _get_plan(
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        deadline: Deadline | None = None,
+        retry_resource_exhausted: bool = True,
+    ) -> Plan[operations_pb2.Operation]:
+        return _core.unary_plan(
+            "GetOperation",
+            _core.get_request(name),
+            routing_name=name,
+            settings=self._call_settings(rpc_timeout, timeout),
+            deadline=deadline,
+            operation_name=name,
+            retry_resource_exhausted=retry_resource_exhausted,
+        )
+
+    def _cancel_plan(self, name: str, timeout: float | timedelta | UseClientDefault | None) -> Plan[Any]:
+        return _core.unary_plan(
+            "CancelOperation",
+            _core.cancel_request(name),
+            routing_name=name,
+            settings=self._call_settings(timeout=timeout),
+            operation_name=name,
+        )
+
+    def _delete_plan(self, name: str, timeout: float | timedelta | UseClientDefault | None) -> Plan[Any]:
+        return _core.unary_plan(
+            "DeleteOperation",
+            _core.delete_request(name),
+            routing_name=name,
+            settings=self._call_settings(timeout=timeout),
+            operation_name=name,
+        )
+
+    def _list_plan(
+        self,
+        request: operations_pb2.ListOperationsRequest,
+        settings: _core.CallSettings,
+        *,
+        deadline: Deadline | None = None,
+        retry_resource_exhausted: bool = True,
+    ) -> Plan[operations_pb2.ListOperationsResponse]:
+        return _core.unary_plan(
+            "ListOperations",
+            request,
+            routing_name=request.name,
+            settings=settings,
+            deadline=deadline,
+            operation_name=request.name or None,
+            retry_resource_exhausted=retry_resource_exhausted,
+        )
+
+    def _list_state(
+        self, parent: object, *, filter: object, page_size: object, return_partial_success: object
+    ) -> _core.ListPageState:
+        return _core.ListPageState.create(
+            validate_list_parent(parent),
+            filter=filter,
+            page_size=page_size,
+            return_partial_success=return_partial_success,
+        )
+
+    def _handle_wait_plan(
+        self,
+        handle: BaseOperation[Any, Any],
+        *,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        rpc_timeout: float | UseClientDefault | None,
+        use_wait: bool,
+    ) -> Plan[operations_pb2.Operation]:
+        now = self._clock()
+        timeout_seconds = None if timeout is None else to_seconds(timeout, what="timeout")
+        settings = _core.PollSettings(
+            poll_policy=self._poll_policy_for(handle.name, poll_policy),
+            call=self._call_settings(rpc_timeout),
+            use_wait_rpc=use_wait and not self._wait_unimplemented,
+        )
+        return _core.poll_plan(
+            handle.name,
+            settings=settings,
+            deadline=Deadline.after(timeout_seconds, now=now),
+            timeout=timeout_seconds,
+            on_update=handle._update,
+            on_wait_unimplemented=self._mark_wait_unimplemented,
+            wrap=lambda _: handle,
+            last_seen=handle.raw,
+        )
