@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -17,6 +16,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from lro_grpc import _core
 from lro_grpc.errors import RpcError
 from lro_grpc.names import validate_operation_name
 from lro_grpc.policies import DEFAULT_POLL_POLICY, Deadline, Duration, PollPolicy, to_seconds
@@ -56,9 +56,6 @@ MAX_SUSPECT_FAILURES: Final = 3
 
 RETRY_INITIAL: Final = 0.1
 """First wait, in seconds, before a failed look is tried again; it doubles up to the poll delay."""
-
-# gRPC's own wording when a message exceeds a send or receive limit.
-_MESSAGE_SIZE = re.compile(r"message larger than max", re.IGNORECASE)
 
 _COALESCE_MIN_DELAY = 0.02
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -290,8 +287,16 @@ def rpc_details(exc: BaseException) -> str:
 
 
 def is_message_size_failure(exc: BaseException) -> bool:
-    """Whether a failed RPC hit a message size limit (a ``RESOURCE_EXHAUSTED`` that is not quota)."""
-    return rpc_code(exc) is grpc.StatusCode.RESOURCE_EXHAUSTED and bool(_MESSAGE_SIZE.search(rpc_details(exc)))
+    """Whether a failed RPC hit a message size limit (a ``RESOURCE_EXHAUSTED`` that is not quota).
+
+    The core's reading (:func:`lro_grpc._core.is_message_size_failure`), for
+    lro_grpc's errors and raw gRPC errors alike.
+    """
+    if isinstance(exc, RpcError):
+        return _core.is_message_size_failure(exc)
+    if isinstance(exc, grpc.RpcError):
+        return _core.is_message_size_failure(_core.RpcFailure.from_grpc_error(exc))
+    return False
 
 
 def retry_delay(exc: BaseException) -> float | None:
