@@ -14,11 +14,10 @@ underscore are private.
 
 from __future__ import annotations
 
-import importlib.metadata as _metadata
-
 from lro_grpc._batch import BatchProgress, BatchScheduler, BatchWaiter
 from lro_grpc._channels import EMULATOR_HOST_ENV
 from lro_grpc._core import USE_CLIENT_DEFAULT
+from lro_grpc._version import __version__
 from lro_grpc.aio import AsyncOperationPager, AsyncOperationsClient
 from lro_grpc.apis import (
     APIS,
@@ -61,11 +60,6 @@ from lro_grpc.policies import (
     RetryPolicy,
 )
 from lro_grpc.registry import TypeRegistry, default_registry, type_url_of
-
-try:
-    __version__ = _metadata.version("lro-grpc")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "APIS",

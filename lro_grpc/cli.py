@@ -4,6 +4,7 @@ Usage::
 
     lro-grpc [--api {financialservices,servicemanagement}] [--endpoint HOST:PORT] [--json]
              [--rpc-timeout SECONDS] COMMAND ...
+    lro-grpc --version
 
     lro-grpc get NAME
     lro-grpc list PARENT [--filter F] [--page-size N] [--limit N]
@@ -57,6 +58,7 @@ from google.rpc import error_details_pb2
 from lro_grpc import _progress
 from lro_grpc._batch import SYNTHETIC_ERROR_DOMAIN
 from lro_grpc._json import list_to_dict, operation_to_dict
+from lro_grpc._version import __version__
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.apis import get_api
 from lro_grpc.client import OperationsClient
@@ -199,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     commands.required = True

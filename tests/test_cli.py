@@ -523,6 +523,14 @@ def test_help_documents_exit_codes(cli: Any) -> None:
     assert lro_grpc.cli.__doc__ is not None and "Exit codes:" in lro_grpc.cli.__doc__
 
 
+def test_version_prints_the_package_version(cli: Any) -> None:
+    import lro_grpc
+
+    result = cli("--version")
+    assert result.code == ExitCode.OK
+    assert result.out == f"lro-grpc {lro_grpc.__version__}\n"
+
+
 def test_emulator_command_delegates(cli: Any) -> None:
     result = cli("emulator", "--help")
     assert result.code == 0
