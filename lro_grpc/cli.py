@@ -35,6 +35,7 @@ Exit codes:
     3  timed out waiting (``wait --timeout``)
     4  not found: no such operation, or its record expired
     5  RPC or authentication failure (unreachable endpoint, permission denied, ...)
+  130  interrupted (Ctrl-C)
 
 When ``wait`` is given several names and they end differently, the exit code
 is the highest of theirs. Errors are one line on stderr, ``lro-grpc: error: ...``.
@@ -100,16 +101,19 @@ class ExitCode(enum.IntEnum):
     """No such operation, or its record expired."""
     RPC_FAILURE = 5
     """An RPC or authentication failure."""
+    INTERRUPTED = 130
+    """Interrupted (Ctrl-C, SIGINT): 128 + the signal number, as shells report it."""
 
 
 _EXIT_CODES_HELP = """\
 exit codes:
-  0  success (for get: the operation is running or succeeded)
-  1  the operation failed or was cancelled
-  2  usage error, or a malformed operation name or parent
-  3  timed out waiting
-  4  not found: no such operation, or its record expired
-  5  RPC or authentication failure
+    0  success (for get: the operation is running or succeeded)
+    1  the operation failed or was cancelled
+    2  usage error, or a malformed operation name or parent
+    3  timed out waiting
+    4  not found: no such operation, or its record expired
+    5  RPC or authentication failure
+  130  interrupted (Ctrl-C)
 
 environment:
   LRO_GRPC_EMULATOR_HOST  HOST:PORT of a local emulator (plaintext), like --endpoint
@@ -383,7 +387,11 @@ def _cmd_list(args: argparse.Namespace, console: _Console) -> int:
     if args.json:
         console.print_json(listing)
     else:
-        console.print(_progress.render_operation_table(listing["operations"]))
+        if listing["operations"]:
+            console.print(_progress.render_operation_table(listing["operations"]))
+        else:
+            matching = f" matching filter {args.filter!r}" if args.filter else ""
+            console.print(f"no operations under {parent}{matching}")
         if listing.get("unreachable"):
             console.err.write(f"{PROG}: warning: unreachable: {', '.join(listing['unreachable'])}\n")
     return ExitCode.OK
@@ -609,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OPERATION_FAILED
     except KeyboardInterrupt:
         _error_line(console, "interrupted")
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `lro-grpc list ... | head`): nothing more to say.
         _silence_stdout()

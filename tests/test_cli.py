@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -80,9 +81,10 @@ def test_table_aligns_columns_and_shows_every_operation() -> None:
         "RUNNING",
         "FAILED(FAILED_PRECONDITION)",
     ]
-    assert "create projects/PROJECT_ID/locations/LOCATION/instances/INSTANCE_ID" in table[1]
+    assert all(len(line) <= _progress.TABLE_WIDTH for line in table)
+    assert "create ..." in table[1]  # the detail, cut to fit
     assert "40%" in table[2]
-    assert table[3].endswith("simulated failure")
+    assert table[3].endswith("simulat...")
     assert _progress.render_operation_table([]) == "NAME  STATE  PROGRESS  CREATED  DETAIL"
 
 
@@ -212,6 +214,14 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Any:
     return run
 
 
+def shows_name(cell: str, name: str) -> bool:
+    """Whether a table's NAME cell shows ``name``: in full, or cut in its middle to fit."""
+    if "..." not in cell:
+        return cell == name
+    head, tail = cell.split("...", 1)
+    return len(head) >= 8 and len(tail) >= 8 and name.startswith(head) and name.endswith(tail)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -321,11 +331,45 @@ def test_list_json_table_limit_page_size_and_filter(emu: Emulator, cli: Any) -> 
     assert table.code == ExitCode.OK and table.err == ""
     lines = table.out.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "PROGRESS", "CREATED", "DETAIL"]
-    assert [line.split()[:2] for line in lines[1:]] == [
-        [names[0], "SUCCEEDED"],
-        [names[1], "RUNNING"],
-        [names[2], "RUNNING"],
+    assert all(len(line) <= _progress.TABLE_WIDTH for line in lines), lines
+    # Each row starts with its name (its middle cut to fit, its identifier kept) and its state.
+    assert [line.split()[1] for line in lines[1:]] == ["SUCCEEDED", "RUNNING", "RUNNING"]
+    assert all(shows_name(line.split()[0], name) for line, name in zip(lines[1:], names, strict=True))
+
+    empty_table = cli("--endpoint", emu.target, "list", "projects/demo/locations/asia-south1")
+    assert empty_table.code == ExitCode.OK and empty_table.err == ""
+    assert empty_table.out == "no operations under projects/demo/locations/asia-south1\n"
+    none_running = cli(
+        "--endpoint", emu.target, "list", "projects/demo/locations/europe-west4", "--filter", "done=true"
+    )
+    assert none_running.out == "no operations under projects/demo/locations/europe-west4 matching filter 'done=true'\n"
+
+
+def test_table_fits_100_columns_cutting_detail_then_the_middle_of_names() -> None:
+    long_id = "operation-1795465169764-06ae1441a69f8-55bbc68a-fbbfb61a"
+    operations = [
+        {
+            "name": f"projects/demo-project/locations/northamerica-northeast1/operations/{long_id}-{index}",
+            "done": True,
+            "error": {"code": 9, "message": "CreateInstance failed: simulated failure requested " * 3},
+            "metadata": {"createTime": "2026-11-23T20:20:40.261836Z", "verb": "create"},
+        }
+        for index in range(2)
     ]
+    lines = _progress.render_operation_table(operations).splitlines()
+    assert max(len(line) for line in lines) == _progress.TABLE_WIDTH
+    for index, line in enumerate(lines[1:]):
+        name, state, progress, created = line.split()[:4]
+        # The cut is in the middle: the start and the distinguishing end of the name stay.
+        assert shows_name(name, operations[index]["name"]) and name.endswith(f"fbbfb61a-{index}")
+        assert (state, progress, created) == ("FAILED(FAILED_PRECONDITION)", "-", "2026-11-23T20:20:40Z")
+        assert line.endswith("...") and line.split()[4].startswith("cr")
+    # Short rows are left alone, and a narrower width is honoured.
+    short = [{"name": "operations/a", "done": False}]
+    assert _progress.render_operation_table(short).splitlines()[1].split() == ["operations/a", "RUNNING", "-", "-", "-"]
+    assert max(len(line) for line in _progress.render_operation_table(operations, width=80).splitlines()) <= 80
+    with pytest.raises(ValueError, match="39"):
+        _progress.render_operation_table(operations, width=39)
 
 
 def test_list_service_management_operations(emu: Emulator, cli: Any) -> None:
@@ -346,7 +390,7 @@ def test_list_service_management_operations(emu: Emulator, cli: Any) -> None:
     )
     assert result.code == ExitCode.OK
     row = result.out.splitlines()[1].split()
-    assert row[:3] == [name, "RUNNING", "50%"]
+    assert shows_name(row[0], name) and row[1:3] == ["RUNNING", "50%"]
     filtered = cli(
         "--endpoint", emu.target, "--json", "list", "operations", "--filter", "serviceName=other.example.com"
     )
@@ -374,7 +418,8 @@ def test_wait_success_exit_0(emu: Emulator, cli: Any) -> None:
     assert result.code == ExitCode.OK, result.err
     assert result.err == ""  # no progress bar when not on a terminal
     rows = result.out.splitlines()[1:]
-    assert [row.split()[:2] for row in rows] == [[names[0], "SUCCEEDED"], [names[1], "SUCCEEDED"]]
+    assert [row.split()[1] for row in rows] == ["SUCCEEDED", "SUCCEEDED"]
+    assert all(shows_name(row.split()[0], name) for row, name in zip(rows, names, strict=True))
 
 
 def test_wait_json_prints_each_operation(emu: Emulator, cli: Any) -> None:
@@ -529,6 +574,36 @@ def test_version_prints_the_package_version(cli: Any) -> None:
     result = cli("--version")
     assert result.code == ExitCode.OK
     assert result.out == f"lro-grpc {lro_grpc.__version__}\n"
+
+
+def test_interrupted_wait_exits_130(emu: Emulator) -> None:
+    name = start_rollout(emu, duration=10)
+    argv = [str(ENTRY_POINT), "--endpoint", emu.target, "wait", name, "--poll-interval", "0.05"]
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    screen = b""
+    deadline = time.monotonic() + 60
+    interrupted = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.05)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+            if not interrupted and b"0/1 done" in screen:  # waiting: the bar is up
+                process.send_signal(signal.SIGINT)
+                interrupted = True
+        elif process.poll() is not None:
+            break
+    os.close(leader)
+    assert process.wait(timeout=30) == ExitCode.INTERRUPTED == 130, screen
+    assert b"lro-grpc: error: interrupted" in screen
+    assert b"Traceback" not in screen
 
 
 def test_emulator_command_delegates(cli: Any) -> None:
