@@ -14,11 +14,11 @@ underscore are private.
 
 from __future__ import annotations
 
-from lro_grpc._batch import BatchProgress, BatchScheduler, BatchWaiter
+from typing import TYPE_CHECKING, Any
+
 from lro_grpc._channels import EMULATOR_HOST_ENV
 from lro_grpc._core import USE_CLIENT_DEFAULT
 from lro_grpc._version import __version__
-from lro_grpc.aio import AsyncOperationPager, AsyncOperationsClient
 from lro_grpc.apis import (
     APIS,
     CLOUD_PLATFORM_SCOPE,
@@ -60,6 +60,36 @@ from lro_grpc.policies import (
     RetryPolicy,
 )
 from lro_grpc.registry import TypeRegistry, default_registry, type_url_of
+
+if TYPE_CHECKING:
+    from lro_grpc._batch import BatchProgress, BatchScheduler, BatchWaiter
+    from lro_grpc.aio import AsyncOperationPager, AsyncOperationsClient
+
+# Imported on first use (module __getattr__), so a synchronous program that never
+# waits on a batch does not pay for the batch waiter and the asyncio client.
+_LAZY: dict[str, str] = {
+    "AsyncOperationPager": "lro_grpc.aio",
+    "AsyncOperationsClient": "lro_grpc.aio",
+    "BatchProgress": "lro_grpc._batch",
+    "BatchScheduler": "lro_grpc._batch",
+    "BatchWaiter": "lro_grpc._batch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'lro_grpc' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "APIS",

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib.metadata
-import platform
+import functools
 import random
 import re
 import time
@@ -133,21 +132,14 @@ USE_CLIENT_DEFAULT: Final = UseClientDefault.USE_CLIENT_DEFAULT
 """Marks an argument as "not given: use the client's setting", apart from ``None`` ("no limit")."""
 
 
-def _package_version() -> str:
-    try:
-        return importlib.metadata.version("lro-grpc")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
-_API_CLIENT_VALUE: Final = (
-    f"gl-python/{platform.python_version()} grpc/{grpc.__version__} gax/lro-grpc-{_package_version()}"
-)
-
-
+@functools.cache
 def api_client_header() -> str:
-    """The ``x-goog-api-client`` value: Python, grpcio and lro-grpc versions."""
-    return _API_CLIENT_VALUE
+    """The ``x-goog-api-client`` value: Python, grpcio and lro-grpc versions (computed on first use)."""
+    import platform  # only here: not worth its import time for every ``import lro_grpc``
+
+    from lro_grpc._version import __version__
+
+    return f"gl-python/{platform.python_version()} grpc/{grpc.__version__} gax/lro-grpc-{__version__}"
 
 
 # Characters urlencode(..., safe="/") leaves as they are, plus ":" (always "%3A"): most
@@ -163,12 +155,12 @@ def request_metadata(routing_name: str) -> tuple[tuple[str, str], ...]:
     it is left out when the value is empty.
     """
     if not routing_name:
-        return ((API_CLIENT_HEADER, _API_CLIENT_VALUE),)
+        return ((API_CLIENT_HEADER, api_client_header()),)
     if _PLAIN_NAME.fullmatch(routing_name):  # the common case, without urlencode's cost
         routing = "name=" + routing_name.replace(":", "%3A")
     else:
         routing = urllib.parse.urlencode({"name": routing_name}, safe="/")
-    return ((ROUTING_HEADER, routing), (API_CLIENT_HEADER, _API_CLIENT_VALUE))
+    return ((ROUTING_HEADER, routing), (API_CLIENT_HEADER, api_client_header()))
 
 
 # -- requests -------------------------------------------------------------------------------------

@@ -22,12 +22,13 @@ import time
 import types
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc import _batch, _channels, _core
+from lro_grpc import _channels, _core
+from lro_grpc._batch._base import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
@@ -35,6 +36,10 @@ from lro_grpc.names import parse_operation_name, validate_list_parent, validate_
 from lro_grpc.operation import BaseOperation, Operation
 from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy, to_seconds
 from lro_grpc.registry import TypeRegistry, default_registry
+
+if TYPE_CHECKING:
+    # Imported when a batch is first waited on (see _runner): not every program needs it.
+    from lro_grpc import _batch
 
 __all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "OperationPage", "OperationPager", "OperationsClient"]
 
@@ -338,16 +343,14 @@ class OperationsClient(BaseOperationsClient):
         quota_project_id: str | None = None,
         api: str | ApiPreset | None = None,
         plaintext: bool | None = None,
-        batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
+        batch_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
     ) -> None:
         super().__init__(
             registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
         )
-        self._batch_max_in_flight, self._batch_qps = _batch.check_limits(
-            batch_max_in_flight, batch_qps, prefix="batch_"
-        )
+        self._batch_max_in_flight, self._batch_qps = check_limits(batch_max_in_flight, batch_qps, prefix="batch_")
         if not isinstance(batch_sweep, bool):
             raise TypeError(f"batch_sweep must be a bool, got {batch_sweep!r}")
         self._closed = False
@@ -406,7 +409,7 @@ class OperationsClient(BaseOperationsClient):
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         poll_policy: PollPolicy | None = None,
         plaintext: bool | None = None,
-        batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
+        batch_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
     ) -> OperationsClient:
@@ -589,9 +592,10 @@ class OperationsClient(BaseOperationsClient):
             )
         with self._batch_lock:
             if self._batch_runner is None:
+                from lro_grpc._batch import SyncBatchRunner
                 from lro_grpc.aio import AsyncOperationsClient
 
-                self._batch_runner = _batch.SyncBatchRunner(lambda: AsyncOperationsClient(**settings), wrap=self._wrap)
+                self._batch_runner = SyncBatchRunner(lambda: AsyncOperationsClient(**settings), wrap=self._wrap)
             return self._batch_runner
 
     def as_completed(
