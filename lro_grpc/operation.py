@@ -43,6 +43,8 @@ MetadataT = TypeVar("MetadataT", bound=Message)
 
 _HandleT = TypeVar("_HandleT", bound="BaseOperation[Any, Any]")
 
+_CANCELLED = 1  # google.rpc.Code.CANCELLED
+
 _shared_registry: TypeRegistry | None = None
 _shared_registry_lock = threading.Lock()
 
@@ -173,6 +175,15 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
             return None
         return _core.operation_error(raw.error, unpack=self._registry.unpack, operation=self)
 
+    def cancelled(self) -> bool:
+        """Whether the operation, when last seen, had ended cancelled (``CANCELLED``, code 1).
+
+        Unlike ``google.api_core.operation.Operation.cancelled()``, this makes no
+        RPC: call ``refresh()`` first for the current state.
+        """
+        raw = self._raw
+        return bool(raw.done) and raw.HasField("error") and raw.error.code == _CANCELLED
+
     def _outcome(self) -> ResponseT | None:
         error = self.error
         if error is not None:
@@ -231,6 +242,45 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
             registry = client.registry if client is not None else _fallback_registry()
         operation = _json.operation_from_json(text, registry, ignore_unknown_fields=ignore_unknown_fields)
         return cls(operation, registry=registry, client=client)
+
+    @classmethod
+    def from_api_core(
+        cls: type[_HandleT],
+        operation: Any,
+        *,
+        client: Any = None,
+        registry: TypeRegistry | None = None,
+    ) -> _HandleT:
+        """A handle on the operation that a ``google-api-core`` operation future tracks.
+
+        Takes the ``google.longrunning.Operation`` that
+        ``google.api_core.operation.Operation`` (or ``operation_async.AsyncOperation``)
+        last saw, e.g. what an official client's ``create_instance()`` returned.
+        Carried over: the operation's name and its whole last seen state (done,
+        metadata, response or error). Not carried over: api-core's channel and
+        refresh function (it keeps no public reference to them: pass ``client=``,
+        which may share the official client's channel, e.g.
+        ``OperationsClient(aml_client.transport.grpc_channel)``), its polling
+        settings, ``result_type``/``metadata_type`` (the registry decodes by type
+        URL) and done callbacks. Nothing is fetched.
+
+        Args:
+            operation: the api-core operation future.
+            client: the client to bind the handle to (needed for its I/O methods).
+            registry: the registry for metadata and response (default: the client's).
+
+        Raises:
+            TypeError: ``operation`` is not an api-core operation future.
+        """
+        pb = getattr(operation, "operation", None)
+        if not isinstance(pb, operations_pb2.Operation):
+            raise TypeError(
+                "operation must be a google.api_core.operation.Operation (or AsyncOperation) "
+                f"whose .operation is a google.longrunning.Operation, got {operation!r}"
+            )
+        copy = operations_pb2.Operation()
+        copy.CopyFrom(pb)
+        return cls(copy, registry=registry, client=client)
 
     def _require_client(self) -> Any:
         if self._client is None:
@@ -322,6 +372,34 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
             client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False)
         return self._outcome()
 
+    def exception(
+        self,
+        timeout: float | timedelta | None = None,
+        *,
+        poll_policy: PollPolicy | None = None,
+    ) -> OperationError | None:
+        """Poll until the operation is done, then return its error instead of raising it.
+
+        Like ``google.api_core.operation.Operation.exception()``.
+
+        Args:
+            timeout: the overall wait in seconds or ``timedelta``; ``None`` waits for ever.
+            poll_policy: the interval between polls (default: the client's, else the API's preset).
+
+        Returns:
+            The :class:`~lro_grpc.errors.OperationError` (an
+            :class:`~lro_grpc.errors.OperationCancelledError` if cancelled), or
+            ``None`` if the operation succeeded.
+
+        Raises:
+            WaitTimeoutError: not done within ``timeout``; its ``operation`` is this handle.
+            RpcError: an RPC failed for good.
+        """
+        if not self.done:
+            client: OperationsClient = self._require_client()
+            client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=False)
+        return self.error
+
     def wait(
         self,
         timeout: float | timedelta | None = None,
@@ -392,6 +470,18 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
                 self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False
             )
         return self._outcome()
+
+    async def exception(
+        self,
+        timeout: float | timedelta | None = None,
+        *,
+        poll_policy: PollPolicy | None = None,
+    ) -> OperationError | None:
+        """Poll until done, then return the error instead of raising it (see :meth:`Operation.exception`)."""
+        if not self.done:
+            client: AsyncOperationsClient = self._require_client()
+            await client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=False)
+        return self.error
 
     async def wait(
         self,
