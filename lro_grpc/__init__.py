@@ -14,6 +14,7 @@ underscore are private.
 
 from __future__ import annotations
 
+import logging as _logging
 from typing import TYPE_CHECKING, Any
 
 from lro_grpc._channels import EMULATOR_HOST_ENV
@@ -60,6 +61,10 @@ from lro_grpc.policies import (
     RetryPolicy,
 )
 from lro_grpc.registry import TypeRegistry, default_registry, type_url_of
+
+# The library's records go where the application's logging configuration sends them;
+# with none, nowhere (not to stderr through logging's last-resort handler).
+_logging.getLogger("lro_grpc").addHandler(_logging.NullHandler())
 
 if TYPE_CHECKING:
     from lro_grpc._batch import BatchProgress, BatchScheduler, BatchWaiter

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import logging
 import random
 import re
 import time
@@ -424,6 +425,48 @@ def retry_delay(
     return delay
 
 
+_rpc_log = logging.getLogger("lro_grpc.rpc")
+"""Retries of failed RPC attempts (DEBUG) and giving up on them (WARNING)."""
+_wait_log = logging.getLogger("lro_grpc.wait")
+"""Waits on one operation: quota slow-downs and deadlines (DEBUG), the WaitOperation fallback (INFO)."""
+
+
+def _log_retry(failure: RpcFailure, *, method: Method, name: str | None, attempt: int, delay: float) -> None:
+    if _rpc_log.isEnabledFor(logging.DEBUG):
+        _rpc_log.debug(
+            "%s for %r failed with %s (attempt %d): retrying in %.3f s: %s",
+            method,
+            name,
+            failure.code.name,
+            attempt,
+            delay,
+            failure.details,
+            extra={
+                "lro_method": method,
+                "lro_operation": name,
+                "lro_code": failure.code.name,
+                "lro_attempt": attempt,
+                "lro_delay": delay,
+            },
+        )
+
+
+def _log_give_up(failure: RpcFailure, *, method: Method, name: str | None, attempts: int, policy: RetryPolicy) -> None:
+    # Only failures that retries were meant to ride out are news; NOT_FOUND and the like are plain errors.
+    if not policy.is_retryable(failure.code, idempotent_read=method in _READS):
+        return
+    if _rpc_log.isEnabledFor(logging.WARNING):
+        _rpc_log.warning(
+            "%s for %r: giving up after %d attempt(s): %s: %s",
+            method,
+            name,
+            attempts,
+            failure.code.name,
+            failure.details,
+            extra={"lro_method": method, "lro_operation": name, "lro_code": failure.code.name, "lro_attempt": attempts},
+        )
+
+
 def rpc_error(failure: RpcFailure, *, method: Method, operation_name: str | None) -> RpcError:
     """The library error for a failed RPC (``NOT_FOUND`` -> :class:`OperationNotFoundError`)."""
     cls = OperationNotFoundError if failure.code is grpc.StatusCode.NOT_FOUND else RpcError
@@ -567,7 +610,15 @@ def unary_plan(
             rng=settings.rng,
         )
         if delay is None:
+            _log_give_up(
+                reply,
+                method=method,
+                name=operation_name or routing_name,
+                attempts=attempt + 1,
+                policy=settings.retry_policy,
+            )
             raise rpc_error(reply, method=method, operation_name=operation_name)
+        _log_retry(reply, method=method, name=operation_name or routing_name, attempt=attempt + 1, delay=delay)
         yield Sleep(delay)
         attempt += 1
 
@@ -649,6 +700,10 @@ def poll_plan(
     last_failure: RpcFailure | None = None
 
     def timed_out() -> WaitTimeoutError:
+        if _wait_log.isEnabledFor(logging.DEBUG):
+            _wait_log.debug(
+                "operation %r not done at the deadline (%r s)", name, timeout, extra={"lro_operation": name}
+            )
         shown: object = last_seen
         if wrap is not None and last_seen is not None:
             shown = wrap(last_seen)
@@ -700,6 +755,12 @@ def poll_plan(
             code = reply.code
             if method == "WaitOperation" and code is grpc.StatusCode.UNIMPLEMENTED:
                 use_wait = False
+                if _wait_log.isEnabledFor(logging.INFO):
+                    _wait_log.info(
+                        "WaitOperation for %r is UNIMPLEMENTED on this server: polling with GetOperation instead",
+                        name,
+                        extra={"lro_method": method, "lro_operation": name, "lro_code": code.name},
+                    )
                 if on_wait_unimplemented is not None:
                     on_wait_unimplemented()
                 continue
@@ -711,6 +772,14 @@ def poll_plan(
                     settings.poll_policy.delay(polls, rng=call.rng), retry_info_delay(reply.trailing_metadata) or 0
                 )
                 polls += 1
+                if _wait_log.isEnabledFor(logging.DEBUG):
+                    _wait_log.debug(
+                        "%s for %r: RESOURCE_EXHAUSTED, polling more slowly: next look in %.3f s",
+                        method,
+                        name,
+                        delay,
+                        extra={"lro_method": method, "lro_operation": name, "lro_code": code.name, "lro_delay": delay},
+                    )
             else:
                 if failing_since is None:
                     failing_since = started
@@ -725,9 +794,11 @@ def poll_plan(
                     rng=call.rng,
                 )
                 if next_delay is None:
+                    _log_give_up(reply, method=method, name=name, attempts=failures + 1, policy=retry)
                     raise rpc_error(reply, method=method, operation_name=name)
                 delay = next_delay
                 failures += 1
+                _log_retry(reply, method=method, name=name, attempt=failures, delay=delay)
         else:
             raise TypeError(f"{method} returned {type(reply).__name__}, expected an Operation")
         remaining = deadline.remaining(now)
