@@ -22,18 +22,27 @@ import functools
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import grpc
 from google.longrunning import operations_pb2
+from google.protobuf.message import Message
 
 from lro_grpc import _batch, _channels, _core
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, Sleep, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
 from lro_grpc.client import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
+from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import validate_operation_name
-from lro_grpc.operation import AsyncOperation, BaseOperation
+from lro_grpc.operation import (
+    AsyncOperation,
+    BaseOperation,
+    MetadataT,
+    ResponseT,
+    check_expected_types,
+    expect_types_on_error,
+)
 from lro_grpc.policies import DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy
 from lro_grpc.registry import TypeRegistry
 
@@ -324,16 +333,70 @@ class AsyncOperationsClient(BaseOperationsClient):
 
     # -- public API -------------------------------------------------------------------------------
 
-    def operation(self, name: str) -> AsyncOperation[Any, Any]:
+    @overload
+    def operation(self, name: str) -> AsyncOperation[Any, Any]: ...
+
+    @overload
+    def operation(
+        self, name: str, *, response_type: type[ResponseT], metadata_type: type[MetadataT]
+    ) -> AsyncOperation[ResponseT, MetadataT]: ...
+
+    @overload
+    def operation(self, name: str, *, response_type: type[ResponseT]) -> AsyncOperation[ResponseT, Any]: ...
+
+    @overload
+    def operation(self, name: str, *, metadata_type: type[MetadataT]) -> AsyncOperation[Any, MetadataT]: ...
+
+    def operation(
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
+    ) -> AsyncOperation[Any, Any]:
         """A handle on operation ``name`` without fetching it (see :meth:`OperationsClient.operation`)."""
-        return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        check_expected_types(response_type, metadata_type)
+        handle = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        return handle._expect_types(response_type, metadata_type)
+
+    @overload
+    async def get(
+        self, name: str, *, rpc_timeout: float | UseClientDefault | None = ...
+    ) -> AsyncOperation[Any, Any]: ...
+
+    @overload
+    async def get(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        rpc_timeout: float | UseClientDefault | None = ...,
+    ) -> AsyncOperation[ResponseT, MetadataT]: ...
+
+    @overload
+    async def get(
+        self, name: str, *, response_type: type[ResponseT], rpc_timeout: float | UseClientDefault | None = ...
+    ) -> AsyncOperation[ResponseT, Any]: ...
+
+    @overload
+    async def get(
+        self, name: str, *, metadata_type: type[MetadataT], rpc_timeout: float | UseClientDefault | None = ...
+    ) -> AsyncOperation[Any, MetadataT]: ...
 
     async def get(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> AsyncOperation[Any, Any]:
         """Fetch an operation (see :meth:`OperationsClient.get`)."""
         name = validate_operation_name(name)
-        return self._wrap(await self._get_pb(name, rpc_timeout=rpc_timeout))
+        check_expected_types(response_type, metadata_type)
+        handle = self._wrap(await self._get_pb(name, rpc_timeout=rpc_timeout))
+        return handle._expect_types(response_type, metadata_type)
 
     def list(
         self,
@@ -365,24 +428,110 @@ class AsyncOperationsClient(BaseOperationsClient):
         """Delete an operation's record (see :meth:`OperationsClient.delete`)."""
         await self._run(self._delete_plan(validate_operation_name(name)))
 
+    @overload
+    async def wait(
+        self, name: str, *, timeout: float | timedelta | None = ..., poll_policy: PollPolicy | None = ...
+    ) -> AsyncOperation[Any, Any]: ...
+
+    @overload
     async def wait(
         self,
         name: str,
         *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> AsyncOperation[ResponseT, MetadataT]: ...
+
+    @overload
+    async def wait(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> AsyncOperation[ResponseT, Any]: ...
+
+    @overload
+    async def wait(
+        self,
+        name: str,
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> AsyncOperation[Any, MetadataT]: ...
+
+    async def wait(
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
     ) -> AsyncOperation[Any, Any]:
         """Wait until an operation is done, with WaitOperation (see :meth:`OperationsClient.wait`)."""
-        handle = self.operation(name)
+        check_expected_types(response_type, metadata_type)
+        handle: AsyncOperation[Any, Any] = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        handle._expect_types(response_type, metadata_type)
         await self._poll_handle(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return handle
 
     # -- many operations at once --------------------------------------------------------------------
 
+    @overload
     def as_completed(
         self,
         names: Iterable[str],
         *,
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> AsyncIterator[AsyncOperation[Any, Any]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> AsyncIterator[AsyncOperation[ResponseT, MetadataT]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> AsyncIterator[AsyncOperation[ResponseT, Any]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> AsyncIterator[AsyncOperation[Any, MetadataT]]: ...
+
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
@@ -399,6 +548,8 @@ class AsyncOperationsClient(BaseOperationsClient):
         Args:
             names: operation names (validated before any RPC; duplicates polled once).
             timeout: overall time to wait, seconds or ``timedelta``; ``None`` waits for ever.
+            response_type: every response's message class (see :meth:`OperationsClient.operation`).
+            metadata_type: every metadata's message class (see :meth:`OperationsClient.operation`).
             poll_policy: polling for every operation (default: per operation,
                 what :meth:`wait` would use: the client's, else its API's preset).
             progress: called with :class:`~lro_grpc.BatchProgress` counts as results come in.
@@ -409,7 +560,8 @@ class AsyncOperationsClient(BaseOperationsClient):
                 their last seen state).
             InvalidNameError: a malformed name (before any RPC).
         """
-        return _batch.as_completed(
+        check_expected_types(response_type, metadata_type)
+        completed = _batch.as_completed(
             self,
             names,
             timeout=timeout,
@@ -417,11 +569,60 @@ class AsyncOperationsClient(BaseOperationsClient):
             progress=progress,
             rpc_timeout=None,
         )
+        if response_type is None and metadata_type is None:
+            return completed
+        return _expect_types_async(completed, response_type, metadata_type)
+
+    @overload
+    async def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[AsyncOperation[Any, Any]]: ...
+
+    @overload
+    async def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[AsyncOperation[ResponseT, MetadataT]]: ...
+
+    @overload
+    async def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[AsyncOperation[ResponseT, Any]]: ...
+
+    @overload
+    async def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[AsyncOperation[Any, MetadataT]]: ...
 
     async def wait_all(
         self,
         names: Iterable[str],
         *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
@@ -436,14 +637,20 @@ class AsyncOperationsClient(BaseOperationsClient):
                 deadline; its ``results`` holds every name's finished operation
                 or last seen state, in input order.
         """
-        return await _batch.wait_all(
-            self,
-            names,
-            timeout=timeout,
-            poll_policy=poll_policy,
-            progress=progress,
-            rpc_timeout=None,
-        )
+        check_expected_types(response_type, metadata_type)
+        try:
+            results = await _batch.wait_all(
+                self,
+                names,
+                timeout=timeout,
+                poll_policy=poll_policy,
+                progress=progress,
+                rpc_timeout=None,
+            )
+        except BatchTimeoutError as error:
+            expect_types_on_error(error, response_type, metadata_type)
+            raise
+        return [handle._expect_types(response_type, metadata_type) for handle in results]
 
     def _batch_scheduler(self) -> _batch.BatchScheduler:
         """The client's one batch scheduler (made on first use)."""
@@ -481,3 +688,21 @@ class AsyncOperationsClient(BaseOperationsClient):
         traceback: types.TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _expect_types_async(
+    handles: AsyncIterator[AsyncOperation[Any, Any]],
+    response_type: type[Message] | None,
+    metadata_type: type[Message] | None,
+) -> AsyncIterator[AsyncOperation[Any, Any]]:
+    """``handles`` as they come, each set to decode into the given classes (see ``expect_types_each``)."""
+    try:
+        async for handle in handles:
+            yield handle._expect_types(response_type, metadata_type)
+    except BatchTimeoutError as error:
+        expect_types_on_error(error, response_type, metadata_type)
+        raise
+    finally:
+        close = getattr(handles, "aclose", None)
+        if close is not None:
+            await close()

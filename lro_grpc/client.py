@@ -22,18 +22,28 @@ import time
 import types
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import grpc
 from google.longrunning import operations_pb2
+from google.protobuf.message import Message
 
 from lro_grpc import _channels, _core
 from lro_grpc._batch._base import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
+from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import parse_operation_name, validate_list_parent, validate_operation_name
-from lro_grpc.operation import BaseOperation, Operation
+from lro_grpc.operation import (
+    BaseOperation,
+    MetadataT,
+    Operation,
+    ResponseT,
+    check_expected_types,
+    expect_types_each,
+    expect_types_on_error,
+)
 from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy, to_seconds
 from lro_grpc.registry import TypeRegistry, default_registry
 
@@ -482,32 +492,94 @@ class OperationsClient(BaseOperationsClient):
 
     # -- public API -------------------------------------------------------------------------------
 
-    def operation(self, name: str) -> Operation[Any, Any]:
+    @overload
+    def operation(self, name: str) -> Operation[Any, Any]: ...
+
+    @overload
+    def operation(
+        self, name: str, *, response_type: type[ResponseT], metadata_type: type[MetadataT]
+    ) -> Operation[ResponseT, MetadataT]: ...
+
+    @overload
+    def operation(self, name: str, *, response_type: type[ResponseT]) -> Operation[ResponseT, Any]: ...
+
+    @overload
+    def operation(self, name: str, *, metadata_type: type[MetadataT]) -> Operation[Any, MetadataT]: ...
+
+    def operation(
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
+    ) -> Operation[Any, Any]:
         """A handle on operation ``name`` without fetching it (e.g. a batch job that restarts).
 
         Its ``done`` is ``False`` and its metadata ``None`` until it is refreshed or waited on.
 
+        Args:
+            name: the operation's name.
+            response_type: decode the response into this message class, so the handle is
+                typed ``Operation[response_type, ...]``; an Any of another type raises
+                :class:`~lro_grpc.TypeMismatchError` naming both type URLs.
+            metadata_type: likewise for the metadata.
+
         Raises:
             InvalidNameError: ``name`` is malformed.
+            TypeError: ``response_type`` or ``metadata_type`` is not a protobuf message class.
         """
-        return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        check_expected_types(response_type, metadata_type)
+        handle = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        return handle._expect_types(response_type, metadata_type)
+
+    @overload
+    def get(self, name: str, *, rpc_timeout: float | UseClientDefault | None = ...) -> Operation[Any, Any]: ...
+
+    @overload
+    def get(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        rpc_timeout: float | UseClientDefault | None = ...,
+    ) -> Operation[ResponseT, MetadataT]: ...
+
+    @overload
+    def get(
+        self, name: str, *, response_type: type[ResponseT], rpc_timeout: float | UseClientDefault | None = ...
+    ) -> Operation[ResponseT, Any]: ...
+
+    @overload
+    def get(
+        self, name: str, *, metadata_type: type[MetadataT], rpc_timeout: float | UseClientDefault | None = ...
+    ) -> Operation[Any, MetadataT]: ...
 
     def get(
-        self, name: str, *, rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
+        rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Operation[Any, Any]:
         """Fetch an operation (GetOperation, with retries).
 
         Args:
             name: e.g. ``projects/p/locations/l/operations/op-123`` or ``operations/some.id:1``.
+            response_type: the response's message class (see :meth:`operation`).
+            metadata_type: the metadata's message class (see :meth:`operation`).
             rpc_timeout: timeout of each attempt (default: the client's).
 
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
+            TypeError: ``response_type`` or ``metadata_type`` is not a protobuf message class.
             OperationNotFoundError: no such operation, or its record expired.
             RpcError: the RPC failed.
         """
         name = validate_operation_name(name)
-        return self._wrap(self._get_pb(name, rpc_timeout=rpc_timeout))
+        check_expected_types(response_type, metadata_type)
+        return self._wrap(self._get_pb(name, rpc_timeout=rpc_timeout))._expect_types(response_type, metadata_type)
 
     def list(
         self,
@@ -552,10 +624,48 @@ class OperationsClient(BaseOperationsClient):
         """
         self._run(self._delete_plan(validate_operation_name(name)))
 
+    @overload
+    def wait(
+        self, name: str, *, timeout: float | timedelta | None = ..., poll_policy: PollPolicy | None = ...
+    ) -> Operation[Any, Any]: ...
+
+    @overload
     def wait(
         self,
         name: str,
         *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> Operation[ResponseT, MetadataT]: ...
+
+    @overload
+    def wait(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> Operation[ResponseT, Any]: ...
+
+    @overload
+    def wait(
+        self,
+        name: str,
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> Operation[Any, MetadataT]: ...
+
+    def wait(
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
     ) -> Operation[Any, Any]:
@@ -567,15 +677,20 @@ class OperationsClient(BaseOperationsClient):
 
         Args:
             name: the operation's name.
+            response_type: the response's message class (see :meth:`operation`).
+            metadata_type: the metadata's message class (see :meth:`operation`).
             timeout: the overall wait; ``None`` waits for ever.
             poll_policy: the interval between polls, and the least time between WaitOperation calls.
 
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
+            TypeError: ``response_type`` or ``metadata_type`` is not a protobuf message class.
             WaitTimeoutError: not done within ``timeout`` (carries the last seen state).
             RpcError: an RPC failed for good.
         """
-        handle = self.operation(name)
+        check_expected_types(response_type, metadata_type)
+        handle: Operation[Any, Any] = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        handle._expect_types(response_type, metadata_type)
         self._poll_handle(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return handle
 
@@ -598,10 +713,56 @@ class OperationsClient(BaseOperationsClient):
                 self._batch_runner = SyncBatchRunner(lambda: AsyncOperationsClient(**settings), wrap=self._wrap)
             return self._batch_runner
 
+    @overload
     def as_completed(
         self,
         names: Iterable[str],
         *,
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> Iterator[Operation[Any, Any]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> Iterator[Operation[ResponseT, MetadataT]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> Iterator[Operation[ResponseT, Any]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> Iterator[Operation[Any, MetadataT]]: ...
+
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
@@ -619,6 +780,8 @@ class OperationsClient(BaseOperationsClient):
         Args:
             names: operation names (validated before any RPC; duplicates polled once).
             timeout: overall time to wait, seconds or ``timedelta``; ``None`` waits for ever.
+            response_type: every response's message class (see :meth:`operation`).
+            metadata_type: every metadata's message class (see :meth:`operation`).
             poll_policy: polling for every operation (default: per operation,
                 what :meth:`wait` would use: the client's, else its API's preset).
             progress: called with :class:`~lro_grpc.BatchProgress` counts, on the iterating thread.
@@ -630,18 +793,68 @@ class OperationsClient(BaseOperationsClient):
             InvalidNameError: a malformed name (before any RPC).
             RuntimeError: the client is closed, or was built on a ready channel.
         """
-        return self._runner().as_completed(
+        check_expected_types(response_type, metadata_type)
+        completed = self._runner().as_completed(
             names,
             timeout=timeout,
             poll_policy=poll_policy,
             progress=progress,
             rpc_timeout=None,
         )
+        if response_type is None and metadata_type is None:
+            return completed
+        return expect_types_each(completed, response_type, metadata_type)
+
+    @overload
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[Operation[Any, Any]]: ...
+
+    @overload
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[Operation[ResponseT, MetadataT]]: ...
+
+    @overload
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[Operation[ResponseT, Any]]: ...
+
+    @overload
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[Operation[Any, MetadataT]]: ...
 
     def wait_all(
         self,
         names: Iterable[str],
         *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
@@ -656,13 +869,19 @@ class OperationsClient(BaseOperationsClient):
                 deadline; its ``results`` holds every name's finished operation
                 or last seen state, in input order.
         """
-        return self._runner().wait_all(
-            names,
-            timeout=timeout,
-            poll_policy=poll_policy,
-            progress=progress,
-            rpc_timeout=None,
-        )
+        check_expected_types(response_type, metadata_type)
+        try:
+            results = self._runner().wait_all(
+                names,
+                timeout=timeout,
+                poll_policy=poll_policy,
+                progress=progress,
+                rpc_timeout=None,
+            )
+        except BatchTimeoutError as error:
+            expect_types_on_error(error, response_type, metadata_type)
+            raise
+        return [handle._expect_types(response_type, metadata_type) for handle in results]
 
     def close(self) -> None:
         """Close the channel (if the client created it) and stop the batch waiter's loop. Idempotent."""

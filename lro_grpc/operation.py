@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -25,7 +26,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from lro_grpc import _core, _json
-from lro_grpc.errors import OperationError
+from lro_grpc.errors import AnyDecodeError, BatchTimeoutError, OperationError, TypeMismatchError
 from lro_grpc.registry import TypeRegistry, default_registry
 
 if TYPE_CHECKING:
@@ -44,6 +45,84 @@ MetadataT = TypeVar("MetadataT", bound=Message)
 _HandleT = TypeVar("_HandleT", bound="BaseOperation[Any, Any]")
 
 _CANCELLED = 1  # google.rpc.Code.CANCELLED
+
+_T = TypeVar("_T")
+
+_TYPE_URL_PREFIX = "type.googleapis.com/"
+
+
+def _check_message_class(value: object, *, what: str) -> type[Message] | None:
+    if value is None or (isinstance(value, type) and issubclass(value, Message)):
+        return value
+    raise TypeError(f"{what} must be a protobuf message class (or None), got {value!r}")
+
+
+def check_expected_types(response_type: object, metadata_type: object) -> None:
+    """Validate ``response_type=``/``metadata_type=`` arguments before any RPC.
+
+    Raises:
+        TypeError: a value is neither ``None`` nor a protobuf message class.
+    """
+    _check_message_class(response_type, what="response_type")
+    _check_message_class(metadata_type, what="metadata_type")
+
+
+def expect_types_each(
+    handles: Iterable[_HandleT], response_type: type[Message] | None, metadata_type: type[Message] | None
+) -> Iterator[_HandleT]:
+    """``handles`` as they come, each set to decode into the given classes (a batch's results).
+
+    A :class:`~lro_grpc.errors.BatchTimeoutError` raised on the way gets the same for
+    its ``pending`` and ``results`` handles.
+    """
+    try:
+        for handle in handles:
+            yield handle._expect_types(response_type, metadata_type)
+    except BatchTimeoutError as error:
+        expect_types_on_error(error, response_type, metadata_type)
+        raise
+
+
+def expect_types_on_error(
+    error: BatchTimeoutError, response_type: type[Message] | None, metadata_type: type[Message] | None
+) -> None:
+    """Set the handles a :class:`~lro_grpc.errors.BatchTimeoutError` carries to decode into the given classes."""
+    for handle in [*error.pending, *(error.results or ())]:
+        if isinstance(handle, BaseOperation):
+            handle._expect_types(response_type, metadata_type)
+
+
+def _decode_as(packed: any_pb2.Any, cls: Any, *, what: str) -> Any:
+    """``packed`` decoded into ``cls``: a protobuf message class or a proto-plus one.
+
+    Raises:
+        TypeError: ``cls`` is neither kind of message class.
+        TypeMismatchError: the Any holds another type than ``cls``.
+        AnyDecodeError: the bytes do not parse as ``cls``.
+    """
+    pb_class_of = getattr(cls, "pb", None)
+    deserialize = getattr(cls, "deserialize", None)
+    if isinstance(cls, type) and issubclass(cls, Message):
+        full_name = cls.DESCRIPTOR.full_name
+        parse: Callable[[bytes], Any] = cls.FromString
+    elif isinstance(cls, type) and callable(pb_class_of) and callable(deserialize):
+        # A proto-plus class (google-cloud-* packages): cls.pb() is its protobuf class.
+        full_name = pb_class_of().DESCRIPTOR.full_name
+        parse = deserialize
+    else:
+        raise TypeError(f"expected a protobuf or proto-plus message class, got {cls!r}")
+    type_url = packed.type_url
+    if type_url.rsplit("/", 1)[-1] != full_name:
+        raise TypeMismatchError(
+            f"the {what} is a {type_url}, not a {_TYPE_URL_PREFIX}{full_name} ({cls.__module__}.{cls.__qualname__})",
+            type_url,
+            _TYPE_URL_PREFIX + full_name,
+        )
+    try:
+        return parse(packed.value)
+    except Exception as error:  # DecodeError, or proto-plus's own wrapping of it
+        raise AnyDecodeError(f"the {what} ({type_url}) does not parse: {error}", type_url) from error
+
 
 _shared_registry: TypeRegistry | None = None
 _shared_registry_lock = threading.Lock()
@@ -85,6 +164,20 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         self._raw = operation
         self._metadata_cache: Message | None = None
         self._response_cache: Message | None = None
+        self._response_type: type[Message] | None = None
+        self._metadata_type: type[Message] | None = None
+
+    def _expect_types(self: _HandleT, response_type: object, metadata_type: object) -> _HandleT:
+        """Decode response and metadata into these classes from now on (``None``: by the registry).
+
+        Raises:
+            TypeError: a value is neither ``None`` nor a protobuf message class.
+        """
+        self._response_type = _check_message_class(response_type, what="response_type")
+        self._metadata_type = _check_message_class(metadata_type, what="metadata_type")
+        self._metadata_cache = None
+        self._response_cache = None
+        return self
 
     def _update(self, operation: operations_pb2.Operation) -> None:
         # Readers that raced with this see the old operation or the new one, never a mix.
@@ -135,7 +228,11 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
             return None
         cached = self._metadata_cache
         if cached is None:
-            cached = self._registry.unpack(raw.metadata)
+            expected = self._metadata_type
+            if expected is None:
+                cached = self._registry.unpack(raw.metadata)
+            else:
+                cached = _decode_as(raw.metadata, expected, what=f"metadata of operation {raw.name!r}")
             if self._raw is raw:
                 self._metadata_cache = cached
         return cast(MetadataT, cached)
@@ -156,10 +253,44 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
             return None
         cached = self._response_cache
         if cached is None:
-            cached = self._registry.unpack(raw.response)
+            expected = self._response_type
+            if expected is None:
+                cached = self._registry.unpack(raw.response)
+            else:
+                cached = _decode_as(raw.response, expected, what=f"response of operation {raw.name!r}")
             if self._raw is raw:
                 self._response_cache = cached
         return cast(ResponseT, cached)
+
+    def response_as(self, cls: type[_T]) -> _T | None:
+        """The response decoded into ``cls``, or ``None`` if there is none (yet).
+
+        ``cls`` may be any message class of the response's type: lro_grpc's
+        (``lro_grpc.types``), a protobuf class generated elsewhere, or a
+        proto-plus class of Google's packages (``google.cloud.financialservices_v1.Instance``).
+
+        Raises:
+            TypeError: ``cls`` is not a message class.
+            TypeMismatchError: the response is of another type (both type URLs named).
+            AnyDecodeError: the bytes do not parse as ``cls``.
+        """
+        raw = self._raw
+        if not raw.HasField("response"):
+            return None
+        return cast(_T, _decode_as(raw.response, cls, what=f"response of operation {raw.name!r}"))
+
+    def metadata_as(self, cls: type[_T]) -> _T | None:
+        """The metadata decoded into ``cls``, or ``None`` if there is none (see :meth:`response_as`).
+
+        Raises:
+            TypeError: ``cls`` is not a message class.
+            TypeMismatchError: the metadata is of another type (both type URLs named).
+            AnyDecodeError: the bytes do not parse as ``cls``.
+        """
+        raw = self._raw
+        if not raw.HasField("metadata"):
+            return None
+        return cast(_T, _decode_as(raw.metadata, cls, what=f"metadata of operation {raw.name!r}"))
 
     @property
     def error(self) -> OperationError | None:

@@ -46,6 +46,7 @@ EXPECTED_ALL = [
     "PollPolicy",
     "RetryPolicy",
     "RpcError",
+    "TypeMismatchError",
     "TypeRegistry",
     "TypeRegistryError",
     "UnknownTypeError",

@@ -10,9 +10,9 @@ Run by ``make wheel-check`` (part of ``make test``). Steps, each failing loudly:
    index or pip's cache);
 4. from that directory, check ``lro_grpc`` is imported from the environment, then run
    ``lro-grpc --version`` and ``lro-grpc demo``;
-5. type-check ``tests/typing/user_script.py`` with ``mypy --strict`` against the
-   installed wheel (mypy of the development environment, pointed at the new
-   environment's interpreter).
+5. type-check ``tests/typing/*.py`` with ``mypy --strict`` against the installed
+   wheel (mypy of the development environment, pointed at the new environment's
+   interpreter, where ``types-protobuf`` is then added, as a strict user would).
 
 Usage: ``python tools/check_wheel.py [--keep]`` (``--keep`` leaves the temporary
 directory for inspection and prints its path).
@@ -112,6 +112,9 @@ def check(work: Path) -> None:
     )
     print("  " + "\n  ".join(demo.splitlines()[:12]))
 
+    # A strict user also has protobuf's type stubs (mypy asks for them): without them every
+    # message class is Any and a misspelt field would pass. Installed only for this step.
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "types-protobuf"], cwd=work)
     for script in USER_SCRIPTS:
         copy = work / script.name
         shutil.copy(script, copy)
