@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MAX_NOT_RUN = 2
 
-_FENCE = re.compile(r"^```python\s*$")
+_FENCE = re.compile(r"^(?P<indent> *)```python\s*$")
 _NO_RUN = re.compile(r"^<!-- no-run: (?P<reason>\S.*?) -->\s*$")
 
 
@@ -43,16 +43,19 @@ def python_blocks(path: Path) -> list[Block]:
     blocks: list[Block] = []
     index = 0
     while index < len(lines):
-        if _FENCE.match(lines[index]):
+        fence = _FENCE.match(lines[index])
+        if fence:
             start = index
             end = start + 1
             while end < len(lines) and lines[end].strip() != "```":
                 end += 1
             if end == len(lines):
                 raise AssertionError(f"{path}:{start + 1}: unterminated ```python block")
-            previous = next((lines[i] for i in range(start - 1, -1, -1) if lines[i].strip()), "")
+            previous = next((lines[i] for i in range(start - 1, -1, -1) if lines[i].strip()), "").strip()
             marker = _NO_RUN.match(previous)
-            blocks.append(Block(path, start + 1, "\n".join(lines[start + 1 : end]) + "\n", marker and marker["reason"]))
+            indent = len(fence["indent"])  # a block inside a list item is indented as a whole
+            code = "\n".join(line[indent:] for line in lines[start + 1 : end]) + "\n"
+            blocks.append(Block(path, start + 1, code, marker and marker["reason"]))
             index = end
         index += 1
     return blocks
@@ -69,11 +72,15 @@ def test_documents_have_python_blocks_and_few_are_not_run() -> None:
 
 def test_the_extractor_sees_markers_and_fences(tmp_path: Path) -> None:
     document = tmp_path / "x.md"
-    document.write_text("text\n```python\nprint(1)\n```\n<!-- no-run: needs a real host -->\n\n```python\nx\n```\n")
+    document.write_text(
+        "text\n```python\nprint(1)\n```\n<!-- no-run: needs a real host -->\n\n```python\nx\n```\n"
+        "- item:\n\n  ```python\n  if y:\n      z\n  ```\n"
+    )
     blocks = python_blocks(document)
     assert [(block.line, block.code, block.no_run) for block in blocks] == [
         (2, "print(1)\n", None),
         (7, "x\n", "needs a real host"),
+        (12, "if y:\n    z\n", None),
     ]
 
 
