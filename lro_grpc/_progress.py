@@ -444,6 +444,11 @@ class BatchDisplay:
                 self._fractions[operation.name] = fraction
             self._draw(force=False)
 
+    def tick(self) -> None:
+        """Redraw with the counts as they are, so the elapsed time keeps moving between polls."""
+        with self._lock:
+            self._draw(force=False)
+
     def _draw(self, *, force: bool) -> None:
         counts = self._counts
         total = counts.total
@@ -520,6 +525,12 @@ def wait_all_with_progress(
             yield ObservingSource(client, display.on_poll if display is not None else None)
 
     runner: SyncBatchRunner[operations_pb2.Operation] = SyncBatchRunner(open_source, wrap=lambda pb: pb)
+    stop_ticking = threading.Event()
+    if display is not None:
+        # Polls may be minutes apart: redraw in between so the elapsed time is seen to move.
+        threading.Thread(
+            target=_tick_until, args=(display, stop_ticking, TICK_INTERVAL), name="lro-grpc-progress", daemon=True
+        ).start()
     try:
         with runner:
             results = runner.wait_all(
@@ -533,5 +544,15 @@ def wait_all_with_progress(
     except BatchTimeoutError as timed_out:
         return list(timed_out.results or []), True
     finally:
+        stop_ticking.set()
         if display is not None:
             display.close()
+
+
+TICK_INTERVAL = 0.25
+"""Seconds between two redraws of the progress bar while nothing else changes."""
+
+
+def _tick_until(display: BatchDisplay, stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        display.tick()

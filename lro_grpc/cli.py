@@ -49,6 +49,7 @@ import enum
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TextIO
 
@@ -339,9 +340,22 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _open_client(args: argparse.Namespace, api: str) -> OperationsClient:
+def _within(options: dict[str, Any], api: str, seconds: float) -> dict[str, Any]:
+    """``options`` with every RPC, retries included, bounded by ``seconds``."""
+    budget = max(seconds, _LEAST_RPC_TIMEOUT)
+    bounded = dict(options)
+    bounded["rpc_timeout"] = min(options.get("rpc_timeout") or get_api(api).rpc_timeout, budget)
+    bounded["retry_policy"] = dataclasses.replace(options.get("retry_policy", DEFAULT_RETRY_POLICY), timeout=budget)
+    return bounded
+
+
+_LEAST_RPC_TIMEOUT = 0.05
+"""The shortest RPC ``wait --timeout 0`` still makes (a timeout must be positive)."""
+
+
+def _open_client(args: argparse.Namespace, api: str, options: dict[str, Any] | None = None) -> OperationsClient:
     try:
-        return OperationsClient.for_api(api, **_client_options(args))
+        return OperationsClient.for_api(api, **(options if options is not None else _client_options(args)))
     except ValueError as error:  # e.g. plaintext asked for towards a host that is not loopback
         raise _UsageError(str(error)) from error
 
@@ -448,15 +462,27 @@ def _cmd_wait(args: argparse.Namespace, console: _Console) -> int:
     api = _choose_api(args.api, [_api_of_name(name) for name in names])
     poll_policy = _poll_policy(args, api)
     options = _client_options(args)
-    with _open_client(args, api) as client:
+    started = time.monotonic()
+    # The first look counts against --timeout too: its attempts and retries end by then.
+    first_options = options if args.timeout is None else _within(options, api, args.timeout)
+    with _open_client(args, api, first_options) as client:
         # One GetOperation first: a wrong endpoint, missing credentials or an unknown first
         # name fail here with their own exit code instead of being polled until the timeout.
-        first = client.get(names[0]).raw
+        try:
+            first = client.get(names[0]).raw
+        except RpcError as error:
+            if args.timeout is not None and error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise WaitTimeoutError(
+                    f"timed out after {args.timeout:g}s: no answer to the first GetOperation of {names[0]!r}",
+                    timeout=args.timeout,
+                ) from error
+            raise
         registry = client.registry
     if len(names) == 1 and first.done:
         results = [first]
     else:
-        results = _wait_batch(args, console, api, names, poll_policy, options, registry)
+        remaining = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
+        results = _wait_batch(args, console, api, names, poll_policy, options, registry, timeout=remaining)
     outcomes = [_wait_outcome(operation) for operation in results]
     dicts = [operation_to_dict(operation, registry) for operation in results]
     if args.json:
@@ -479,11 +505,13 @@ def _wait_batch(
     poll_policy: PollPolicy,
     options: Mapping[str, Any],
     registry: TypeRegistry,
+    *,
+    timeout: float | None,
 ) -> list[operations_pb2.Operation]:
     results, _ = _progress.wait_all_with_progress(
         lambda: AsyncOperationsClient.for_api(api, **options),
         names,
-        timeout=args.timeout,
+        timeout=timeout,
         poll_policy=poll_policy,
         rpc_timeout=args.rpc_timeout if args.rpc_timeout is not None else get_api(api).rpc_timeout,
         registry=registry,
@@ -610,7 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(console, str(error))
         return ExitCode.NOT_FOUND
     except RpcError as error:
-        _error_line(console, str(error))
+        unreachable = "server unreachable: " if error.code is grpc.StatusCode.UNAVAILABLE else ""
+        _error_line(console, unreachable + str(error))
         return ExitCode.RPC_FAILURE
     except OperationError as error:
         _error_line(console, str(error))

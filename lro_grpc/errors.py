@@ -223,7 +223,15 @@ class BatchTimeoutError(WaitTimeoutError):
         results: from ``wait_all`` only: one entry per input name, in
             input order: the finished operation, or the last seen state of a
             pending one. ``None`` elsewhere.
+        last_errors: for each pending operation (same order), the error of
+            its last GetOperation if that failed (``None`` if it was answered,
+            or not tried).
         timeout: the overall timeout, in seconds.
+
+    When every pending operation's last look failed with ``UNAVAILABLE`` or
+    ``DEADLINE_EXCEEDED`` (:attr:`server_unreachable`), the message says
+    "server unreachable" and quotes the first error: a dead endpoint does not
+    look like slow operations.
     """
 
     def __init__(
@@ -234,11 +242,34 @@ class BatchTimeoutError(WaitTimeoutError):
         pending_names: list[str],
         results: list[Any] | None = None,
         timeout: float | None = None,
+        last_errors: Sequence[RpcError | None] | None = None,
     ) -> None:
+        errors: list[RpcError | None] = list(last_errors) if last_errors is not None else [None] * len(pending_names)
+        if len(errors) != len(pending_names):
+            raise ValueError(f"last_errors has {len(errors)} entries for {len(pending_names)} pending operations")
+        unreachable = _unreachable(errors)
+        if unreachable is not None and "server unreachable" not in message:
+            message = f"{message}; server unreachable: {unreachable}"
         super().__init__(message, operation=None, timeout=timeout)
         self.pending: list[BaseOperation[Any, Any]] = pending
         self.pending_names = pending_names
         self.results: list[BaseOperation[Any, Any]] | None = results
+        self.last_errors = errors
+
+    @property
+    def server_unreachable(self) -> bool:
+        """Whether every pending operation's last look failed with ``UNAVAILABLE`` or ``DEADLINE_EXCEEDED``."""
+        return _unreachable(self.last_errors) is not None
+
+
+_UNREACHABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def _unreachable(errors: Sequence[RpcError | None]) -> str | None:
+    """The first error, if every one says the server could not be reached; else ``None``."""
+    if not errors or not all(error is not None and error.code in _UNREACHABLE_CODES for error in errors):
+        return None
+    return str(errors[0])
 
 
 _CODES_BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}

@@ -20,8 +20,10 @@ from typing import Any
 
 import grpc
 import pytest
+from google.longrunning import operations_pb2
+from servicer import Fault, ScriptedOperations, serve
 
-from lro_grpc import _progress
+from lro_grpc import AsyncOperationsClient, PollPolicy, _progress, default_registry
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc._generated import servicemanagement_v1_pb2 as sm
@@ -547,6 +549,38 @@ def test_rpc_failure_exit_5(cli: Any) -> None:
         result = cli("--endpoint", endpoint, "--rpc-timeout", "0.5", *argv)
         assert result.code == ExitCode.RPC_FAILURE, argv
         result.assert_one_error_line("UNAVAILABLE")
+
+
+def test_wait_timeout_bounds_the_first_get_too(cli: Any) -> None:
+    # A server that holds every GetOperation: without --timeout bounding it, the first look
+    # would take the per-RPC timeout (10 s) and its retries.
+    servicer = ScriptedOperations()
+    servicer.add(operations_pb2.Operation(name="operations/held"))
+    servicer.inject("GetOperation", *[Fault(hang=30)] * 20)
+    with serve(servicer) as target:
+        started = time.monotonic()
+        result = cli("--endpoint", target, "wait", "operations/held", "--timeout", "1")
+        elapsed = time.monotonic() - started
+    assert result.code == ExitCode.TIMEOUT, result.err
+    result.assert_one_error_line("timed out after 1s", "first GetOperation", "operations/held")
+    assert elapsed < 5, elapsed  # 1 s and the time to give up; 10 s or more before
+
+
+def test_progress_bar_elapsed_time_moves_between_polls(emu: Emulator) -> None:
+    name = start_rollout(emu, duration=600)  # the frozen clock keeps it running
+    stream = io.StringIO()
+    results, timed_out = _progress.wait_all_with_progress(
+        lambda: AsyncOperationsClient(emu.target),
+        [name],
+        timeout=1.2,
+        poll_policy=PollPolicy(initial=30, multiplier=1, maximum=30, jitter=0),  # one poll, at the start
+        rpc_timeout=5,
+        registry=default_registry(),
+        bar_stream=stream,
+    )
+    assert timed_out and [operation.name for operation in results] == [name]
+    shown = re.findall(r"\((\d+\.\d)s\)", stream.getvalue())
+    assert len(set(shown)) >= 3, stream.getvalue()  # redrawn with the time moving, not once per poll
 
 
 def test_help_documents_exit_codes(cli: Any) -> None:

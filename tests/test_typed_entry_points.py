@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from google.cloud import financialservices_v1
 
@@ -115,3 +116,31 @@ async def test_async_entry_points(emu: Emulator) -> None:
         assert all(isinstance(result.response, fs.Instance) for result in results)
         seen = [op async for op in client.as_completed(names, response_type=fs.Instance, timeout=30)]
         assert len(seen) == 2 and all(isinstance(result.response, fs.Instance) for result in seen)
+
+
+def test_batch_timeout_error_says_server_unreachable_when_every_last_look_failed() -> None:
+    from lro_grpc import RpcError
+
+    def down(name: str) -> RpcError:
+        return RpcError(
+            grpc.StatusCode.UNAVAILABLE,
+            "failed to connect to all addresses",
+            method="GetOperation",
+            operation_name=name,
+        )
+
+    names = ["operations/a", "operations/b"]
+    error = BatchTimeoutError(
+        "2 operation(s) still running", pending=[], pending_names=names, last_errors=[down(name) for name in names]
+    )
+    assert error.server_unreachable and error.last_errors[1] is not None
+    assert str(error).startswith("2 operation(s) still running; server unreachable: GetOperation for 'operations/a'")
+    assert "failed to connect to all addresses" in str(error)
+
+    answered = BatchTimeoutError(
+        "2 operation(s) still running", pending=[], pending_names=names, last_errors=[down(names[0]), None]
+    )
+    assert not answered.server_unreachable and "unreachable" not in str(answered)
+    assert BatchTimeoutError("x", pending=[], pending_names=names).last_errors == [None, None]
+    with pytest.raises(ValueError, match="1 entries for 2 pending"):
+        BatchTimeoutError("x", pending=[], pending_names=names, last_errors=[None])
