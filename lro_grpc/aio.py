@@ -20,7 +20,7 @@ import asyncio
 import builtins
 import functools
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
 
@@ -116,7 +116,9 @@ class AsyncOperationsClient(BaseOperationsClient):
     :class:`~lro_grpc.BatchScheduler`, shared by every :meth:`as_completed`,
     :meth:`wait_all` and :class:`~lro_grpc.BatchWaiter` on this client;
     ``batch_sweep=False`` makes it poll every operation on its own instead of
-    sweeping list scopes with ListOperations.
+    sweeping list scopes with ListOperations. ``interceptors``
+    (``grpc.aio.UnaryUnaryClientInterceptor`` ...) see every call on the channel
+    the client creates (give a ready channel its own).
 
     Raises:
         ValueError: plaintext to a host that is not loopback, or with credentials.
@@ -137,6 +139,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         super().__init__(
             registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
@@ -153,11 +156,12 @@ class AsyncOperationsClient(BaseOperationsClient):
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
         self._make_channel: Callable[[], grpc.aio.Channel] | None
+        chain = _channels.check_interceptors(interceptors)
         if isinstance(target, grpc.aio.Channel):
-            if credentials is not None or quota_project_id is not None or plaintext is not None:
+            if credentials is not None or quota_project_id is not None or plaintext is not None or chain:
                 raise ValueError(
-                    "credentials, quota_project_id and plaintext apply only to channels the client creates, "
-                    f"not to the given channel {target!r}"
+                    "credentials, quota_project_id, plaintext and interceptors apply only to channels the client "
+                    f"creates, not to the given channel {target!r} (give interceptors to grpc.aio.*_channel)"
                 )
             self._channel = target
             self._stub = operations_pb2_grpc.OperationsStub(target)
@@ -175,6 +179,7 @@ class AsyncOperationsClient(BaseOperationsClient):
                 credentials=None if self.endpoint.plaintext else credentials,
                 scopes=self._scopes(),
                 quota_project_id=quota_project_id,
+                interceptors=chain,
             )
 
     @classmethod
@@ -193,6 +198,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> AsyncOperationsClient:
         """A client for one API's default host (see :meth:`OperationsClient.for_api`)."""
         preset = get_api(api)
@@ -209,6 +215,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             batch_max_in_flight=batch_max_in_flight,
             batch_qps=batch_qps,
             batch_sweep=batch_sweep,
+            interceptors=interceptors,
         )
 
     # -- I/O --------------------------------------------------------------------------------------

@@ -15,12 +15,14 @@ Example::
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import random
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -48,8 +50,9 @@ from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadlin
 from lro_grpc.registry import TypeRegistry, default_registry
 
 if TYPE_CHECKING:
-    # Imported when a batch is first waited on (see _runner): not every program needs it.
+    # Imported when a batch is first waited on (see _runner): not every program needs them.
     from lro_grpc import _batch
+    from lro_grpc.aio import AsyncOperationsClient
 
 __all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "OperationPage", "OperationPager", "OperationsClient"]
 
@@ -336,6 +339,17 @@ class OperationsClient(BaseOperationsClient):
             scope (a location, a service) with one ListOperations listing
             when that takes fewer calls than polling each; ``False`` polls
             every operation with its own GetOperation.
+        interceptors: ``grpc.UnaryUnaryClientInterceptor`` (and the like) that see
+            every call on the client's channel (the given one included).
+        async_interceptors: ``grpc.aio`` interceptors for the channel the batch
+            waiter (:meth:`as_completed`, :meth:`wait_all`) opens; required there
+            when ``interceptors`` are given, so no channel goes without them
+            (``[]`` to run the batch waiter without).
+        async_channel_factory: makes the ``grpc.aio.Channel`` the batch waiter
+            uses (called on its event loop; the client closes it), e.g.
+            ``lambda: grpc.aio.secure_channel(host, creds)``. Needed for
+            :meth:`as_completed` and :meth:`wait_all` when ``target`` is a
+            ready ``grpc.Channel``.
 
     Raises:
         ValueError: plaintext to a host that is not loopback, or with credentials.
@@ -356,6 +370,9 @@ class OperationsClient(BaseOperationsClient):
         batch_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
+        interceptors: Sequence[Any] = (),
+        async_interceptors: Sequence[Any] | None = None,
+        async_channel_factory: Callable[[], grpc.aio.Channel] | None = None,
     ) -> None:
         super().__init__(
             registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
@@ -368,21 +385,39 @@ class OperationsClient(BaseOperationsClient):
         # channel of its own, made from the same settings when first needed.
         self._batch_runner: _batch.SyncBatchRunner[Operation[Any, Any]] | None = None
         self._batch_lock = threading.Lock()
-        self._async_settings: dict[str, Any] | None = None
+        chain = _channels.check_interceptors(interceptors)
+        async_chain = (
+            None
+            if async_interceptors is None
+            else _channels.check_interceptors(async_interceptors, what="async_interceptors")
+        )
+        if async_channel_factory is not None and not callable(async_channel_factory):
+            raise TypeError(f"async_channel_factory must be callable, got {async_channel_factory!r}")
+        if async_channel_factory is not None and async_chain:
+            raise ValueError("async_interceptors do not apply to async_channel_factory's channel: give them to it")
+        self._interceptors = chain
+        self._async_interceptors = async_chain
+        self._async_channel_factory = async_channel_factory
+        # The batch waiter's asyncio client: these settings, and the channel it opens
+        # from _async_target (or async_channel_factory's).
+        self._async_settings: dict[str, Any] = dict(
+            registry=self._registry,
+            retry_policy=retry_policy,
+            rpc_timeout=rpc_timeout,
+            poll_policy=poll_policy,
+            api=self._api,
+            batch_max_in_flight=self._batch_max_in_flight,
+            batch_qps=self._batch_qps,
+            batch_sweep=batch_sweep,
+        )
+        self._async_target: dict[str, Any] | None = None
         if not isinstance(target, grpc.Channel):
-            self._async_settings = dict(
+            self._async_target = dict(
                 target=target,
-                registry=self._registry,
-                retry_policy=retry_policy,
-                rpc_timeout=rpc_timeout,
-                poll_policy=poll_policy,
                 credentials=credentials,
                 quota_project_id=quota_project_id,
-                api=self._api,
                 plaintext=plaintext,
-                batch_max_in_flight=self._batch_max_in_flight,
-                batch_qps=self._batch_qps,
-                batch_sweep=batch_sweep,
+                interceptors=async_chain or (),
             )
         if isinstance(target, grpc.Channel):
             if credentials is not None or quota_project_id is not None or plaintext is not None:
@@ -390,7 +425,7 @@ class OperationsClient(BaseOperationsClient):
                     "credentials, quota_project_id and plaintext apply only to channels the client creates, "
                     f"not to the given channel {target!r}"
                 )
-            self._channel: grpc.Channel = target
+            self._channel: grpc.Channel = grpc.intercept_channel(target, *chain) if chain else target
             self._owns_channel = False
             self.endpoint: _channels.Endpoint | None = None
         else:
@@ -402,6 +437,7 @@ class OperationsClient(BaseOperationsClient):
                 credentials=None if self.endpoint.plaintext else credentials,
                 scopes=self._scopes(),
                 quota_project_id=quota_project_id,
+                interceptors=chain,
             )
             self._owns_channel = True
         self._stub = operations_pb2_grpc.OperationsStub(self._channel)
@@ -422,6 +458,8 @@ class OperationsClient(BaseOperationsClient):
         batch_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
+        interceptors: Sequence[Any] = (),
+        async_interceptors: Sequence[Any] | None = None,
     ) -> OperationsClient:
         """A client for one API's default host over TLS with Application Default Credentials.
 
@@ -435,6 +473,11 @@ class OperationsClient(BaseOperationsClient):
             rpc_timeout: per-RPC timeout (default: the API's, 10 s).
             poll_policy: default polling (default: the API's preset).
             plaintext: see :class:`OperationsClient`.
+            batch_max_in_flight: see :class:`OperationsClient`.
+            batch_qps: see :class:`OperationsClient`.
+            batch_sweep: see :class:`OperationsClient`.
+            interceptors: see :class:`OperationsClient`.
+            async_interceptors: see :class:`OperationsClient`.
         """
         preset = get_api(api)
         return cls(
@@ -450,6 +493,8 @@ class OperationsClient(BaseOperationsClient):
             batch_max_in_flight=batch_max_in_flight,
             batch_qps=batch_qps,
             batch_sweep=batch_sweep,
+            interceptors=interceptors,
+            async_interceptors=async_interceptors,
         )
 
     # -- I/O --------------------------------------------------------------------------------------
@@ -699,19 +744,46 @@ class OperationsClient(BaseOperationsClient):
     def _runner(self) -> _batch.SyncBatchRunner[Operation[Any, Any]]:
         if self._closed:
             raise RuntimeError("the OperationsClient is closed")
-        settings = self._async_settings
-        if settings is None:
-            raise RuntimeError(
-                "as_completed() and wait_all() need a client created from a target (host:port), "
-                "not from a ready grpc.Channel: the batch waiter opens a grpc.aio channel of its own"
-            )
+        open_batch_client = self._batch_client_opener()
         with self._batch_lock:
             if self._batch_runner is None:
                 from lro_grpc._batch import SyncBatchRunner
-                from lro_grpc.aio import AsyncOperationsClient
 
-                self._batch_runner = SyncBatchRunner(lambda: AsyncOperationsClient(**settings), wrap=self._wrap)
+                self._batch_runner = SyncBatchRunner(open_batch_client, wrap=self._wrap)
             return self._batch_runner
+
+    def _batch_client_opener(self) -> Callable[[], AbstractAsyncContextManager[AsyncOperationsClient]]:
+        """How the batch waiter opens its asyncio client (called on its event loop)."""
+        from lro_grpc.aio import AsyncOperationsClient
+
+        settings = self._async_settings
+        factory = self._async_channel_factory
+        if factory is None:
+            target = self._async_target
+            if target is None:
+                raise RuntimeError(
+                    "as_completed() and wait_all() on a client made from a ready grpc.Channel need "
+                    "async_channel_factory= (how to open the grpc.aio channel the batch waiter polls over)"
+                )
+            if self._interceptors and self._async_interceptors is None:
+                raise ValueError(
+                    "interceptors= apply to the synchronous channel; the batch waiter opens a grpc.aio channel: "
+                    "pass async_interceptors= (grpc.aio interceptors, or [] for none) to the client"
+                )
+            return lambda: AsyncOperationsClient(**target, **settings)
+
+        @contextlib.asynccontextmanager
+        async def open_on_loop() -> AsyncIterator[AsyncOperationsClient]:
+            channel = factory()
+            if not isinstance(channel, grpc.aio.Channel):
+                raise TypeError(f"async_channel_factory must return a grpc.aio.Channel, got {channel!r}")
+            try:
+                async with AsyncOperationsClient(channel, **settings) as client:
+                    yield client
+            finally:
+                await channel.close()
+
+        return open_on_loop
 
     @overload
     def as_completed(
