@@ -28,7 +28,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
-from lro_grpc import _batch, _channels, _core
+from lro_grpc import _batch, _channels, _core, _telemetry
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, Sleep, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
@@ -243,6 +243,9 @@ class AsyncOperationsClient(BaseOperationsClient):
             return RpcFailure.from_grpc_error(error)
 
     async def _run(self, plan: Plan[T]) -> T:
+        tools = _telemetry.instruments()
+        if tools is not None:
+            plan = _telemetry.observe(plan, tools)
         reply: Any = None
         try:
             while True:
@@ -332,11 +335,12 @@ class AsyncOperationsClient(BaseOperationsClient):
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         use_wait: bool,
     ) -> None:
-        await self._run(
-            self._handle_wait_plan(
-                handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+        with _telemetry.waiting(handle.name, lambda: handle.raw):
+            await self._run(
+                self._handle_wait_plan(
+                    handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+                )
             )
-        )
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -568,6 +572,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             InvalidNameError: a malformed name (before any RPC).
         """
         check_expected_types(response_type, metadata_type)
+        names = builtins.list(names)
         completed = _batch.as_completed(
             self,
             names,
@@ -576,6 +581,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             progress=progress,
             rpc_timeout=None,
         )
+        completed = _telemetry.traced_results_async(completed, names, lambda op: op.raw)
         if response_type is None and metadata_type is None:
             return completed
         return _expect_types_async(completed, response_type, metadata_type)
@@ -645,18 +651,22 @@ class AsyncOperationsClient(BaseOperationsClient):
                 or last seen state, in input order.
         """
         check_expected_types(response_type, metadata_type)
-        try:
-            results = await _batch.wait_all(
-                self,
-                names,
-                timeout=timeout,
-                poll_policy=poll_policy,
-                progress=progress,
-                rpc_timeout=None,
-            )
-        except BatchTimeoutError as error:
-            expect_types_on_error(error, response_type, metadata_type)
-            raise
+        names = builtins.list(names)
+        with _telemetry.tracing_batch(names) as trace:
+            try:
+                results = await _batch.wait_all(
+                    self,
+                    names,
+                    timeout=timeout,
+                    poll_policy=poll_policy,
+                    progress=progress,
+                    rpc_timeout=None,
+                )
+            except BatchTimeoutError as error:
+                expect_types_on_error(error, response_type, metadata_type)
+                raise
+            for handle in results:
+                trace.seen(handle.raw)
         return [handle._expect_types(response_type, metadata_type) for handle in results]
 
     def _batch_scheduler(self) -> _batch.BatchScheduler:

@@ -30,7 +30,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
-from lro_grpc import _channels, _core
+from lro_grpc import _channels, _core, _telemetry
 from lro_grpc._batch._base import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
@@ -509,7 +509,8 @@ class OperationsClient(BaseOperationsClient):
             return RpcFailure.from_grpc_error(error)
 
     def _run(self, plan: Plan[T]) -> T:
-        return _core.run_sync(plan, self._invoke)
+        tools = _telemetry.instruments()
+        return _core.run_sync(plan if tools is None else _telemetry.observe(plan, tools), self._invoke)
 
     def _wrap(self, operation: operations_pb2.Operation) -> Operation[Any, Any]:
         """A handle on ``operation`` bound to this client."""
@@ -529,11 +530,12 @@ class OperationsClient(BaseOperationsClient):
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         use_wait: bool,
     ) -> None:
-        self._run(
-            self._handle_wait_plan(
-                handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+        with _telemetry.waiting(handle.name, lambda: handle.raw):
+            self._run(
+                self._handle_wait_plan(
+                    handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+                )
             )
-        )
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -866,6 +868,7 @@ class OperationsClient(BaseOperationsClient):
             RuntimeError: the client is closed, or was built on a ready channel.
         """
         check_expected_types(response_type, metadata_type)
+        names = builtins.list(names)
         completed = self._runner().as_completed(
             names,
             timeout=timeout,
@@ -873,6 +876,7 @@ class OperationsClient(BaseOperationsClient):
             progress=progress,
             rpc_timeout=None,
         )
+        completed = _telemetry.traced_results(completed, names, lambda op: op.raw)
         if response_type is None and metadata_type is None:
             return completed
         return expect_types_each(completed, response_type, metadata_type)
@@ -942,17 +946,21 @@ class OperationsClient(BaseOperationsClient):
                 or last seen state, in input order.
         """
         check_expected_types(response_type, metadata_type)
-        try:
-            results = self._runner().wait_all(
-                names,
-                timeout=timeout,
-                poll_policy=poll_policy,
-                progress=progress,
-                rpc_timeout=None,
-            )
-        except BatchTimeoutError as error:
-            expect_types_on_error(error, response_type, metadata_type)
-            raise
+        names = builtins.list(names)
+        with _telemetry.tracing_batch(names) as trace:
+            try:
+                results = self._runner().wait_all(
+                    names,
+                    timeout=timeout,
+                    poll_policy=poll_policy,
+                    progress=progress,
+                    rpc_timeout=None,
+                )
+            except BatchTimeoutError as error:
+                expect_types_on_error(error, response_type, metadata_type)
+                raise
+            for handle in results:
+                trace.seen(handle.raw)
         return [handle._expect_types(response_type, metadata_type) for handle in results]
 
     def close(self) -> None:
