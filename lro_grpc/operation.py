@@ -274,10 +274,7 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
             TypeMismatchError: the response is of another type (both type URLs named).
             AnyDecodeError: the bytes do not parse as ``cls``.
         """
-        raw = self._raw
-        if not raw.HasField("response"):
-            return None
-        return cast(_T, _decode_as(raw.response, cls, what=f"response of operation {raw.name!r}"))
+        return self._field_as("response", cls)
 
     def metadata_as(self, cls: type[_T]) -> _T | None:
         """The metadata decoded into ``cls``, or ``None`` if there is none (see :meth:`response_as`).
@@ -287,10 +284,13 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
             TypeMismatchError: the metadata is of another type (both type URLs named).
             AnyDecodeError: the bytes do not parse as ``cls``.
         """
+        return self._field_as("metadata", cls)
+
+    def _field_as(self, field: str, cls: type[_T]) -> _T | None:
         raw = self._raw
-        if not raw.HasField("metadata"):
+        if not raw.HasField(field):
             return None
-        return cast(_T, _decode_as(raw.metadata, cls, what=f"metadata of operation {raw.name!r}"))
+        return cast(_T, _decode_as(getattr(raw, field), cls, what=f"{field} of operation {raw.name!r}"))
 
     @property
     def error(self) -> OperationError | None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -610,32 +610,46 @@ def test_version_prints_the_package_version(cli: Any) -> None:
     assert result.out == f"lro-grpc {lro_grpc.__version__}\n"
 
 
-def test_interrupted_wait_exits_130(emu: Emulator) -> None:
-    name = start_rollout(emu, duration=10)
-    argv = [str(ENTRY_POINT), "--endpoint", emu.target, "wait", name, "--poll-interval", "0.05"]
+def run_on_terminal(argv: list[str], on_output: Callable[[bytes, subprocess.Popen[bytes]], None]) -> tuple[int, bytes]:
+    """Run ``argv`` on a pseudo-terminal; ``on_output(screen so far, process)`` after each read.
+
+    Returns:
+        The exit code and everything written to the terminal.
+    """
     leader, follower = pty.openpty()
     process = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
     os.close(follower)
     screen = b""
     deadline = time.monotonic() + 60
-    interrupted = False
     while time.monotonic() < deadline:
         ready, _, _ = select.select([leader], [], [], 0.05)
         if ready:
             try:
                 chunk = os.read(leader, 65536)
-            except OSError:
+            except OSError:  # the process closed the terminal
                 break
             if not chunk:
                 break
             screen += chunk
-            if not interrupted and b"0/1 done" in screen:  # waiting: the bar is up
-                process.send_signal(signal.SIGINT)
-                interrupted = True
+            on_output(screen, process)
         elif process.poll() is not None:
             break
     os.close(leader)
-    assert process.wait(timeout=30) == ExitCode.INTERRUPTED == 130, screen
+    return process.wait(timeout=30), screen
+
+
+def test_interrupted_wait_exits_130(emu: Emulator) -> None:
+    name = start_rollout(emu, duration=10)
+    argv = [str(ENTRY_POINT), "--endpoint", emu.target, "wait", name, "--poll-interval", "0.05"]
+    interrupted: list[bool] = []
+
+    def interrupt_once_waiting(screen: bytes, process: subprocess.Popen[bytes]) -> None:
+        if not interrupted and b"0/1 done" in screen:  # waiting: the bar is up
+            process.send_signal(signal.SIGINT)
+            interrupted.append(True)
+
+    code, screen = run_on_terminal(argv, interrupt_once_waiting)
+    assert code == ExitCode.INTERRUPTED == 130, screen
     assert b"lro-grpc: error: interrupted" in screen
     assert b"Traceback" not in screen
 
@@ -698,28 +712,14 @@ def test_wait_draws_a_progress_bar_only_on_a_terminal(emu: Emulator) -> None:
 
     # On a terminal: the bar is drawn in place on stderr (carriage returns). The clock moves
     # only once the bar is up: halfway first (the rollout's progressPercentage, 50%), then to the end.
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
-    os.close(follower)
-    screen = b""
     steps = [(b"0/1 done", 5.0), (b" 50% 0/1 done", 5.0)]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.05)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the process closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-            if steps and steps[0][0] in screen:
-                emu.advance(steps.pop(0)[1])
-        elif process.poll() is not None:
-            break
-    os.close(leader)
-    assert process.wait(timeout=30) == 0, screen
+
+    def move_the_clock(screen: bytes, process: subprocess.Popen[bytes]) -> None:
+        if steps and steps[0][0] in screen:
+            emu.advance(steps.pop(0)[1])
+
+    code, screen = run_on_terminal(argv, move_the_clock)
+    assert code == 0, screen
     text = screen.decode()
     assert not steps, text
     assert "\r[" in text
