@@ -13,7 +13,9 @@ Usage::
     .venv/bin/python benchmarks/import_time.py [-n 20] [--python PATH] [STATEMENT ...]
 
 ``--python`` measures another environment (e.g. a virtualenv with the wheel installed,
-which has no editable-install finder to pay for). The default statements are what a
+which has no editable-install finder to pay for); give it more than once to compare
+environments (before/after a change) with their runs interleaved, so load on the
+machine falls on each alike. The default statements are what a
 synchronous user runs (``import lro_grpc``, ``from lro_grpc import OperationsClient``),
 the batch and asynchronous entry points, and ``import grpc`` (the floor: any gRPC client
 pays it).
@@ -61,18 +63,25 @@ def _run_once(python: str, statement: str, cwd: str) -> tuple[float, float]:
     return wall, _top_level_microseconds(completed.stderr) / 1e6
 
 
-def measure(python: str, statements: Sequence[str], runs: int) -> dict[str, tuple[float, float]]:
-    """``{statement: (min import seconds, min wall seconds above a bare interpreter)}``."""
-    best_wall = dict.fromkeys(["pass", *statements], float("inf"))
-    best_imports = dict.fromkeys(statements, float("inf"))
+def measure(pythons: Sequence[str], statements: Sequence[str], runs: int) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{python: {statement: (min import seconds, min wall seconds above a bare interpreter)}}``."""
+    best_wall = {python: dict.fromkeys(["pass", *statements], float("inf")) for python in pythons}
+    best_imports = {python: dict.fromkeys(statements, float("inf")) for python in pythons}
     with tempfile.TemporaryDirectory() as cwd:  # never import from a checkout by accident
         for _ in range(runs):
-            for statement in best_wall:
-                wall, imports = _run_once(python, statement, cwd)
-                best_wall[statement] = min(best_wall[statement], wall)
-                if statement in best_imports:
-                    best_imports[statement] = min(best_imports[statement], imports)
-    return {statement: (best_imports[statement], best_wall[statement] - best_wall["pass"]) for statement in statements}
+            for python in pythons:
+                for statement in best_wall[python]:
+                    wall, imports = _run_once(python, statement, cwd)
+                    best_wall[python][statement] = min(best_wall[python][statement], wall)
+                    if statement in best_imports[python]:
+                        best_imports[python][statement] = min(best_imports[python][statement], imports)
+    return {
+        python: {
+            statement: (best_imports[python][statement], best_wall[python][statement] - best_wall[python]["pass"])
+            for statement in statements
+        }
+        for python in pythons
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,14 +89,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("statements", nargs="*", default=list(DEFAULT_STATEMENTS), metavar="STATEMENT")
     parser.add_argument("-n", "--runs", type=int, default=20, help="runs per statement (default 20)")
-    parser.add_argument("--python", default=sys.executable, help="interpreter to measure (default: this one)")
+    parser.add_argument(
+        "--python", action="append", help="interpreter to measure (default: this one); repeat to compare"
+    )
     args = parser.parse_args(argv)
-    python = os.path.abspath(args.python) if os.sep in args.python else args.python
-    results = measure(python, args.statements, args.runs)
-    print(f"{python}: minimum of {args.runs} runs each")
-    print(f"{'imports':>9} {'wall':>9}  statement")
-    for statement, (imports, wall) in results.items():
-        print(f"{imports * 1000:6.1f} ms {wall * 1000:6.1f} ms  {statement}")
+    pythons = [os.path.abspath(python) if os.sep in python else python for python in args.python or [sys.executable]]
+    results = measure(pythons, args.statements, args.runs)
+    for python, table in results.items():
+        print(f"{python}: minimum of {args.runs} runs each")
+        print(f"{'imports':>9} {'wall':>9}  statement")
+        for statement, (imports, wall) in table.items():
+            print(f"{imports * 1000:6.1f} ms {wall * 1000:6.1f} ms  {statement}")
     return 0
 
 

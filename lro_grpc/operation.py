@@ -25,7 +25,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from lro_grpc import _core, _json
+from lro_grpc import _core
 from lro_grpc.errors import AnyDecodeError, BatchTimeoutError, OperationError, TypeMismatchError
 from lro_grpc.registry import TypeRegistry, default_registry
 
@@ -327,6 +327,8 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         Raises:
             UnknownTypeError: an Any inside has a type URL the registry does not know.
         """
+        from lro_grpc import _json  # json_format is not needed to poll: loaded on first use
+
         return _json.operation_to_dict(self._raw, self._registry)
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -335,6 +337,8 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         Raises:
             UnknownTypeError: an Any inside has a type URL the registry does not know.
         """
+        from lro_grpc import _json  # json_format is not needed to poll: loaded on first use
+
         return _json.operation_to_json(self._raw, self._registry, indent=indent)
 
     @classmethod
@@ -356,6 +360,8 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         """
         if registry is None:
             registry = client.registry if client is not None else _fallback_registry()
+        from lro_grpc import _json  # json_format is not needed to poll: loaded on first use
+
         operation = _json.operation_from_dict(data, registry, ignore_unknown_fields=ignore_unknown_fields)
         return cls(operation, registry=registry, client=client)
 
@@ -371,6 +377,8 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         """A handle from REST JSON text (see :meth:`from_dict`)."""
         if registry is None:
             registry = client.registry if client is not None else _fallback_registry()
+        from lro_grpc import _json  # json_format is not needed to poll: loaded on first use
+
         operation = _json.operation_from_json(text, registry, ignore_unknown_fields=ignore_unknown_fields)
         return cls(operation, registry=registry, client=client)
 

@@ -125,6 +125,7 @@ def test_import_leaves_the_async_client_and_version_metadata_for_later() -> None
     assert "lro_grpc.aio" not in loaded
     assert "importlib.metadata" not in loaded
     assert "platform" not in loaded
+    assert "google.protobuf.json_format" not in loaded  # the REST JSON form, loaded by to_dict()/to_json()
     # ... and come on first use of their names, like any attribute.
     later = _modules_after("from lro_grpc import AsyncOperationsClient, BatchWaiter")
     assert {"lro_grpc.aio", "lro_grpc._batch"} <= later
