@@ -506,9 +506,7 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
             RpcError: an RPC failed for good.
             UnknownTypeError: the response type is not registered.
         """
-        if not self.done:
-            client: OperationsClient = self._require_client()
-            client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False)
+        self._until_done(timeout, poll_policy, use_wait=False, rpc_timeout=rpc_timeout)
         return self._outcome()
 
     def exception(
@@ -534,9 +532,7 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
             WaitTimeoutError: not done within ``timeout``; its ``operation`` is this handle.
             RpcError: an RPC failed for good.
         """
-        if not self.done:
-            client: OperationsClient = self._require_client()
-            client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=False)
+        self._until_done(timeout, poll_policy, use_wait=False)
         return self.error
 
     def wait(
@@ -553,10 +549,22 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
             WaitTimeoutError: not done within ``timeout``; its ``operation`` is this handle.
             RpcError: an RPC failed for good.
         """
+        self._until_done(timeout, poll_policy, use_wait=True)
+        return self
+
+    def _until_done(
+        self,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        *,
+        use_wait: bool,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> None:
         if not self.done:
             client: OperationsClient = self._require_client()
-            client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
-        return self
+            client._poll_handle(
+                self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+            )
 
 
 class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
@@ -603,11 +611,7 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
         rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
     ) -> ResponseT | None:
         """Poll until done and return the typed response (see :meth:`Operation.result`)."""
-        if not self.done:
-            client: AsyncOperationsClient = self._require_client()
-            await client._poll_handle(
-                self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False
-            )
+        await self._until_done(timeout, poll_policy, use_wait=False, rpc_timeout=rpc_timeout)
         return self._outcome()
 
     async def exception(
@@ -617,9 +621,7 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
         poll_policy: PollPolicy | None = None,
     ) -> OperationError | None:
         """Poll until done, then return the error instead of raising it (see :meth:`Operation.exception`)."""
-        if not self.done:
-            client: AsyncOperationsClient = self._require_client()
-            await client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=False)
+        await self._until_done(timeout, poll_policy, use_wait=False)
         return self.error
 
     async def wait(
@@ -629,7 +631,19 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
         poll_policy: PollPolicy | None = None,
     ) -> AsyncOperation[ResponseT, MetadataT]:
         """Wait until done and return this handle (see :meth:`Operation.wait`)."""
+        await self._until_done(timeout, poll_policy, use_wait=True)
+        return self
+
+    async def _until_done(
+        self,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        *,
+        use_wait: bool,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> None:
         if not self.done:
             client: AsyncOperationsClient = self._require_client()
-            await client._poll_handle(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
-        return self
+            await client._poll_handle(
+                self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+            )
