@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck protos check-generated bench clean
+.PHONY: demo test lint typecheck protos check-generated wheel-check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/lro-grpc demo
 
-## test: lint, type check, generated-code drift check, then the test suite
+## test: lint, type check, generated-code drift check, the test suite, then the installed wheel
 test: $(STAMP) lint typecheck check-generated
 	$(PY) -m pytest -q
+	$(PY) tools/check_wheel.py
+
+## wheel-check: build the wheel, install it in a fresh virtualenv, run the CLI and type-check a user script
+wheel-check: $(STAMP)
+	$(PY) tools/check_wheel.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check lro_grpc tests tools benchmarks

@@ -14,12 +14,12 @@ underscore are private.
 
 from __future__ import annotations
 
-import importlib.metadata as _metadata
+import logging as _logging
+from typing import TYPE_CHECKING, Any
 
-from lro_grpc._batch import BatchProgress, BatchScheduler, BatchWaiter
 from lro_grpc._channels import EMULATOR_HOST_ENV
 from lro_grpc._core import USE_CLIENT_DEFAULT
-from lro_grpc.aio import AsyncOperationPager, AsyncOperationsClient
+from lro_grpc._version import __version__
 from lro_grpc.apis import (
     APIS,
     CLOUD_PLATFORM_SCOPE,
@@ -38,6 +38,7 @@ from lro_grpc.errors import (
     OperationError,
     OperationNotFoundError,
     RpcError,
+    TypeMismatchError,
     TypeRegistryError,
     UnknownTypeError,
     WaitTimeoutError,
@@ -62,10 +63,39 @@ from lro_grpc.policies import (
 )
 from lro_grpc.registry import TypeRegistry, default_registry, type_url_of
 
-try:
-    __version__ = _metadata.version("lro-grpc")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
-    __version__ = "0+unknown"
+# The library's records go where the application's logging configuration sends them;
+# with none, nowhere (not to stderr through logging's last-resort handler).
+_logging.getLogger("lro_grpc").addHandler(_logging.NullHandler())
+
+if TYPE_CHECKING:
+    from lro_grpc._batch import BatchProgress, BatchScheduler, BatchWaiter
+    from lro_grpc.aio import AsyncOperationPager, AsyncOperationsClient
+
+# Imported on first use (module __getattr__), so a synchronous program that never
+# waits on a batch does not pay for the batch waiter and the asyncio client.
+_LAZY: dict[str, str] = {
+    "AsyncOperationPager": "lro_grpc.aio",
+    "AsyncOperationsClient": "lro_grpc.aio",
+    "BatchProgress": "lro_grpc._batch",
+    "BatchScheduler": "lro_grpc._batch",
+    "BatchWaiter": "lro_grpc._batch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'lro_grpc' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "APIS",
@@ -105,6 +135,7 @@ __all__ = [
     "PollPolicy",
     "RetryPolicy",
     "RpcError",
+    "TypeMismatchError",
     "TypeRegistry",
     "TypeRegistryError",
     "UnknownTypeError",

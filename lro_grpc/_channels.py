@@ -23,6 +23,7 @@ import grpc
 __all__ = [
     "EMULATOR_HOST_ENV",
     "Endpoint",
+    "check_interceptors",
     "create_async_channel",
     "create_channel",
     "is_loopback_host",
@@ -167,23 +168,39 @@ def _credentials_and_request(credentials: Any, scopes: Sequence[str], quota_proj
     return credentials, google.auth.transport.requests.Request()
 
 
+def check_interceptors(interceptors: object, *, what: str = "interceptors") -> tuple[Any, ...]:
+    """Validate a sequence of gRPC client interceptors (not a single one, not a string).
+
+    Raises:
+        TypeError: not a list or tuple.
+    """
+    if not isinstance(interceptors, list | tuple):
+        raise TypeError(f"{what} must be a list or tuple of gRPC client interceptors, got {interceptors!r}")
+    return tuple(interceptors)
+
+
 def create_channel(
     endpoint: Endpoint,
     *,
     credentials: Any = None,
     scopes: Sequence[str] = (),
     quota_project_id: str | None = None,
+    interceptors: Sequence[Any] = (),
 ) -> grpc.Channel:
-    """A synchronous channel to ``endpoint``: plaintext, or TLS with Google credentials."""
-    if endpoint.plaintext:
-        return grpc.insecure_channel(endpoint.target, options=_CHANNEL_OPTIONS)
-    import google.auth.transport.grpc
+    """A synchronous channel to ``endpoint``: plaintext, or TLS with Google credentials.
 
-    credentials, request = _credentials_and_request(credentials, scopes, quota_project_id)
-    channel: grpc.Channel = google.auth.transport.grpc.secure_authorized_channel(
-        credentials, request, endpoint.target, options=_CHANNEL_OPTIONS
-    )
-    return channel
+    ``interceptors`` (``grpc.UnaryUnaryClientInterceptor`` and the like) see every call on it.
+    """
+    if endpoint.plaintext:
+        channel: grpc.Channel = grpc.insecure_channel(endpoint.target, options=_CHANNEL_OPTIONS)
+    else:
+        import google.auth.transport.grpc
+
+        credentials, request = _credentials_and_request(credentials, scopes, quota_project_id)
+        channel = google.auth.transport.grpc.secure_authorized_channel(
+            credentials, request, endpoint.target, options=_CHANNEL_OPTIONS
+        )
+    return grpc.intercept_channel(channel, *interceptors) if interceptors else channel
 
 
 def create_async_channel(
@@ -192,10 +209,15 @@ def create_async_channel(
     credentials: Any = None,
     scopes: Sequence[str] = (),
     quota_project_id: str | None = None,
+    interceptors: Sequence[Any] = (),
 ) -> grpc.aio.Channel:
-    """An asyncio channel to ``endpoint``; call it inside the event loop that will use it."""
+    """An asyncio channel to ``endpoint``; call it inside the event loop that will use it.
+
+    ``interceptors`` (``grpc.aio.UnaryUnaryClientInterceptor`` and the like) see every call on it.
+    """
+    chain = list(interceptors) or None
     if endpoint.plaintext:
-        return grpc.aio.insecure_channel(endpoint.target, options=_CHANNEL_OPTIONS)
+        return grpc.aio.insecure_channel(endpoint.target, options=_CHANNEL_OPTIONS, interceptors=chain)
     import google.auth.transport.grpc
 
     credentials, request = _credentials_and_request(credentials, scopes, quota_project_id)
@@ -204,4 +226,4 @@ def create_async_channel(
         google.auth.transport.grpc.AuthMetadataPlugin(credentials, request)
     )
     channel_credentials = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(), call_credentials)
-    return grpc.aio.secure_channel(endpoint.target, channel_credentials, options=_CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(endpoint.target, channel_credentials, options=_CHANNEL_OPTIONS, interceptors=chain)

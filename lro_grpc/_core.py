@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib.metadata
-import platform
+import functools
+import logging
 import random
 import re
 import time
@@ -161,21 +161,14 @@ USE_CLIENT_DEFAULT: Final = UseClientDefault.USE_CLIENT_DEFAULT
 """Marks an argument as "not given: use the client's setting", apart from ``None`` ("no limit")."""
 
 
-def _package_version() -> str:
-    try:
-        return importlib.metadata.version("lro-grpc")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
-_API_CLIENT_VALUE: Final = (
-    f"gl-python/{platform.python_version()} grpc/{grpc.__version__} gax/lro-grpc-{_package_version()}"
-)
-
-
+@functools.cache
 def api_client_header() -> str:
-    """The ``x-goog-api-client`` value: Python, grpcio and lro-grpc versions."""
-    return _API_CLIENT_VALUE
+    """The ``x-goog-api-client`` value: Python, grpcio and lro-grpc versions (computed on first use)."""
+    import platform  # only here: not worth its import time for every ``import lro_grpc``
+
+    from lro_grpc._version import __version__
+
+    return f"gl-python/{platform.python_version()} grpc/{grpc.__version__} gax/lro-grpc-{__version__}"
 
 
 def request_metadata(routing_name: str) -> tuple[tuple[str, str], ...]:
@@ -185,8 +178,8 @@ def request_metadata(routing_name: str) -> tuple[tuple[str, str], ...]:
     left out when the value is empty.
     """
     if not routing_name:
-        return ((API_CLIENT_HEADER, _API_CLIENT_VALUE),)
-    return ((ROUTING_HEADER, routing_header_value(routing_name)), (API_CLIENT_HEADER, _API_CLIENT_VALUE))
+        return ((API_CLIENT_HEADER, api_client_header()),)
+    return ((ROUTING_HEADER, routing_header_value(routing_name)), (API_CLIENT_HEADER, api_client_header()))
 
 
 # -- requests -------------------------------------------------------------------------------------
@@ -638,6 +631,48 @@ def retry_delay(
     return delay
 
 
+_rpc_log = logging.getLogger("lro_grpc.rpc")
+"""Retries of failed RPC attempts (DEBUG) and giving up on them (WARNING)."""
+_wait_log = logging.getLogger("lro_grpc.wait")
+"""Waits on one operation: quota slow-downs and deadlines (DEBUG), the WaitOperation fallback (INFO)."""
+
+
+def _log_retry(failure: RpcFailure, *, method: Method, name: str | None, attempt: int, delay: float) -> None:
+    if _rpc_log.isEnabledFor(logging.DEBUG):
+        _rpc_log.debug(
+            "%s for %r failed with %s (attempt %d): retrying in %.3f s: %s",
+            method,
+            name,
+            failure.code.name,
+            attempt,
+            delay,
+            failure.details,
+            extra={
+                "lro_method": method,
+                "lro_operation": name,
+                "lro_code": failure.code.name,
+                "lro_attempt": attempt,
+                "lro_delay": delay,
+            },
+        )
+
+
+def _log_give_up(failure: RpcFailure, *, method: Method, name: str | None, attempts: int, policy: RetryPolicy) -> None:
+    # Only failures that retries were meant to ride out are news; NOT_FOUND and the like are plain errors.
+    if not policy.is_retryable(failure.code, idempotent_read=method in _READS):
+        return
+    if _rpc_log.isEnabledFor(logging.WARNING):
+        _rpc_log.warning(
+            "%s for %r: giving up after %d attempt(s): %s: %s",
+            method,
+            name,
+            attempts,
+            failure.code.name,
+            failure.details,
+            extra={"lro_method": method, "lro_operation": name, "lro_code": failure.code.name, "lro_attempt": attempts},
+        )
+
+
 def rpc_error(failure: RpcFailure, *, method: Method, operation_name: str | None) -> RpcError:
     """The library error for a failed RPC (``NOT_FOUND`` -> :class:`OperationNotFoundError`).
 
@@ -790,7 +825,15 @@ def unary_plan(
             rng=settings.rng,
         )
         if delay is None:
+            _log_give_up(
+                reply,
+                method=method,
+                name=operation_name or routing_name,
+                attempts=attempt + 1,
+                policy=settings.retry_policy,
+            )
             raise rpc_error(reply, method=method, operation_name=operation_name)
+        _log_retry(reply, method=method, name=operation_name or routing_name, attempt=attempt + 1, delay=delay)
         yield Sleep(delay)
         attempt += 1
 
@@ -877,6 +920,10 @@ def poll_plan(
     looked = False
 
     def timed_out() -> WaitTimeoutError:
+        if _wait_log.isEnabledFor(logging.DEBUG):
+            _wait_log.debug(
+                "operation %r not done at the deadline (%r s)", name, timeout, extra={"lro_operation": name}
+            )
         shown: object = last_seen
         if wrap is not None and last_seen is not None:
             shown = wrap(last_seen)
@@ -934,6 +981,12 @@ def poll_plan(
             code = reply.code
             if method == "WaitOperation" and code is grpc.StatusCode.UNIMPLEMENTED:
                 use_wait = False
+                if _wait_log.isEnabledFor(logging.INFO):
+                    _wait_log.info(
+                        "WaitOperation for %r is UNIMPLEMENTED on this server: polling with GetOperation instead",
+                        name,
+                        extra={"lro_method": method, "lro_operation": name, "lro_code": code.name},
+                    )
                 if on_wait_unimplemented is not None:
                     on_wait_unimplemented()
                 continue
@@ -945,6 +998,14 @@ def poll_plan(
                     settings.poll_policy.delay(polls, rng=call.rng), retry_info_delay(reply.trailing_metadata) or 0
                 )
                 polls += 1
+                if _wait_log.isEnabledFor(logging.DEBUG):
+                    _wait_log.debug(
+                        "%s for %r: RESOURCE_EXHAUSTED, polling more slowly: next look in %.3f s",
+                        method,
+                        name,
+                        delay,
+                        extra={"lro_method": method, "lro_operation": name, "lro_code": code.name, "lro_delay": delay},
+                    )
             else:
                 if failing_since is None:
                     failing_since = started
@@ -959,9 +1020,11 @@ def poll_plan(
                     rng=call.rng,
                 )
                 if next_delay is None:
+                    _log_give_up(reply, method=method, name=name, attempts=failures + 1, policy=retry)
                     raise rpc_error(reply, method=method, operation_name=name)
                 delay = next_delay
                 failures += 1
+                _log_retry(reply, method=method, name=name, attempt=failures, delay=delay)
         remaining = deadline.remaining(now)
         if remaining is not None:
             if remaining <= reserve:

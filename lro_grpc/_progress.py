@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from lro_grpc.aio import AsyncOperationsClient
 
 __all__ = [
+    "TABLE_WIDTH",
     "BatchDisplay",
     "ObservingSource",
     "ProgressBar",
@@ -126,27 +127,70 @@ def _detail_text(operation: Mapping[str, Any]) -> str:
 def _created_text(operation: Mapping[str, Any]) -> str:
     metadata = operation.get("metadata") or {}
     created = metadata.get("createTime") or metadata.get("startTime")
-    return str(created) if created else "-"
+    if not created:
+        return "-"
+    text = str(created)
+    # Whole seconds are enough in a table (the detail view and --json keep the fraction).
+    if len(text) > 20 and text[19] == "." and text.endswith("Z"):
+        return text[:19] + "Z"
+    return text
 
 
 _TABLE_HEADERS = ("NAME", "STATE", "PROGRESS", "CREATED", "DETAIL")
 
+TABLE_WIDTH = 100
+"""Columns a table is fitted into (:func:`render_operation_table`)."""
 
-def render_operation_table(operations: Iterable[Mapping[str, Any]]) -> str:
-    """Render operations as an aligned text table, one row per operation.
+_ELLIPSIS = "..."
+_MIN_NAME_WIDTH = 24
+_MIN_DETAIL_WIDTH = 10
+
+
+def _shorten_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` columns, keeping its start and (longer) end.
+
+    An operation name's end is its identifier, the part that tells two names apart.
+    """
+    if len(text) <= width:
+        return text
+    keep = max(width - len(_ELLIPSIS), 2)
+    head = keep // 3
+    return text[:head] + _ELLIPSIS + text[len(text) - (keep - head) :]
+
+
+def _shorten_end(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    return text[: max(width - len(_ELLIPSIS), 1)] + _ELLIPSIS
+
+
+def render_operation_table(operations: Iterable[Mapping[str, Any]], *, width: int = TABLE_WIDTH) -> str:
+    """Render operations as an aligned text table, one row per operation, within ``width`` columns.
 
     Columns: NAME, STATE (see :func:`operation_state`), PROGRESS (the
     metadata's ``progressPercentage`` where the API reports one), CREATED
-    (``createTime`` or ``startTime``) and DETAIL (verb and target, resource
-    names, or the error message).
+    (``createTime`` or ``startTime``, to the second) and DETAIL (verb and
+    target, resource names, or the error message).
+
+    When the rows are wider than ``width``, DETAIL is cut at its end (down to
+    10 columns) and then NAME in its middle, keeping its start and the
+    operation's identifier at its end (down to 24 columns; DETAIL gives way
+    again if the other columns are very wide); ``...`` marks each cut. The
+    ``get`` view and ``--json`` print everything in full.
 
     Args:
         operations: operations as ``Operation.to_dict()`` returns them.
+        width: the number of columns to fit into (at least 40).
 
     Returns:
         The table without a trailing newline; just the header row when there
         are no operations.
+
+    Raises:
+        ValueError: ``width`` is below 40.
     """
+    if width < 40:
+        raise ValueError(f"width must be at least 40 columns, got {width!r}")
     rows: list[Sequence[str]] = [_TABLE_HEADERS]
     for operation in operations:
         rows.append(
@@ -159,9 +203,20 @@ def render_operation_table(operations: Iterable[Mapping[str, Any]]) -> str:
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(_TABLE_HEADERS))]
+    separators = 2 * (len(_TABLE_HEADERS) - 1)
+    room = width - separators - sum(widths[1:-1])  # for NAME and DETAIL together
+    if widths[0] + widths[-1] > room:
+        detail_floor = min(widths[-1], _MIN_DETAIL_WIDTH)
+        detail_least = len(_TABLE_HEADERS[-1])
+        name_floor = min(widths[0], _MIN_NAME_WIDTH, room - detail_least)
+        widths[0] = max(min(widths[0], room - detail_floor), name_floor)
+        widths[-1] = max(room - widths[0], detail_least)
+        rows = [rows[0]] + [
+            (_shorten_middle(row[0], widths[0]), *row[1:-1], _shorten_end(row[-1], widths[-1])) for row in rows[1:]
+        ]
     lines = []
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths[:-1], strict=True)]
+        cells = [cell.ljust(column_width) for cell, column_width in zip(row[:-1], widths[:-1], strict=True)]
         cells.append(row[-1])
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
@@ -389,6 +444,11 @@ class BatchDisplay:
                 self._fractions[operation.name] = fraction
             self._draw(force=False)
 
+    def tick(self) -> None:
+        """Redraw with the counts as they are, so the elapsed time keeps moving between polls."""
+        with self._lock:
+            self._draw(force=False)
+
     def _draw(self, *, force: bool) -> None:
         counts = self._counts
         total = counts.total
@@ -465,6 +525,12 @@ def wait_all_with_progress(
             yield ObservingSource(client, display.on_poll if display is not None else None)
 
     runner: SyncBatchRunner[operations_pb2.Operation] = SyncBatchRunner(open_source, wrap=lambda pb: pb)
+    stop_ticking = threading.Event()
+    if display is not None:
+        # Polls may be minutes apart: redraw in between so the elapsed time is seen to move.
+        threading.Thread(
+            target=_tick_until, args=(display, stop_ticking, TICK_INTERVAL), name="lro-grpc-progress", daemon=True
+        ).start()
     try:
         with runner:
             results = runner.wait_all(
@@ -478,5 +544,15 @@ def wait_all_with_progress(
     except BatchTimeoutError as timed_out:
         return list(timed_out.results or []), True
     finally:
+        stop_ticking.set()
         if display is not None:
             display.close()
+
+
+TICK_INTERVAL = 0.25
+"""Seconds between two redraws of the progress bar while nothing else changes."""
+
+
+def _tick_until(display: BatchDisplay, stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        display.tick()

@@ -20,20 +20,29 @@ import asyncio
 import builtins
 import functools
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import grpc
 from google.longrunning import operations_pb2
+from google.protobuf.message import Message
 
-from lro_grpc import _batch, _channels, _core
+from lro_grpc import _batch, _channels, _core, _telemetry
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, Sleep, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
+from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import validate_operation_name
-from lro_grpc.operation import AsyncOperation, BaseOperation
+from lro_grpc.operation import (
+    AsyncOperation,
+    BaseOperation,
+    MetadataT,
+    ResponseT,
+    check_expected_types,
+    expect_types_on_error,
+)
 from lro_grpc.policies import DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy
 from lro_grpc.registry import TypeRegistry
 
@@ -106,7 +115,9 @@ class AsyncOperationsClient(BaseOperationsClient):
     :class:`~lro_grpc.BatchScheduler`, shared by every :meth:`as_completed`,
     :meth:`wait_all` and :class:`~lro_grpc.BatchWaiter` on this client;
     ``batch_sweep=False`` makes it poll every operation on its own instead of
-    sweeping list scopes with ListOperations.
+    sweeping list scopes with ListOperations. ``interceptors``
+    (``grpc.aio.UnaryUnaryClientInterceptor`` ...) see every call on the channel
+    the client creates (give a ready channel its own).
 
     Raises:
         ValueError: plaintext to a host that is not loopback, or with credentials.
@@ -127,6 +138,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         super().__init__(
             registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
@@ -143,11 +155,12 @@ class AsyncOperationsClient(BaseOperationsClient):
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
         self._make_channel: Callable[[], grpc.aio.Channel] | None
+        chain = _channels.check_interceptors(interceptors)
         if isinstance(target, grpc.aio.Channel):
-            if credentials is not None or quota_project_id is not None or plaintext is not None:
+            if credentials is not None or quota_project_id is not None or plaintext is not None or chain:
                 raise ValueError(
-                    "credentials, quota_project_id and plaintext apply only to channels the client creates, "
-                    f"not to the given channel {target!r}"
+                    "credentials, quota_project_id, plaintext and interceptors apply only to channels the client "
+                    f"creates, not to the given channel {target!r} (give interceptors to grpc.aio.*_channel)"
                 )
             self._channel = target
             self._stub = operations_pb2_grpc.OperationsStub(target)
@@ -165,6 +178,7 @@ class AsyncOperationsClient(BaseOperationsClient):
                 credentials=None if self.endpoint.plaintext else credentials,
                 scopes=self._scopes(),
                 quota_project_id=quota_project_id,
+                interceptors=chain,
             )
 
     @classmethod
@@ -183,6 +197,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> AsyncOperationsClient:
         """A client for one API's default host (see :meth:`OperationsClient.for_api`)."""
         preset = get_api(api)
@@ -199,6 +214,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             batch_max_in_flight=batch_max_in_flight,
             batch_qps=batch_qps,
             batch_sweep=batch_sweep,
+            interceptors=interceptors,
         )
 
     # -- I/O --------------------------------------------------------------------------------------
@@ -226,6 +242,9 @@ class AsyncOperationsClient(BaseOperationsClient):
             return RpcFailure.from_grpc_error(error)
 
     async def _run(self, plan: Plan[T]) -> T:
+        tools = _telemetry.instruments()
+        if tools is not None:
+            plan = _telemetry.observe(plan, tools)
         reply: Any = None
         try:
             while True:
@@ -323,28 +342,95 @@ class AsyncOperationsClient(BaseOperationsClient):
         use_wait: bool,
     ) -> None:
         """Wait on ``handle``'s operation, updating it (see :meth:`OperationsClient.follow_operation`)."""
-        await self._run(
-            self._handle_wait_plan(
-                handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+        with _telemetry.waiting(handle.name, lambda: handle.raw):
+            await self._run(
+                self._handle_wait_plan(
+                    handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+                )
             )
-        )
 
     # -- public API -------------------------------------------------------------------------------
 
-    def operation(self, name: str) -> AsyncOperation[Any, Any]:
+    @overload
+    def operation(self, name: str) -> AsyncOperation[Any, Any]: ...
+
+    @overload
+    def operation(
+        self, name: str, *, response_type: type[ResponseT], metadata_type: type[MetadataT]
+    ) -> AsyncOperation[ResponseT, MetadataT]: ...
+
+    @overload
+    def operation(self, name: str, *, response_type: type[ResponseT]) -> AsyncOperation[ResponseT, Any]: ...
+
+    @overload
+    def operation(self, name: str, *, metadata_type: type[MetadataT]) -> AsyncOperation[Any, MetadataT]: ...
+
+    def operation(
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
+    ) -> AsyncOperation[Any, Any]:
         """A handle on operation ``name`` without fetching it (see :meth:`OperationsClient.operation`)."""
-        return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        check_expected_types(response_type, metadata_type)
+        handle = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        return handle._expect_types(response_type, metadata_type)
+
+    @overload
+    async def get(
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = ...,
+        timeout: float | timedelta | UseClientDefault | None = ...,
+    ) -> AsyncOperation[Any, Any]: ...
+
+    @overload
+    async def get(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        rpc_timeout: float | UseClientDefault | None = ...,
+        timeout: float | timedelta | UseClientDefault | None = ...,
+    ) -> AsyncOperation[ResponseT, MetadataT]: ...
+
+    @overload
+    async def get(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        rpc_timeout: float | UseClientDefault | None = ...,
+        timeout: float | timedelta | UseClientDefault | None = ...,
+    ) -> AsyncOperation[ResponseT, Any]: ...
+
+    @overload
+    async def get(
+        self,
+        name: str,
+        *,
+        metadata_type: type[MetadataT],
+        rpc_timeout: float | UseClientDefault | None = ...,
+        timeout: float | timedelta | UseClientDefault | None = ...,
+    ) -> AsyncOperation[Any, MetadataT]: ...
 
     async def get(
         self,
         name: str,
         *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> AsyncOperation[Any, Any]:
         """Fetch an operation (see :meth:`OperationsClient.get`)."""
         name = validate_operation_name(name)
-        return self._wrap(await self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
+        check_expected_types(response_type, metadata_type)
+        handle = self._wrap(await self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
+        return handle._expect_types(response_type, metadata_type)
 
     def list(
         self,
@@ -383,24 +469,110 @@ class AsyncOperationsClient(BaseOperationsClient):
         """Delete an operation's record (see :meth:`OperationsClient.delete`)."""
         await self._run(self._delete_plan(validate_operation_name(name), timeout))
 
+    @overload
+    async def wait(
+        self, name: str, *, timeout: float | timedelta | None = ..., poll_policy: PollPolicy | None = ...
+    ) -> AsyncOperation[Any, Any]: ...
+
+    @overload
     async def wait(
         self,
         name: str,
         *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> AsyncOperation[ResponseT, MetadataT]: ...
+
+    @overload
+    async def wait(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> AsyncOperation[ResponseT, Any]: ...
+
+    @overload
+    async def wait(
+        self,
+        name: str,
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> AsyncOperation[Any, MetadataT]: ...
+
+    async def wait(
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
     ) -> AsyncOperation[Any, Any]:
         """Wait until an operation is done, with WaitOperation (see :meth:`OperationsClient.wait`)."""
-        handle = self.operation(name)
+        check_expected_types(response_type, metadata_type)
+        handle: AsyncOperation[Any, Any] = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        handle._expect_types(response_type, metadata_type)
         await self.follow_operation(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return handle
 
     # -- many operations at once --------------------------------------------------------------------
 
+    @overload
     def as_completed(
         self,
         names: Iterable[str],
         *,
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> AsyncIterator[AsyncOperation[Any, Any]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> AsyncIterator[AsyncOperation[ResponseT, MetadataT]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> AsyncIterator[AsyncOperation[ResponseT, Any]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> AsyncIterator[AsyncOperation[Any, MetadataT]]: ...
+
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
@@ -417,6 +589,8 @@ class AsyncOperationsClient(BaseOperationsClient):
         Args:
             names: operation names (validated before any RPC; duplicates polled once).
             timeout: overall time to wait, seconds or ``timedelta``; ``None`` waits for ever.
+            response_type: every response's message class (see :meth:`OperationsClient.operation`).
+            metadata_type: every metadata's message class (see :meth:`OperationsClient.operation`).
             poll_policy: polling for every operation (default: per operation,
                 what :meth:`wait` would use: the client's, else its API's preset).
             progress: called with :class:`~lro_grpc.BatchProgress` counts as results come in.
@@ -427,7 +601,9 @@ class AsyncOperationsClient(BaseOperationsClient):
                 their last seen state).
             InvalidNameError: a malformed name (before any RPC).
         """
-        return _batch.as_completed(
+        check_expected_types(response_type, metadata_type)
+        names = builtins.list(names)
+        completed = _batch.as_completed(
             self,
             names,
             timeout=timeout,
@@ -435,11 +611,61 @@ class AsyncOperationsClient(BaseOperationsClient):
             progress=progress,
             rpc_timeout=None,
         )
+        completed = _telemetry.traced_results_async(completed, names, lambda op: op.raw)
+        if response_type is None and metadata_type is None:
+            return completed
+        return _expect_types_async(completed, response_type, metadata_type)
+
+    @overload
+    async def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[AsyncOperation[Any, Any]]: ...
+
+    @overload
+    async def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[AsyncOperation[ResponseT, MetadataT]]: ...
+
+    @overload
+    async def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[AsyncOperation[ResponseT, Any]]: ...
+
+    @overload
+    async def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[AsyncOperation[Any, MetadataT]]: ...
 
     async def wait_all(
         self,
         names: Iterable[str],
         *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
@@ -454,14 +680,24 @@ class AsyncOperationsClient(BaseOperationsClient):
                 deadline; its ``results`` holds every name's finished operation
                 or last seen state, in input order.
         """
-        return await _batch.wait_all(
-            self,
-            names,
-            timeout=timeout,
-            poll_policy=poll_policy,
-            progress=progress,
-            rpc_timeout=None,
-        )
+        check_expected_types(response_type, metadata_type)
+        names = builtins.list(names)
+        with _telemetry.tracing_batch(names) as trace:
+            try:
+                results = await _batch.wait_all(
+                    self,
+                    names,
+                    timeout=timeout,
+                    poll_policy=poll_policy,
+                    progress=progress,
+                    rpc_timeout=None,
+                )
+            except BatchTimeoutError as error:
+                expect_types_on_error(error, response_type, metadata_type)
+                raise
+            for handle in results:
+                trace.seen(handle.raw)
+        return [handle._expect_types(response_type, metadata_type) for handle in results]
 
     def _batch_scheduler(self) -> _batch.BatchScheduler:
         """The client's one batch scheduler (made on first use)."""
@@ -499,3 +735,21 @@ class AsyncOperationsClient(BaseOperationsClient):
         traceback: types.TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _expect_types_async(
+    handles: AsyncIterator[AsyncOperation[Any, Any]],
+    response_type: type[Message] | None,
+    metadata_type: type[Message] | None,
+) -> AsyncIterator[AsyncOperation[Any, Any]]:
+    """``handles`` as they come, each set to decode into the given classes (see ``expect_types_each``)."""
+    try:
+        async for handle in handles:
+            yield handle._expect_types(response_type, metadata_type)
+    except BatchTimeoutError as error:
+        expect_types_on_error(error, response_type, metadata_type)
+        raise
+    finally:
+        close = getattr(handles, "aclose", None)
+        if close is not None:
+            await close()

@@ -4,6 +4,7 @@ Usage::
 
     lro-grpc [--api {financialservices,servicemanagement}] [--endpoint HOST:PORT] [--json]
              [--rpc-timeout SECONDS] COMMAND ...
+    lro-grpc --version
 
     lro-grpc get NAME
     lro-grpc list PARENT [--filter F] [--page-size N] [--limit N]
@@ -34,6 +35,7 @@ Exit codes:
     3  timed out waiting (``wait --timeout``)
     4  not found: no such operation, or its record expired
     5  RPC or authentication failure (unreachable endpoint, permission denied, ...)
+  130  interrupted (Ctrl-C)
 
 When ``wait`` is given several names and they end differently, the exit code
 is the highest of theirs. Errors are one line on stderr, ``lro-grpc: error: ...``.
@@ -47,6 +49,7 @@ import enum
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TextIO
 
@@ -57,6 +60,7 @@ from google.rpc import error_details_pb2
 from lro_grpc import _core, _progress
 from lro_grpc._batch import SYNTHETIC_ERROR_DOMAIN
 from lro_grpc._json import list_to_dict, operation_to_dict
+from lro_grpc._version import __version__
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.apis import get_api
 from lro_grpc.client import OperationsClient
@@ -98,16 +102,19 @@ class ExitCode(enum.IntEnum):
     """No such operation, or its record expired."""
     RPC_FAILURE = 5
     """An RPC or authentication failure."""
+    INTERRUPTED = 130
+    """Interrupted (Ctrl-C, SIGINT): 128 + the signal number, as shells report it."""
 
 
 _EXIT_CODES_HELP = """\
 exit codes:
-  0  success (for get: the operation is running or succeeded)
-  1  the operation failed or was cancelled
-  2  usage error, or a malformed operation name or parent
-  3  timed out waiting
-  4  not found: no such operation, or its record expired
-  5  RPC or authentication failure
+    0  success (for get: the operation is running or succeeded)
+    1  the operation failed or was cancelled
+    2  usage error, or a malformed operation name or parent
+    3  timed out waiting
+    4  not found: no such operation, or its record expired
+    5  RPC or authentication failure
+  130  interrupted (Ctrl-C)
 
 environment:
   LRO_GRPC_EMULATOR_HOST  HOST:PORT of a local emulator (plaintext), like --endpoint
@@ -199,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     commands.required = True
@@ -332,9 +340,22 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _open_client(args: argparse.Namespace, api: str) -> OperationsClient:
+def _within(options: dict[str, Any], api: str, seconds: float) -> dict[str, Any]:
+    """``options`` with every RPC, retries included, bounded by ``seconds``."""
+    budget = max(seconds, _LEAST_RPC_TIMEOUT)
+    bounded = dict(options)
+    bounded["rpc_timeout"] = min(options.get("rpc_timeout") or get_api(api).rpc_timeout, budget)
+    bounded["retry_policy"] = dataclasses.replace(options.get("retry_policy", DEFAULT_RETRY_POLICY), timeout=budget)
+    return bounded
+
+
+_LEAST_RPC_TIMEOUT = 0.05
+"""The shortest RPC ``wait --timeout 0`` still makes (a timeout must be positive)."""
+
+
+def _open_client(args: argparse.Namespace, api: str, options: dict[str, Any] | None = None) -> OperationsClient:
     try:
-        return OperationsClient.for_api(api, **_client_options(args))
+        return OperationsClient.for_api(api, **(options if options is not None else _client_options(args)))
     except ValueError as error:  # e.g. plaintext asked for towards a host that is not loopback
         raise _UsageError(str(error)) from error
 
@@ -375,7 +396,11 @@ def _cmd_list(args: argparse.Namespace, console: _Console) -> int:
     if args.json:
         console.print_json(listing)
     else:
-        console.print(_progress.render_operation_table(listing["operations"]))
+        if listing["operations"]:
+            console.print(_progress.render_operation_table(listing["operations"]))
+        else:
+            matching = f" matching filter {args.filter!r}" if args.filter else ""
+            console.print(f"no operations under {parent}{matching}")
         if listing.get("unreachable"):
             console.err.write(f"{PROG}: warning: unreachable: {', '.join(listing['unreachable'])}\n")
     return ExitCode.OK
@@ -432,15 +457,27 @@ def _cmd_wait(args: argparse.Namespace, console: _Console) -> int:
     api = _choose_api(args.api, [_api_of_name(name) for name in names])
     poll_policy = _poll_policy(args, api)
     options = _client_options(args)
-    with _open_client(args, api) as client:
+    started = time.monotonic()
+    # The first look counts against --timeout too: its attempts and retries end by then.
+    first_options = options if args.timeout is None else _within(options, api, args.timeout)
+    with _open_client(args, api, first_options) as client:
         # One GetOperation first: a wrong endpoint, missing credentials or an unknown first
         # name fail here with their own exit code instead of being polled until the timeout.
-        first = client.get(names[0]).raw
+        try:
+            first = client.get(names[0]).raw
+        except RpcError as error:
+            if args.timeout is not None and error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise WaitTimeoutError(
+                    f"timed out after {args.timeout:g}s: no answer to the first GetOperation of {names[0]!r}",
+                    timeout=args.timeout,
+                ) from error
+            raise
         registry = client.registry
     if len(names) == 1 and first.done:
         results = [first]
     else:
-        results = _wait_batch(args, console, api, names, poll_policy, options, registry)
+        remaining = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
+        results = _wait_batch(args, console, api, names, poll_policy, options, registry, timeout=remaining)
     outcomes = [_wait_outcome(operation) for operation in results]
     dicts = [operation_to_dict(operation, registry) for operation in results]
     if args.json:
@@ -463,11 +500,13 @@ def _wait_batch(
     poll_policy: PollPolicy,
     options: Mapping[str, Any],
     registry: TypeRegistry,
+    *,
+    timeout: float | None,
 ) -> list[operations_pb2.Operation]:
     results, _ = _progress.wait_all_with_progress(
         lambda: AsyncOperationsClient.for_api(api, **options),
         names,
-        timeout=args.timeout,
+        timeout=timeout,
         poll_policy=poll_policy,
         rpc_timeout=args.rpc_timeout if args.rpc_timeout is not None else get_api(api).rpc_timeout,
         registry=registry,
@@ -594,14 +633,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(console, str(error))
         return ExitCode.NOT_FOUND
     except RpcError as error:
-        _error_line(console, str(error))
+        unreachable = "server unreachable: " if error.code is grpc.StatusCode.UNAVAILABLE else ""
+        _error_line(console, unreachable + str(error))
         return ExitCode.RPC_FAILURE
     except OperationError as error:
         _error_line(console, str(error))
         return ExitCode.OPERATION_FAILED
     except KeyboardInterrupt:
         _error_line(console, "interrupted")
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `lro-grpc list ... | head`): nothing more to say.
         _silence_stdout()

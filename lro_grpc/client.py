@@ -15,24 +15,42 @@ Example::
 from __future__ import annotations
 
 import builtins
+import contextlib
 import threading
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import grpc
 from google.longrunning import operations_pb2
+from google.protobuf.message import Message
 
-from lro_grpc import _batch, _channels, _core
+from lro_grpc import _channels, _core, _telemetry
+from lro_grpc._batch._base import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
+from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import validate_operation_name
-from lro_grpc.operation import BaseOperation, Operation
+from lro_grpc.operation import (
+    BaseOperation,
+    MetadataT,
+    Operation,
+    ResponseT,
+    check_expected_types,
+    expect_types_each,
+    expect_types_on_error,
+)
 from lro_grpc.policies import DEFAULT_RETRY_POLICY, PollPolicy, RetryPolicy
 from lro_grpc.registry import TypeRegistry
+
+if TYPE_CHECKING:
+    # Imported when a batch is first waited on (see _runner): not every program needs them.
+    from lro_grpc import _batch
+    from lro_grpc.aio import AsyncOperationsClient
 
 __all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "OperationPage", "OperationPager", "OperationsClient"]
 
@@ -114,6 +132,17 @@ class OperationsClient(BaseOperationsClient):
             scope (a location, a service) with one ListOperations listing
             when that takes fewer calls than polling each; ``False`` polls
             every operation with its own GetOperation.
+        interceptors: ``grpc.UnaryUnaryClientInterceptor`` (and the like) that see
+            every call on the client's channel (the given one included).
+        async_interceptors: ``grpc.aio`` interceptors for the channel the batch
+            waiter (:meth:`as_completed`, :meth:`wait_all`) opens; required there
+            when ``interceptors`` are given, so no channel goes without them
+            (``[]`` to run the batch waiter without).
+        async_channel_factory: makes the ``grpc.aio.Channel`` the batch waiter
+            uses (called on its event loop; the client closes it), e.g.
+            ``lambda: grpc.aio.secure_channel(host, creds)``. Needed for
+            :meth:`as_completed` and :meth:`wait_all` when ``target`` is a
+            ready ``grpc.Channel``.
 
     Raises:
         ValueError: plaintext to a host that is not loopback, or with credentials.
@@ -131,16 +160,17 @@ class OperationsClient(BaseOperationsClient):
         quota_project_id: str | None = None,
         api: str | ApiPreset | None = None,
         plaintext: bool | None = None,
-        batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
+        batch_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
+        interceptors: Sequence[Any] = (),
+        async_interceptors: Sequence[Any] | None = None,
+        async_channel_factory: Callable[[], grpc.aio.Channel] | None = None,
     ) -> None:
         super().__init__(
             registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
         )
-        self._batch_max_in_flight, self._batch_qps = _batch.check_limits(
-            batch_max_in_flight, batch_qps, prefix="batch_"
-        )
+        self._batch_max_in_flight, self._batch_qps = check_limits(batch_max_in_flight, batch_qps, prefix="batch_")
         if not isinstance(batch_sweep, bool):
             raise TypeError(f"batch_sweep must be a bool, got {batch_sweep!r}")
         self._closed = False
@@ -148,21 +178,39 @@ class OperationsClient(BaseOperationsClient):
         # channel of its own, made from the same settings when first needed.
         self._batch_runner: _batch.SyncBatchRunner[Operation[Any, Any]] | None = None
         self._batch_lock = threading.Lock()
-        self._async_settings: dict[str, Any] | None = None
+        chain = _channels.check_interceptors(interceptors)
+        async_chain = (
+            None
+            if async_interceptors is None
+            else _channels.check_interceptors(async_interceptors, what="async_interceptors")
+        )
+        if async_channel_factory is not None and not callable(async_channel_factory):
+            raise TypeError(f"async_channel_factory must be callable, got {async_channel_factory!r}")
+        if async_channel_factory is not None and async_chain:
+            raise ValueError("async_interceptors do not apply to async_channel_factory's channel: give them to it")
+        self._interceptors = chain
+        self._async_interceptors = async_chain
+        self._async_channel_factory = async_channel_factory
+        # The batch waiter's asyncio client: these settings, and the channel it opens
+        # from _async_target (or async_channel_factory's).
+        self._async_settings: dict[str, Any] = dict(
+            registry=self._registry,
+            retry_policy=retry_policy,
+            rpc_timeout=rpc_timeout,
+            poll_policy=poll_policy,
+            api=self._api,
+            batch_max_in_flight=self._batch_max_in_flight,
+            batch_qps=self._batch_qps,
+            batch_sweep=batch_sweep,
+        )
+        self._async_target: dict[str, Any] | None = None
         if not isinstance(target, grpc.Channel):
-            self._async_settings = dict(
+            self._async_target = dict(
                 target=target,
-                registry=self._registry,
-                retry_policy=retry_policy,
-                rpc_timeout=rpc_timeout,
-                poll_policy=poll_policy,
                 credentials=credentials,
                 quota_project_id=quota_project_id,
-                api=self._api,
                 plaintext=plaintext,
-                batch_max_in_flight=self._batch_max_in_flight,
-                batch_qps=self._batch_qps,
-                batch_sweep=batch_sweep,
+                interceptors=async_chain or (),
             )
         if isinstance(target, grpc.Channel):
             if credentials is not None or quota_project_id is not None or plaintext is not None:
@@ -170,7 +218,7 @@ class OperationsClient(BaseOperationsClient):
                     "credentials, quota_project_id and plaintext apply only to channels the client creates, "
                     f"not to the given channel {target!r}"
                 )
-            self._channel: grpc.Channel = target
+            self._channel: grpc.Channel = grpc.intercept_channel(target, *chain) if chain else target
             self._owns_channel = False
             self.endpoint: _channels.Endpoint | None = None
         else:
@@ -182,6 +230,7 @@ class OperationsClient(BaseOperationsClient):
                 credentials=None if self.endpoint.plaintext else credentials,
                 scopes=self._scopes(),
                 quota_project_id=quota_project_id,
+                interceptors=chain,
             )
             self._owns_channel = True
         self._stub = operations_pb2_grpc.OperationsStub(self._channel)
@@ -199,9 +248,11 @@ class OperationsClient(BaseOperationsClient):
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         poll_policy: PollPolicy | None = None,
         plaintext: bool | None = None,
-        batch_max_in_flight: int = _batch.DEFAULT_MAX_IN_FLIGHT,
+        batch_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         batch_qps: float | None = None,
         batch_sweep: bool = True,
+        interceptors: Sequence[Any] = (),
+        async_interceptors: Sequence[Any] | None = None,
     ) -> OperationsClient:
         """A client for one API's default host over TLS with Application Default Credentials.
 
@@ -215,6 +266,11 @@ class OperationsClient(BaseOperationsClient):
             rpc_timeout: per-RPC timeout (default: the API's, 10 s).
             poll_policy: default polling (default: the API's preset).
             plaintext: see :class:`OperationsClient`.
+            batch_max_in_flight: see :class:`OperationsClient`.
+            batch_qps: see :class:`OperationsClient`.
+            batch_sweep: see :class:`OperationsClient`.
+            interceptors: see :class:`OperationsClient`.
+            async_interceptors: see :class:`OperationsClient`.
         """
         preset = get_api(api)
         return cls(
@@ -230,6 +286,8 @@ class OperationsClient(BaseOperationsClient):
             batch_max_in_flight=batch_max_in_flight,
             batch_qps=batch_qps,
             batch_sweep=batch_sweep,
+            interceptors=interceptors,
+            async_interceptors=async_interceptors,
         )
 
     # -- I/O --------------------------------------------------------------------------------------
@@ -255,7 +313,8 @@ class OperationsClient(BaseOperationsClient):
             return RpcFailure.from_grpc_error(error)
 
     def _run(self, plan: Plan[T]) -> T:
-        return _core.run_sync(plan, self._invoke)
+        tools = _telemetry.instruments()
+        return _core.run_sync(plan if tools is None else _telemetry.observe(plan, tools), self._invoke)
 
     def _wrap(self, operation: operations_pb2.Operation) -> Operation[Any, Any]:
         """A handle on ``operation`` bound to this client."""
@@ -309,28 +368,101 @@ class OperationsClient(BaseOperationsClient):
             WaitTimeoutError: not done within ``timeout``; its ``operation`` is ``handle``.
             RpcError: an RPC failed for good.
         """
-        self._run(
-            self._handle_wait_plan(
-                handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+        with _telemetry.waiting(handle.name, lambda: handle.raw):
+            self._run(
+                self._handle_wait_plan(
+                    handle, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+                )
             )
-        )
 
     # -- public API -------------------------------------------------------------------------------
 
-    def operation(self, name: str) -> Operation[Any, Any]:
+    @overload
+    def operation(self, name: str) -> Operation[Any, Any]: ...
+
+    @overload
+    def operation(
+        self, name: str, *, response_type: type[ResponseT], metadata_type: type[MetadataT]
+    ) -> Operation[ResponseT, MetadataT]: ...
+
+    @overload
+    def operation(self, name: str, *, response_type: type[ResponseT]) -> Operation[ResponseT, Any]: ...
+
+    @overload
+    def operation(self, name: str, *, metadata_type: type[MetadataT]) -> Operation[Any, MetadataT]: ...
+
+    def operation(
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
+    ) -> Operation[Any, Any]:
         """A handle on operation ``name`` without fetching it (e.g. a batch job that restarts).
 
         Its ``done`` is ``False`` and its metadata ``None`` until it is refreshed or waited on.
 
+        Args:
+            name: the operation's name.
+            response_type: decode the response into this message class, so the handle is
+                typed ``Operation[response_type, ...]``; an Any of another type raises
+                :class:`~lro_grpc.TypeMismatchError` naming both type URLs.
+            metadata_type: likewise for the metadata.
+
         Raises:
             InvalidNameError: ``name`` is malformed.
+            TypeError: ``response_type`` or ``metadata_type`` is not a protobuf message class.
         """
-        return self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        check_expected_types(response_type, metadata_type)
+        handle = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        return handle._expect_types(response_type, metadata_type)
+
+    @overload
+    def get(
+        self,
+        name: str,
+        *,
+        rpc_timeout: float | UseClientDefault | None = ...,
+        timeout: float | timedelta | UseClientDefault | None = ...,
+    ) -> Operation[Any, Any]: ...
+
+    @overload
+    def get(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        rpc_timeout: float | UseClientDefault | None = ...,
+        timeout: float | timedelta | UseClientDefault | None = ...,
+    ) -> Operation[ResponseT, MetadataT]: ...
+
+    @overload
+    def get(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        rpc_timeout: float | UseClientDefault | None = ...,
+        timeout: float | timedelta | UseClientDefault | None = ...,
+    ) -> Operation[ResponseT, Any]: ...
+
+    @overload
+    def get(
+        self,
+        name: str,
+        *,
+        metadata_type: type[MetadataT],
+        rpc_timeout: float | UseClientDefault | None = ...,
+        timeout: float | timedelta | UseClientDefault | None = ...,
+    ) -> Operation[Any, MetadataT]: ...
 
     def get(
         self,
         name: str,
         *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Operation[Any, Any]:
@@ -338,6 +470,8 @@ class OperationsClient(BaseOperationsClient):
 
         Args:
             name: e.g. ``projects/p/locations/l/operations/op-123`` or ``operations/some.id:1``.
+            response_type: the response's message class (see :meth:`operation`).
+            metadata_type: the metadata's message class (see :meth:`operation`).
             rpc_timeout: timeout of each attempt (default: the client's).
             timeout: overall time for the call and its retries, seconds or
                 ``timedelta`` (default: the retry policy's, 60 s); ``None``:
@@ -345,11 +479,14 @@ class OperationsClient(BaseOperationsClient):
 
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
+            TypeError: ``response_type`` or ``metadata_type`` is not a protobuf message class.
             OperationNotFoundError: no such operation, or its record expired.
             RpcError: the RPC failed (``DEADLINE_EXCEEDED`` once ``timeout`` is spent).
         """
         name = validate_operation_name(name)
-        return self._wrap(self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
+        check_expected_types(response_type, metadata_type)
+        handle = self._wrap(self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
+        return handle._expect_types(response_type, metadata_type)
 
     def list(
         self,
@@ -405,10 +542,48 @@ class OperationsClient(BaseOperationsClient):
         """
         self._run(self._delete_plan(validate_operation_name(name), timeout))
 
+    @overload
+    def wait(
+        self, name: str, *, timeout: float | timedelta | None = ..., poll_policy: PollPolicy | None = ...
+    ) -> Operation[Any, Any]: ...
+
+    @overload
     def wait(
         self,
         name: str,
         *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> Operation[ResponseT, MetadataT]: ...
+
+    @overload
+    def wait(
+        self,
+        name: str,
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> Operation[ResponseT, Any]: ...
+
+    @overload
+    def wait(
+        self,
+        name: str,
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+    ) -> Operation[Any, MetadataT]: ...
+
+    def wait(
+        self,
+        name: str,
+        *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
     ) -> Operation[Any, Any]:
@@ -420,15 +595,20 @@ class OperationsClient(BaseOperationsClient):
 
         Args:
             name: the operation's name.
+            response_type: the response's message class (see :meth:`operation`).
+            metadata_type: the metadata's message class (see :meth:`operation`).
             timeout: the overall wait; ``None`` waits for ever.
             poll_policy: the interval between polls, and the least time between WaitOperation calls.
 
         Raises:
             InvalidNameError: ``name`` is malformed (no RPC is made).
+            TypeError: ``response_type`` or ``metadata_type`` is not a protobuf message class.
             WaitTimeoutError: not done within ``timeout`` (carries the last seen state).
             RpcError: an RPC failed for good.
         """
-        handle = self.operation(name)
+        check_expected_types(response_type, metadata_type)
+        handle: Operation[Any, Any] = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
+        handle._expect_types(response_type, metadata_type)
         self.follow_operation(handle, timeout=timeout, poll_policy=poll_policy, use_wait=True)
         return handle
 
@@ -437,23 +617,97 @@ class OperationsClient(BaseOperationsClient):
     def _runner(self) -> _batch.SyncBatchRunner[Operation[Any, Any]]:
         if self._closed:
             raise RuntimeError("the OperationsClient is closed")
-        settings = self._async_settings
-        if settings is None:
-            raise RuntimeError(
-                "as_completed() and wait_all() need a client created from a target (host:port), "
-                "not from a ready grpc.Channel: the batch waiter opens a grpc.aio channel of its own"
-            )
+        open_batch_client = self._batch_client_opener()
         with self._batch_lock:
             if self._batch_runner is None:
-                from lro_grpc.aio import AsyncOperationsClient
+                from lro_grpc._batch import SyncBatchRunner
 
-                self._batch_runner = _batch.SyncBatchRunner(lambda: AsyncOperationsClient(**settings), wrap=self._wrap)
+                self._batch_runner = SyncBatchRunner(open_batch_client, wrap=self._wrap)
             return self._batch_runner
+
+    def _batch_client_opener(self) -> Callable[[], AbstractAsyncContextManager[AsyncOperationsClient]]:
+        """How the batch waiter opens its asyncio client (called on its event loop)."""
+        from lro_grpc.aio import AsyncOperationsClient
+
+        settings = self._async_settings
+        factory = self._async_channel_factory
+        if factory is None:
+            target = self._async_target
+            if target is None:
+                raise RuntimeError(
+                    "as_completed() and wait_all() on a client made from a ready grpc.Channel need "
+                    "async_channel_factory= (how to open the grpc.aio channel the batch waiter polls over)"
+                )
+            if self._interceptors and self._async_interceptors is None:
+                raise ValueError(
+                    "interceptors= apply to the synchronous channel; the batch waiter opens a grpc.aio channel: "
+                    "pass async_interceptors= (grpc.aio interceptors, or [] for none) to the client"
+                )
+            return lambda: AsyncOperationsClient(**target, **settings)
+
+        @contextlib.asynccontextmanager
+        async def open_on_loop() -> AsyncIterator[AsyncOperationsClient]:
+            channel = factory()
+            if not isinstance(channel, grpc.aio.Channel):
+                raise TypeError(f"async_channel_factory must return a grpc.aio.Channel, got {channel!r}")
+            try:
+                async with AsyncOperationsClient(channel, **settings) as client:
+                    yield client
+            finally:
+                await channel.close()
+
+        return open_on_loop
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> Iterator[Operation[Any, Any]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> Iterator[Operation[ResponseT, MetadataT]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> Iterator[Operation[ResponseT, Any]]: ...
+
+    @overload
+    def as_completed(
+        self,
+        names: Iterable[str],
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> Iterator[Operation[Any, MetadataT]]: ...
 
     def as_completed(
         self,
         names: Iterable[str],
         *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
@@ -471,6 +725,8 @@ class OperationsClient(BaseOperationsClient):
         Args:
             names: operation names (validated before any RPC; duplicates polled once).
             timeout: overall time to wait, seconds or ``timedelta``; ``None`` waits for ever.
+            response_type: every response's message class (see :meth:`operation`).
+            metadata_type: every metadata's message class (see :meth:`operation`).
             poll_policy: polling for every operation (default: per operation,
                 what :meth:`wait` would use: the client's, else its API's preset).
             progress: called with :class:`~lro_grpc.BatchProgress` counts, on the iterating thread.
@@ -482,18 +738,70 @@ class OperationsClient(BaseOperationsClient):
             InvalidNameError: a malformed name (before any RPC).
             RuntimeError: the client is closed, or was built on a ready channel.
         """
-        return self._runner().as_completed(
+        check_expected_types(response_type, metadata_type)
+        names = builtins.list(names)
+        completed = self._runner().as_completed(
             names,
             timeout=timeout,
             poll_policy=poll_policy,
             progress=progress,
             rpc_timeout=None,
         )
+        completed = _telemetry.traced_results(completed, names, lambda op: op.raw)
+        if response_type is None and metadata_type is None:
+            return completed
+        return expect_types_each(completed, response_type, metadata_type)
+
+    @overload
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[Operation[Any, Any]]: ...
+
+    @overload
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[Operation[ResponseT, MetadataT]]: ...
+
+    @overload
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        response_type: type[ResponseT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[Operation[ResponseT, Any]]: ...
+
+    @overload
+    def wait_all(
+        self,
+        names: Iterable[str],
+        *,
+        metadata_type: type[MetadataT],
+        timeout: float | timedelta | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        progress: Callable[[_batch.BatchProgress], object] | None = ...,
+    ) -> builtins.list[Operation[Any, MetadataT]]: ...
 
     def wait_all(
         self,
         names: Iterable[str],
         *,
+        response_type: type[Message] | None = None,
+        metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
@@ -508,13 +816,23 @@ class OperationsClient(BaseOperationsClient):
                 deadline; its ``results`` holds every name's finished operation
                 or last seen state, in input order.
         """
-        return self._runner().wait_all(
-            names,
-            timeout=timeout,
-            poll_policy=poll_policy,
-            progress=progress,
-            rpc_timeout=None,
-        )
+        check_expected_types(response_type, metadata_type)
+        names = builtins.list(names)
+        with _telemetry.tracing_batch(names) as trace:
+            try:
+                results = self._runner().wait_all(
+                    names,
+                    timeout=timeout,
+                    poll_policy=poll_policy,
+                    progress=progress,
+                    rpc_timeout=None,
+                )
+            except BatchTimeoutError as error:
+                expect_types_on_error(error, response_type, metadata_type)
+                raise
+            for handle in results:
+                trace.seen(handle.raw)
+        return [handle._expect_types(response_type, metadata_type) for handle in results]
 
     def close(self) -> None:
         """Close the channel (if the client created it) and stop the batch waiter's loop. Idempotent."""

@@ -6,7 +6,8 @@ Every exception the library raises on purpose derives from :class:`LroError`::
     ├── InvalidNameError (also ValueError)   a malformed operation name or parent, before any RPC
     ├── TypeRegistryError                    the typed value of an Any cannot be produced
     │   ├── UnknownTypeError (also LookupError)   no message class registered for the type URL
-    │   └── AnyDecodeError                        the Any's bytes do not parse as its type
+    │   ├── AnyDecodeError                        the Any's bytes do not parse as its type
+    │   └── TypeMismatchError (also TypeError)    the Any holds another type than the one asked for
     ├── RpcError                             an RPC failed (after any retries); the grpc error is chained
     │   └── OperationNotFoundError           NOT_FOUND: no such operation, or its record expired
     ├── OperationError                       the operation finished with an error on the server
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
     from google.rpc import status_pb2
 
+    from lro_grpc.operation import BaseOperation
+
 __all__ = [
     "AnyDecodeError",
     "BatchTimeoutError",
@@ -38,6 +41,7 @@ __all__ = [
     "OperationError",
     "OperationNotFoundError",
     "RpcError",
+    "TypeMismatchError",
     "TypeRegistryError",
     "UnknownTypeError",
     "WaitTimeoutError",
@@ -78,6 +82,19 @@ class UnknownTypeError(TypeRegistryError, LookupError):
 
 class AnyDecodeError(TypeRegistryError):
     """An Any's bytes do not parse as the message its type URL names."""
+
+
+class TypeMismatchError(TypeRegistryError, TypeError):
+    """An Any holds another message type than the one asked for (``response_type=``, ``response_as()``, ...).
+
+    Attributes:
+        type_url: the Any's type URL.
+        expected_type_url: the type URL of the class asked for.
+    """
+
+    def __init__(self, message: str, type_url: str, expected_type_url: str) -> None:
+        super().__init__(message, type_url)
+        self.expected_type_url = expected_type_url
 
 
 def _code_name(code: grpc.StatusCode | None) -> str:
@@ -188,7 +205,7 @@ class WaitTimeoutError(LroError, TimeoutError):
 
     def __init__(self, message: str, *, operation: Any = None, timeout: float | None = None) -> None:
         super().__init__(message)
-        self.operation = operation
+        self.operation: BaseOperation[Any, Any] | None = operation
         self.timeout = timeout
 
 
@@ -206,7 +223,15 @@ class BatchTimeoutError(WaitTimeoutError):
         results: from ``wait_all`` only: one entry per input name, in
             input order: the finished operation, or the last seen state of a
             pending one. ``None`` elsewhere.
+        last_errors: for each pending operation (same order), the error of
+            its last GetOperation if that failed (``None`` if it was answered,
+            or not tried).
         timeout: the overall timeout, in seconds.
+
+    When every pending operation's last look failed with ``UNAVAILABLE`` or
+    ``DEADLINE_EXCEEDED`` (:attr:`server_unreachable`), the message says
+    "server unreachable" and quotes the first error: a dead endpoint does not
+    look like slow operations.
     """
 
     def __init__(
@@ -217,11 +242,34 @@ class BatchTimeoutError(WaitTimeoutError):
         pending_names: list[str],
         results: list[Any] | None = None,
         timeout: float | None = None,
+        last_errors: Sequence[RpcError | None] | None = None,
     ) -> None:
+        errors: list[RpcError | None] = list(last_errors) if last_errors is not None else [None] * len(pending_names)
+        if len(errors) != len(pending_names):
+            raise ValueError(f"last_errors has {len(errors)} entries for {len(pending_names)} pending operations")
+        unreachable = _unreachable(errors)
+        if unreachable is not None and "server unreachable" not in message:
+            message = f"{message}; server unreachable: {unreachable}"
         super().__init__(message, operation=None, timeout=timeout)
-        self.pending = pending
+        self.pending: list[BaseOperation[Any, Any]] = pending
         self.pending_names = pending_names
-        self.results = results
+        self.results: list[BaseOperation[Any, Any]] | None = results
+        self.last_errors = errors
+
+    @property
+    def server_unreachable(self) -> bool:
+        """Whether every pending operation's last look failed with ``UNAVAILABLE`` or ``DEADLINE_EXCEEDED``."""
+        return _unreachable(self.last_errors) is not None
+
+
+_UNREACHABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def _unreachable(errors: Sequence[RpcError | None]) -> str | None:
+    """The first error, if every one says the server could not be reached; else ``None``."""
+    if not errors or not all(error is not None and error.code in _UNREACHABLE_CODES for error in errors):
+        return None
+    return str(errors[0])
 
 
 _CODES_BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}

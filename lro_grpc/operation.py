@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -24,8 +25,8 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from lro_grpc import _core, _json
-from lro_grpc.errors import OperationError
+from lro_grpc import _core
+from lro_grpc.errors import AnyDecodeError, BatchTimeoutError, OperationError, TypeMismatchError
 from lro_grpc.policies import PollPolicy
 from lro_grpc.registry import TypeRegistry, default_registry
 
@@ -52,6 +53,86 @@ MetadataT = TypeVar("MetadataT", bound=Message)
 """The message type of an operation's metadata (e.g. ``OperationMetadata``)."""
 
 _HandleT = TypeVar("_HandleT", bound="BaseOperation[Any, Any]")
+
+_CANCELLED = 1  # google.rpc.Code.CANCELLED
+
+_T = TypeVar("_T")
+
+_TYPE_URL_PREFIX = "type.googleapis.com/"
+
+
+def _check_message_class(value: object, *, what: str) -> type[Message] | None:
+    if value is None or (isinstance(value, type) and issubclass(value, Message)):
+        return value
+    raise TypeError(f"{what} must be a protobuf message class (or None), got {value!r}")
+
+
+def check_expected_types(response_type: object, metadata_type: object) -> None:
+    """Validate ``response_type=``/``metadata_type=`` arguments before any RPC.
+
+    Raises:
+        TypeError: a value is neither ``None`` nor a protobuf message class.
+    """
+    _check_message_class(response_type, what="response_type")
+    _check_message_class(metadata_type, what="metadata_type")
+
+
+def expect_types_each(
+    handles: Iterable[_HandleT], response_type: type[Message] | None, metadata_type: type[Message] | None
+) -> Iterator[_HandleT]:
+    """``handles`` as they come, each set to decode into the given classes (a batch's results).
+
+    A :class:`~lro_grpc.errors.BatchTimeoutError` raised on the way gets the same for
+    its ``pending`` and ``results`` handles.
+    """
+    try:
+        for handle in handles:
+            yield handle._expect_types(response_type, metadata_type)
+    except BatchTimeoutError as error:
+        expect_types_on_error(error, response_type, metadata_type)
+        raise
+
+
+def expect_types_on_error(
+    error: BatchTimeoutError, response_type: type[Message] | None, metadata_type: type[Message] | None
+) -> None:
+    """Set the handles a :class:`~lro_grpc.errors.BatchTimeoutError` carries to decode into the given classes."""
+    for handle in [*error.pending, *(error.results or ())]:
+        if isinstance(handle, BaseOperation):
+            handle._expect_types(response_type, metadata_type)
+
+
+def _decode_as(packed: any_pb2.Any, cls: Any, *, what: str) -> Any:
+    """``packed`` decoded into ``cls``: a protobuf message class or a proto-plus one.
+
+    Raises:
+        TypeError: ``cls`` is neither kind of message class.
+        TypeMismatchError: the Any holds another type than ``cls``.
+        AnyDecodeError: the bytes do not parse as ``cls``.
+    """
+    pb_class_of = getattr(cls, "pb", None)
+    deserialize = getattr(cls, "deserialize", None)
+    if isinstance(cls, type) and issubclass(cls, Message):
+        full_name = cls.DESCRIPTOR.full_name
+        parse: Callable[[bytes], Any] = cls.FromString
+    elif isinstance(cls, type) and callable(pb_class_of) and callable(deserialize):
+        # A proto-plus class (google-cloud-* packages): cls.pb() is its protobuf class.
+        full_name = pb_class_of().DESCRIPTOR.full_name
+        parse = deserialize
+    else:
+        raise TypeError(f"expected a protobuf or proto-plus message class, got {cls!r}")
+    type_url = packed.type_url
+    if type_url.rsplit("/", 1)[-1] != full_name:
+        raise TypeMismatchError(
+            f"the {what} is a {type_url}, not a {_TYPE_URL_PREFIX}{full_name} ({cls.__module__}.{cls.__qualname__})",
+            type_url,
+            _TYPE_URL_PREFIX + full_name,
+        )
+    try:
+        return parse(packed.value)
+    except Exception as error:  # DecodeError, or proto-plus's own wrapping of it
+        raise AnyDecodeError(f"the {what} ({type_url}) does not parse: {error}", type_url) from error
+
 
 _shared_registry: TypeRegistry | None = None
 _shared_registry_lock = threading.Lock()
@@ -93,6 +174,20 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         self._raw = operation
         self._metadata_cache: Message | None = None
         self._response_cache: Message | None = None
+        self._response_type: type[Message] | None = None
+        self._metadata_type: type[Message] | None = None
+
+    def _expect_types(self: _HandleT, response_type: object, metadata_type: object) -> _HandleT:
+        """Decode response and metadata into these classes from now on (``None``: by the registry).
+
+        Raises:
+            TypeError: a value is neither ``None`` nor a protobuf message class.
+        """
+        self._response_type = _check_message_class(response_type, what="response_type")
+        self._metadata_type = _check_message_class(metadata_type, what="metadata_type")
+        self._metadata_cache = None
+        self._response_cache = None
+        return self
 
     def _update(self, operation: operations_pb2.Operation) -> None:
         # Readers that raced with this see the old operation or the new one, never a mix.
@@ -143,7 +238,11 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
             return None
         cached = self._metadata_cache
         if cached is None:
-            cached = self._registry.unpack(raw.metadata)
+            expected = self._metadata_type
+            if expected is None:
+                cached = self._registry.unpack(raw.metadata)
+            else:
+                cached = _decode_as(raw.metadata, expected, what=f"metadata of operation {raw.name!r}")
             if self._raw is raw:
                 self._metadata_cache = cached
         return cast(MetadataT, cached)
@@ -164,10 +263,44 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
             return None
         cached = self._response_cache
         if cached is None:
-            cached = self._registry.unpack(raw.response)
+            expected = self._response_type
+            if expected is None:
+                cached = self._registry.unpack(raw.response)
+            else:
+                cached = _decode_as(raw.response, expected, what=f"response of operation {raw.name!r}")
             if self._raw is raw:
                 self._response_cache = cached
         return cast(ResponseT, cached)
+
+    def response_as(self, cls: type[_T]) -> _T | None:
+        """The response decoded into ``cls``, or ``None`` if there is none (yet).
+
+        ``cls`` may be any message class of the response's type: lro_grpc's
+        (``lro_grpc.types``), a protobuf class generated elsewhere, or a
+        proto-plus class of Google's packages (``google.cloud.financialservices_v1.Instance``).
+
+        Raises:
+            TypeError: ``cls`` is not a message class.
+            TypeMismatchError: the response is of another type (both type URLs named).
+            AnyDecodeError: the bytes do not parse as ``cls``.
+        """
+        return self._field_as("response", cls)
+
+    def metadata_as(self, cls: type[_T]) -> _T | None:
+        """The metadata decoded into ``cls``, or ``None`` if there is none (see :meth:`response_as`).
+
+        Raises:
+            TypeError: ``cls`` is not a message class.
+            TypeMismatchError: the metadata is of another type (both type URLs named).
+            AnyDecodeError: the bytes do not parse as ``cls``.
+        """
+        return self._field_as("metadata", cls)
+
+    def _field_as(self, field: str, cls: type[_T]) -> _T | None:
+        raw = self._raw
+        if not raw.HasField(field):
+            return None
+        return cast(_T, _decode_as(getattr(raw, field), cls, what=f"{field} of operation {raw.name!r}"))
 
     @property
     def failed(self) -> bool:
@@ -192,6 +325,15 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
             return None
         return _core.operation_error(status, unpack=self._registry.unpack, operation=self)
 
+    def cancelled(self) -> bool:
+        """Whether the operation, when last seen, had ended cancelled (``CANCELLED``, code 1).
+
+        Unlike ``google.api_core.operation.Operation.cancelled()``, this makes no
+        RPC: call ``refresh()`` first for the current state.
+        """
+        raw = self._raw
+        return bool(raw.done) and raw.HasField("error") and raw.error.code == _CANCELLED
+
     def _outcome(self) -> ResponseT | None:
         error = self.error
         if error is not None:
@@ -204,6 +346,8 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         Raises:
             UnknownTypeError: an Any inside has a type URL the registry does not know.
         """
+        from lro_grpc import _json  # json_format is not needed to poll: loaded on first use
+
         return _json.operation_to_dict(self._raw, self._registry)
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -212,6 +356,8 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         Raises:
             UnknownTypeError: an Any inside has a type URL the registry does not know.
         """
+        from lro_grpc import _json  # json_format is not needed to poll: loaded on first use
+
         return _json.operation_to_json(self._raw, self._registry, indent=indent)
 
     @classmethod
@@ -233,6 +379,8 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         """
         if registry is None:
             registry = client.registry if client is not None else _fallback_registry()
+        from lro_grpc import _json  # json_format is not needed to poll: loaded on first use
+
         operation = _json.operation_from_dict(data, registry, ignore_unknown_fields=ignore_unknown_fields)
         return cls(operation, registry=registry, client=client)
 
@@ -248,8 +396,49 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         """A handle from REST JSON text (see :meth:`from_dict`)."""
         if registry is None:
             registry = client.registry if client is not None else _fallback_registry()
+        from lro_grpc import _json  # json_format is not needed to poll: loaded on first use
+
         operation = _json.operation_from_json(text, registry, ignore_unknown_fields=ignore_unknown_fields)
         return cls(operation, registry=registry, client=client)
+
+    @classmethod
+    def from_api_core(
+        cls: type[_HandleT],
+        operation: Any,
+        *,
+        client: Any = None,
+        registry: TypeRegistry | None = None,
+    ) -> _HandleT:
+        """A handle on the operation that a ``google-api-core`` operation future tracks.
+
+        Takes the ``google.longrunning.Operation`` that
+        ``google.api_core.operation.Operation`` (or ``operation_async.AsyncOperation``)
+        last saw, e.g. what an official client's ``create_instance()`` returned.
+        Carried over: the operation's name and its whole last seen state (done,
+        metadata, response or error). Not carried over: api-core's channel and
+        refresh function (it keeps no public reference to them: pass ``client=``,
+        which may share the official client's channel, e.g.
+        ``OperationsClient(aml_client.transport.grpc_channel)``), its polling
+        settings, ``result_type``/``metadata_type`` (the registry decodes by type
+        URL) and done callbacks. Nothing is fetched.
+
+        Args:
+            operation: the api-core operation future.
+            client: the client to bind the handle to (needed for its I/O methods).
+            registry: the registry for metadata and response (default: the client's).
+
+        Raises:
+            TypeError: ``operation`` is not an api-core operation future.
+        """
+        pb = getattr(operation, "operation", None)
+        if not isinstance(pb, operations_pb2.Operation):
+            raise TypeError(
+                "operation must be a google.api_core.operation.Operation (or AsyncOperation) "
+                f"whose .operation is a google.longrunning.Operation, got {operation!r}"
+            )
+        copy = operations_pb2.Operation()
+        copy.CopyFrom(pb)
+        return cls(copy, registry=registry, client=client)
 
     def _require_client(self) -> object:
         if self._client is None:
@@ -440,12 +629,34 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
             RpcError: an RPC failed for good.
             UnknownTypeError: the response type is not registered.
         """
-        if not self.done:
-            client = self._backend()
-            client.follow_operation(
-                self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False
-            )
+        self._until_done(timeout, poll_policy, use_wait=False, rpc_timeout=rpc_timeout)
         return self._outcome()
+
+    def exception(
+        self,
+        timeout: float | timedelta | None = None,
+        *,
+        poll_policy: PollPolicy | None = None,
+    ) -> OperationError | None:
+        """Poll until the operation is done, then return its error instead of raising it.
+
+        Like ``google.api_core.operation.Operation.exception()``.
+
+        Args:
+            timeout: the overall wait in seconds or ``timedelta``; ``None`` waits for ever.
+            poll_policy: the interval between polls (default: the client's, else the API's preset).
+
+        Returns:
+            The :class:`~lro_grpc.errors.OperationError` (an
+            :class:`~lro_grpc.errors.OperationCancelledError` if cancelled), or
+            ``None`` if the operation succeeded.
+
+        Raises:
+            WaitTimeoutError: not done within ``timeout``; its ``operation`` is this handle.
+            RpcError: an RPC failed for good.
+        """
+        self._until_done(timeout, poll_policy, use_wait=False)
+        return self.error
 
     def wait(
         self,
@@ -461,10 +672,22 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
             WaitTimeoutError: not done within ``timeout``; its ``operation`` is this handle.
             RpcError: an RPC failed for good.
         """
+        self._until_done(timeout, poll_policy, use_wait=True)
+        return self
+
+    def _until_done(
+        self,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        *,
+        use_wait: bool,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> None:
         if not self.done:
             client = self._backend()
-            client.follow_operation(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
-        return self
+            client.follow_operation(
+                self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+            )
 
 
 class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
@@ -523,12 +746,18 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
         rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
     ) -> ResponseT | None:
         """Poll until done and return the typed response (see :meth:`Operation.result`)."""
-        if not self.done:
-            client = self._backend()
-            await client.follow_operation(
-                self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=False
-            )
+        await self._until_done(timeout, poll_policy, use_wait=False, rpc_timeout=rpc_timeout)
         return self._outcome()
+
+    async def exception(
+        self,
+        timeout: float | timedelta | None = None,
+        *,
+        poll_policy: PollPolicy | None = None,
+    ) -> OperationError | None:
+        """Poll until done, then return the error instead of raising it (see :meth:`Operation.exception`)."""
+        await self._until_done(timeout, poll_policy, use_wait=False)
+        return self.error
 
     async def wait(
         self,
@@ -537,7 +766,19 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
         poll_policy: PollPolicy | None = None,
     ) -> AsyncOperation[ResponseT, MetadataT]:
         """Wait until done and return this handle (see :meth:`Operation.wait`)."""
+        await self._until_done(timeout, poll_policy, use_wait=True)
+        return self
+
+    async def _until_done(
+        self,
+        timeout: float | timedelta | None,
+        poll_policy: PollPolicy | None,
+        *,
+        use_wait: bool,
+        rpc_timeout: float | _core.UseClientDefault | None = _core.USE_CLIENT_DEFAULT,
+    ) -> None:
         if not self.done:
             client = self._backend()
-            await client.follow_operation(self, timeout=timeout, poll_policy=poll_policy, use_wait=True)
-        return self
+            await client.follow_operation(
+                self, timeout=timeout, poll_policy=poll_policy, rpc_timeout=rpc_timeout, use_wait=use_wait
+            )

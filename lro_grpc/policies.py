@@ -70,7 +70,7 @@ def _backoff(
     return base
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class PollPolicy:
     """How often to poll an operation that is not done yet.
 
@@ -89,6 +89,16 @@ class PollPolicy:
     multiplier: float = 2.0
     maximum: float = 30.0
     jitter: float = 0.1
+
+    def __init__(
+        self, initial: Duration = 1.0, multiplier: float = 2.0, maximum: Duration = 30.0, jitter: float = 0.1
+    ) -> None:
+        # Durations may be given as timedelta; the fields always hold float seconds.
+        object.__setattr__(self, "initial", initial)
+        object.__setattr__(self, "multiplier", multiplier)
+        object.__setattr__(self, "maximum", maximum)
+        object.__setattr__(self, "jitter", jitter)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         initial = to_seconds(self.initial, what="PollPolicy initial")
@@ -117,7 +127,7 @@ class PollPolicy:
         return _backoff(self.initial, self.multiplier, self.maximum, self.jitter, attempt, rng or _RNG)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class RetryPolicy:
     """What to do when a single RPC fails with a transient error.
 
@@ -147,6 +157,27 @@ class RetryPolicy:
     jitter: float = 1.0
     max_attempts: int = 8
     timeout: float | None = 60.0
+
+    def __init__(
+        self,
+        initial: Duration = 0.1,
+        multiplier: float = 2.0,
+        maximum: Duration = 10.0,
+        jitter: float = 1.0,
+        max_attempts: int = 8,
+        timeout: Duration | None = 60.0,
+    ) -> None:
+        # Durations may be given as timedelta; the fields always hold float seconds.
+        for field, value in (
+            ("initial", initial),
+            ("multiplier", multiplier),
+            ("maximum", maximum),
+            ("jitter", jitter),
+            ("max_attempts", max_attempts),
+            ("timeout", timeout),
+        ):
+            object.__setattr__(self, field, value)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         initial = to_seconds(self.initial, what="RetryPolicy initial")

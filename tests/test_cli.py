@@ -8,12 +8,13 @@ import os
 import pty
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ import grpc
 import pytest
 from google.longrunning import operations_pb2
 from google.rpc import code_pb2, status_pb2
-from servicer import ScriptedOperations, serve
+from servicer import Fault, ScriptedOperations, serve
 
-from lro_grpc import _progress
+from lro_grpc import AsyncOperationsClient, PollPolicy, _progress, default_registry
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc._generated import servicemanagement_v1_pb2 as sm
@@ -83,9 +84,10 @@ def test_table_aligns_columns_and_shows_every_operation() -> None:
         "RUNNING",
         "FAILED(FAILED_PRECONDITION)",
     ]
-    assert "create projects/PROJECT_ID/locations/LOCATION/instances/INSTANCE_ID" in table[1]
+    assert all(len(line) <= _progress.TABLE_WIDTH for line in table)
+    assert "create ..." in table[1]  # the detail, cut to fit
     assert "40%" in table[2]
-    assert table[3].endswith("simulated failure")
+    assert table[3].endswith("simulat...")
     assert _progress.render_operation_table([]) == "NAME  STATE  PROGRESS  CREATED  DETAIL"
 
 
@@ -215,6 +217,14 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Any:
     return run
 
 
+def shows_name(cell: str, name: str) -> bool:
+    """Whether a table's NAME cell shows ``name``: in full, or cut in its middle to fit."""
+    if "..." not in cell:
+        return cell == name
+    head, tail = cell.split("...", 1)
+    return len(head) >= 8 and len(tail) >= 8 and name.startswith(head) and name.endswith(tail)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -324,11 +334,45 @@ def test_list_json_table_limit_page_size_and_filter(emu: Emulator, cli: Any) -> 
     assert table.code == ExitCode.OK and table.err == ""
     lines = table.out.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "PROGRESS", "CREATED", "DETAIL"]
-    assert [line.split()[:2] for line in lines[1:]] == [
-        [names[0], "SUCCEEDED"],
-        [names[1], "RUNNING"],
-        [names[2], "RUNNING"],
+    assert all(len(line) <= _progress.TABLE_WIDTH for line in lines), lines
+    # Each row starts with its name (its middle cut to fit, its identifier kept) and its state.
+    assert [line.split()[1] for line in lines[1:]] == ["SUCCEEDED", "RUNNING", "RUNNING"]
+    assert all(shows_name(line.split()[0], name) for line, name in zip(lines[1:], names, strict=True))
+
+    empty_table = cli("--endpoint", emu.target, "list", "projects/demo/locations/asia-south1")
+    assert empty_table.code == ExitCode.OK and empty_table.err == ""
+    assert empty_table.out == "no operations under projects/demo/locations/asia-south1\n"
+    none_running = cli(
+        "--endpoint", emu.target, "list", "projects/demo/locations/europe-west4", "--filter", "done=true"
+    )
+    assert none_running.out == "no operations under projects/demo/locations/europe-west4 matching filter 'done=true'\n"
+
+
+def test_table_fits_100_columns_cutting_detail_then_the_middle_of_names() -> None:
+    long_id = "operation-1795465169764-06ae1441a69f8-55bbc68a-fbbfb61a"
+    operations = [
+        {
+            "name": f"projects/demo-project/locations/northamerica-northeast1/operations/{long_id}-{index}",
+            "done": True,
+            "error": {"code": 9, "message": "CreateInstance failed: simulated failure requested " * 3},
+            "metadata": {"createTime": "2026-11-23T20:20:40.261836Z", "verb": "create"},
+        }
+        for index in range(2)
     ]
+    lines = _progress.render_operation_table(operations).splitlines()
+    assert max(len(line) for line in lines) == _progress.TABLE_WIDTH
+    for index, line in enumerate(lines[1:]):
+        name, state, progress, created = line.split()[:4]
+        # The cut is in the middle: the start and the distinguishing end of the name stay.
+        assert shows_name(name, operations[index]["name"]) and name.endswith(f"fbbfb61a-{index}")
+        assert (state, progress, created) == ("FAILED(FAILED_PRECONDITION)", "-", "2026-11-23T20:20:40Z")
+        assert line.endswith("...") and line.split()[4].startswith("cr")
+    # Short rows are left alone, and a narrower width is honoured.
+    short = [{"name": "operations/a", "done": False}]
+    assert _progress.render_operation_table(short).splitlines()[1].split() == ["operations/a", "RUNNING", "-", "-", "-"]
+    assert max(len(line) for line in _progress.render_operation_table(operations, width=80).splitlines()) <= 80
+    with pytest.raises(ValueError, match="39"):
+        _progress.render_operation_table(operations, width=39)
 
 
 def test_list_service_management_operations(emu: Emulator, cli: Any) -> None:
@@ -349,7 +393,7 @@ def test_list_service_management_operations(emu: Emulator, cli: Any) -> None:
     )
     assert result.code == ExitCode.OK
     row = result.out.splitlines()[1].split()
-    assert row[:3] == [name, "RUNNING", "50%"]
+    assert shows_name(row[0], name) and row[1:3] == ["RUNNING", "50%"]
     filtered = cli(
         "--endpoint", emu.target, "--json", "list", "operations", "--filter", "serviceName=other.example.com"
     )
@@ -377,7 +421,8 @@ def test_wait_success_exit_0(emu: Emulator, cli: Any) -> None:
     assert result.code == ExitCode.OK, result.err
     assert result.err == ""  # no progress bar when not on a terminal
     rows = result.out.splitlines()[1:]
-    assert [row.split()[:2] for row in rows] == [[names[0], "SUCCEEDED"], [names[1], "SUCCEEDED"]]
+    assert [row.split()[1] for row in rows] == ["SUCCEEDED", "SUCCEEDED"]
+    assert all(shows_name(row.split()[0], name) for row, name in zip(rows, names, strict=True))
 
 
 def test_wait_json_prints_each_operation(emu: Emulator, cli: Any) -> None:
@@ -521,6 +566,38 @@ def test_rpc_failure_exit_5(cli: Any) -> None:
         result.assert_one_error_line("UNAVAILABLE")
 
 
+def test_wait_timeout_bounds_the_first_get_too(cli: Any) -> None:
+    # A server that holds every GetOperation: without --timeout bounding it, the first look
+    # would take the per-RPC timeout (10 s) and its retries.
+    servicer = ScriptedOperations()
+    servicer.add(operations_pb2.Operation(name="operations/held"))
+    servicer.inject("GetOperation", *[Fault(hang=30)] * 20)
+    with serve(servicer) as target:
+        started = time.monotonic()
+        result = cli("--endpoint", target, "wait", "operations/held", "--timeout", "1")
+        elapsed = time.monotonic() - started
+    assert result.code == ExitCode.TIMEOUT, result.err
+    result.assert_one_error_line("timed out after 1s", "first GetOperation", "operations/held")
+    assert elapsed < 5, elapsed  # 1 s and the time to give up; 10 s or more before
+
+
+def test_progress_bar_elapsed_time_moves_between_polls(emu: Emulator) -> None:
+    name = start_rollout(emu, duration=600)  # the frozen clock keeps it running
+    stream = io.StringIO()
+    results, timed_out = _progress.wait_all_with_progress(
+        lambda: AsyncOperationsClient(emu.target),
+        [name],
+        timeout=1.2,
+        poll_policy=PollPolicy(initial=30, multiplier=1, maximum=30, jitter=0),  # one poll, at the start
+        rpc_timeout=5,
+        registry=default_registry(),
+        bar_stream=stream,
+    )
+    assert timed_out and [operation.name for operation in results] == [name]
+    shown = re.findall(r"\((\d+\.\d)s\)", stream.getvalue())
+    assert len(set(shown)) >= 3, stream.getvalue()  # redrawn with the time moving, not once per poll
+
+
 def test_help_documents_exit_codes(cli: Any) -> None:
     result = cli("--help")
     assert result.code == ExitCode.OK
@@ -538,6 +615,58 @@ def test_help_documents_exit_codes(cli: Any) -> None:
     import lro_grpc.cli
 
     assert lro_grpc.cli.__doc__ is not None and "Exit codes:" in lro_grpc.cli.__doc__
+
+
+def test_version_prints_the_package_version(cli: Any) -> None:
+    import lro_grpc
+
+    result = cli("--version")
+    assert result.code == ExitCode.OK
+    assert result.out == f"lro-grpc {lro_grpc.__version__}\n"
+
+
+def run_on_terminal(argv: list[str], on_output: Callable[[bytes, subprocess.Popen[bytes]], None]) -> tuple[int, bytes]:
+    """Run ``argv`` on a pseudo-terminal; ``on_output(screen so far, process)`` after each read.
+
+    Returns:
+        The exit code and everything written to the terminal.
+    """
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    screen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.05)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the process closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+            on_output(screen, process)
+        elif process.poll() is not None:
+            break
+    os.close(leader)
+    return process.wait(timeout=30), screen
+
+
+def test_interrupted_wait_exits_130(emu: Emulator) -> None:
+    name = start_rollout(emu, duration=10)
+    argv = [str(ENTRY_POINT), "--endpoint", emu.target, "wait", name, "--poll-interval", "0.05"]
+    interrupted: list[bool] = []
+
+    def interrupt_once_waiting(screen: bytes, process: subprocess.Popen[bytes]) -> None:
+        if not interrupted and b"0/1 done" in screen:  # waiting: the bar is up
+            process.send_signal(signal.SIGINT)
+            interrupted.append(True)
+
+    code, screen = run_on_terminal(argv, interrupt_once_waiting)
+    assert code == ExitCode.INTERRUPTED == 130, screen
+    assert b"lro-grpc: error: interrupted" in screen
+    assert b"Traceback" not in screen
 
 
 def test_emulator_command_delegates(cli: Any) -> None:
@@ -598,28 +727,14 @@ def test_wait_draws_a_progress_bar_only_on_a_terminal(emu: Emulator) -> None:
 
     # On a terminal: the bar is drawn in place on stderr (carriage returns). The clock moves
     # only once the bar is up: halfway first (the rollout's progressPercentage, 50%), then to the end.
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
-    os.close(follower)
-    screen = b""
     steps = [(b"0/1 done", 5.0), (b" 50% 0/1 done", 5.0)]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.05)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the process closed the terminal
-                break
-            if not chunk:
-                break
-            screen += chunk
-            if steps and steps[0][0] in screen:
-                emu.advance(steps.pop(0)[1])
-        elif process.poll() is not None:
-            break
-    os.close(leader)
-    assert process.wait(timeout=30) == 0, screen
+
+    def move_the_clock(screen: bytes, process: subprocess.Popen[bytes]) -> None:
+        if steps and steps[0][0] in screen:
+            emu.advance(steps.pop(0)[1])
+
+    code, screen = run_on_terminal(argv, move_the_clock)
+    assert code == 0, screen
     text = screen.decode()
     assert not steps, text
     assert "\r[" in text

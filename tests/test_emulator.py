@@ -12,6 +12,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import duration_pb2, empty_pb2
 from google.rpc import code_pb2, error_details_pb2
 
+from lro_grpc import OperationsClient
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc._generated import operations_pb2_grpc
@@ -757,3 +758,21 @@ def test_concurrent_creates_and_cancels_stay_consistent(emu: Emulator) -> None:
                 assert not operation.done
                 assert not metadata.requested_cancellation
         assert {op.name for op in stubs.list(PARENT, page_size=1000, filter="done=true").operations} == cancelled
+
+
+def test_start_operation_starts_each_api_operation_over_grpc() -> None:
+    with Emulator(speed=0) as emu, OperationsClient(emu.target) as client:
+        instance = emu.start_operation("projects/p/locations/us-central1", duration=10)
+        assert instance.startswith("projects/p/locations/us-central1/operations/")
+        rollout = emu.start_operation("services/svc.example.com", duration=10)
+        assert rollout.startswith("operations/rollouts.svc.example.com:")
+        failing = emu.start_operation("projects/p/locations/us-east1", duration=0, fail=True)
+        assert not client.get(instance).done and not client.get(rollout).done
+        assert client.get(failing).error is not None
+        emu.advance(10)
+        assert client.get(instance).done and client.get(rollout).done
+        for bad in ("projects/p", "services/", "operations", ""):
+            with pytest.raises(ValueError, match="projects/PROJECT/locations/LOCATION or services/SERVICE_NAME"):
+                emu.start_operation(bad)
+        with pytest.raises(ValueError, match="duration"):
+            emu.start_operation("services/svc.example.com", duration=-1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 
 import lro_grpc
 
@@ -44,6 +46,7 @@ EXPECTED_ALL = [
     "PollPolicy",
     "RetryPolicy",
     "RpcError",
+    "TypeMismatchError",
     "TypeRegistry",
     "TypeRegistryError",
     "UnknownTypeError",
@@ -130,3 +133,36 @@ def test_imports_run_one_way_between_clients_and_handles() -> None:
     assert not {"lro_grpc.client", "lro_grpc.aio"} & _lro_imports("operation.py")
     assert "lro_grpc.client" not in _lro_imports("aio.py")
     assert not {"lro_grpc.client", "lro_grpc.aio"} & _lro_imports("_client_base.py")
+
+
+def _modules_after(statement: str) -> set[str]:
+    code = f"import sys\n{statement}\nprint('\\n'.join(sorted(sys.modules)))"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    return set(completed.stdout.split())
+
+
+def test_import_leaves_the_async_client_and_version_metadata_for_later() -> None:
+    # `import lro_grpc` must stay cheap for synchronous programs (benchmarks/import_time.py
+    # measures it): the asyncio client and importlib.metadata are loaded only when used.
+    loaded = _modules_after("import lro_grpc")
+    assert "lro_grpc.aio" not in loaded
+    assert "importlib.metadata" not in loaded
+    assert "platform" not in loaded
+    assert "google.protobuf.json_format" not in loaded  # the REST JSON form, loaded by to_dict()/to_json()
+    # ... and come on first use of their names, like any attribute.
+    later = _modules_after("from lro_grpc import AsyncOperationsClient, BatchWaiter")
+    assert {"lro_grpc.aio", "lro_grpc._batch"} <= later
+
+
+def test_lazy_names_resolve_to_the_classes_of_their_modules() -> None:
+    from lro_grpc import _batch, aio
+
+    assert lro_grpc.AsyncOperationsClient is aio.AsyncOperationsClient
+    assert lro_grpc.BatchWaiter is _batch.BatchWaiter
+    assert set(lro_grpc.__all__) <= set(dir(lro_grpc))
+    try:
+        lro_grpc.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as error:
+        assert "NoSuchName" in str(error)
+    else:
+        raise AssertionError("no AttributeError for an unknown name")

@@ -352,6 +352,61 @@ class Emulator:
         if self._backend is not None:
             self._backend.faults = faults
 
+    def start_operation(self, parent: str, *, duration: float | None = None, fail: bool = False) -> str:
+        """Start an operation the way a client would (over gRPC) and return its name.
+
+        For examples and tests that need an operation to look at::
+
+            name = emu.start_operation("projects/my-proj/locations/us-central1", duration=30)
+
+        Args:
+            parent: ``projects/P/locations/L`` starts an ``AML.CreateInstance``
+                (a Financial Services operation under that parent);
+                ``services/SERVICE_NAME`` starts a
+                ``ServiceManager.CreateServiceRollout`` of that service (a Service
+                Management operation, ``operations/rollouts.SERVICE_NAME:...``).
+            duration: simulated seconds it takes; default the emulator's
+                configured duration for that RPC.
+            fail: end it with a ``FAILED_PRECONDITION`` error instead of a response.
+
+        Returns:
+            The operation's name.
+
+        Raises:
+            ValueError: ``parent`` is neither shape, or ``duration`` is negative.
+            RuntimeError: the emulator is not running.
+        """
+        from lro_grpc._generated import financialservices_v1_pb2 as fs
+        from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
+        from lro_grpc._generated import servicemanagement_v1_pb2 as sm
+        from lro_grpc._generated import servicemanagement_v1_pb2_grpc as sm_grpc
+        from lro_grpc.emulator._model import DURATION_HEADER, OUTCOME_HEADER
+
+        metadata: list[tuple[str, str]] = []
+        if duration is not None:
+            metadata.append((DURATION_HEADER, str(check_seconds(duration, what="duration"))))
+        if fail:
+            metadata.append((OUTCOME_HEADER, "fail"))
+        parts = parent.split("/") if isinstance(parent, str) else []
+        with grpc.insecure_channel(self.target) as channel:
+            if len(parts) == 4 and parts[0] == "projects" and parts[2] == "locations" and parts[1] and parts[3]:
+                request = fs.CreateInstanceRequest(
+                    parent=parent,
+                    instance_id=f"instance-{time.time_ns():x}",
+                    instance=fs.Instance(
+                        kms_key=f"projects/{parts[1]}/locations/{parts[3]}/keyRings/ring/cryptoKeys/key"
+                    ),
+                )
+                return str(fs_grpc.AMLStub(channel).CreateInstance(request, metadata=metadata, timeout=10).name)
+            if len(parts) == 2 and parts[0] == "services" and parts[1]:
+                rollout = sm.Rollout(
+                    traffic_percent_strategy=sm.Rollout.TrafficPercentStrategy(percentages={"config-1": 100.0})
+                )
+                request_sm = sm.CreateServiceRolloutRequest(service_name=parts[1], rollout=rollout)
+                stub = sm_grpc.ServiceManagerStub(channel)
+                return str(stub.CreateServiceRollout(request_sm, metadata=metadata, timeout=10).name)
+        raise ValueError(f"parent must be projects/PROJECT/locations/LOCATION or services/SERVICE_NAME, got {parent!r}")
+
     def operation_count(self) -> int:
         """How many operation records are stored (including expired ones not purged yet)."""
         return self._running().store.count()
