@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import grpc
+import pytest
 from google.longrunning import operations_pb2
 from google.protobuf import wrappers_pb2
 from google.rpc import error_details_pb2
@@ -28,6 +30,7 @@ from lro_grpc._batch._base import MAX_SUSPECT_FAILURES
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.client import OperationsClient
+from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.policies import PollPolicy
 
 PARENT = "projects/p/locations/l"
@@ -243,3 +246,33 @@ def test_closing_the_sync_client_closes_its_batch_channel() -> None:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
         loop.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_batch_against_a_dead_endpoint_says_the_server_is_unreachable() -> None:
+    names = [f"{PARENT}/operations/op-{index}" for index in range(3)]
+    async with AsyncOperationsClient(f"127.0.0.1:{free_port()}") as client:
+        with pytest.raises(BatchTimeoutError) as caught:
+            await client.wait_all(names, timeout=1.5, poll_policy=FAST)
+
+    error = caught.value
+    assert error.server_unreachable
+    assert "server unreachable" in str(error)
+    assert error.pending_names == names
+    assert all(last is not None and last.code is grpc.StatusCode.UNAVAILABLE for last in error.last_errors)
+    assert error.results is not None and [op.name for op in error.results] == names
+
+
+def test_a_sync_batch_against_a_dead_endpoint_says_the_server_is_unreachable() -> None:
+    names = [f"{PARENT}/operations/op-{index}" for index in range(3)]
+    with OperationsClient(f"127.0.0.1:{free_port()}") as client, pytest.raises(BatchTimeoutError) as caught:
+        list(client.as_completed(names, timeout=1.5, poll_policy=FAST))
+
+    assert caught.value.server_unreachable
+    assert "server unreachable" in str(caught.value)
+    assert [op.name for op in caught.value.pending] == names

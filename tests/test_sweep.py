@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import threading
 import time
@@ -262,7 +263,8 @@ async def test_list_pages_count_against_the_calls_per_second_budget() -> None:
             assert in_window <= 2 + qps * window, (window, in_window)
 
 
-async def test_resource_exhausted_on_a_listing_pauses_the_scheduler() -> None:
+async def test_resource_exhausted_on_a_listing_pauses_the_scheduler(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="lro_grpc.batch")
     server = Server()
     server.listings.refuse = 1
     names = spread(server, [fs_name("us-east1", index) for index in range(30)], 0.05, 0.2)
@@ -273,6 +275,20 @@ async def test_resource_exhausted_on_a_listing_pauses_the_scheduler() -> None:
     assert_each_reported_once_after_it_finished(server, names, reported)
     first_report = min(at for at, _ in reported.values())
     assert first_report - started >= 0.3  # the RetryInfo delay, for every operation
+    pauses = [record for record in caplog.records if record.name == "lro_grpc.batch" and "pauses" in record.message]
+    assert len(pauses) == 1 and pauses[0].levelno == logging.INFO
+
+
+async def test_a_discarded_listing_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="lro_grpc.batch")
+    server = Server()
+    server.listings.unreachable = ["projects/p/locations/far-away"]
+    names = spread(server, [fs_name("us-east1", index) for index in range(5)], 0.05, 0.1)
+    async with serving(server) as target, client_for(target) as client:
+        await report_times(client, names)
+
+    messages = [record.getMessage() for record in caplog.records if record.name == "lro_grpc.batch"]
+    assert any("discarded" in message and "far-away" in message for message in messages)
 
 
 async def test_service_management_scopes_are_listed_by_service() -> None:

@@ -34,6 +34,8 @@ keeps only its name, a few numbers and the serialized bytes of its last seen
 state, never a handle or a message object.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from lro_grpc._batch._base import (
     DEFAULT_BATCH_RPC_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -43,11 +45,38 @@ from lro_grpc._batch._base import (
     check_limits,
     coalesce,
 )
-from lro_grpc._batch._scheduler import BatchScheduler
-from lro_grpc._batch._sweep import ListScope, list_scope
-from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
-from lro_grpc._batch._waiter import BatchWaiter, as_completed, wait_all
 from lro_grpc.errors import BatchTimeoutError
+
+if TYPE_CHECKING:
+    from lro_grpc._batch._scheduler import BatchScheduler
+    from lro_grpc._batch._sweep import ListScope, list_scope
+    from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
+    from lro_grpc._batch._waiter import BatchWaiter, as_completed, wait_all
+
+# The parts that need asyncio load on first use: a synchronous program that
+# never waits on a batch does not pay for them (importing _base alone is cheap).
+_LAZY = {
+    "BatchScheduler": "_scheduler",
+    "ListScope": "_sweep",
+    "list_scope": "_sweep",
+    "SyncBatchRunner": "_sync",
+    "SyncBatchWaiter": "_sync",
+    "BatchWaiter": "_waiter",
+    "as_completed": "_waiter",
+    "wait_all": "_waiter",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_BATCH_RPC_TIMEOUT",

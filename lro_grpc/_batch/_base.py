@@ -151,6 +151,7 @@ class Entry:
         policy: its poll policy.
         attempts: answered looks at it while running (drives the poll interval).
         failures: failed looks since the last answered one (drives the retry backoff).
+        last_error: the error of its last look, if that failed (``None`` once answered).
         last_seen: serialized bytes of its last seen state, if any.
         scope: the list scope a sweep covers it with (``None``: polled on its own).
         due: when it is next due to be looked at.
@@ -164,6 +165,7 @@ class Entry:
         "confirm",
         "due",
         "failures",
+        "last_error",
         "last_seen",
         "name",
         "order",
@@ -181,6 +183,7 @@ class Entry:
         self.policy = policy
         self.attempts = 0
         self.failures = 0
+        self.last_error: BaseException | None = None
         self.last_seen: bytes | None = None
         self.scope: Scope | None = None
         self.due = 0.0
@@ -297,6 +300,15 @@ def is_message_size_failure(exc: BaseException) -> bool:
     if isinstance(exc, grpc.RpcError):
         return _core.is_message_size_failure(_core.RpcFailure.from_grpc_error(exc))
     return False
+
+
+def as_rpc_error(error: BaseException | None, name: str) -> RpcError | None:
+    """``error`` as lro_grpc's :class:`~lro_grpc.errors.RpcError` (a raw gRPC error is converted)."""
+    if error is None or isinstance(error, RpcError):
+        return error
+    if isinstance(error, grpc.RpcError):
+        return _core.rpc_error(_core.RpcFailure.from_grpc_error(error), method="GetOperation", operation_name=name)
+    return None
 
 
 def retry_delay(exc: BaseException) -> float | None:

@@ -34,7 +34,6 @@ from lro_grpc._batch._base import (
     TRANSIENT_CODES,
     Entry,
     is_message_size_failure,
-    retry_delay,
     rpc_code,
     rpc_details,
     synthetic_failure,
@@ -73,6 +72,7 @@ class PerOperation:
             raise
         except (RpcError, grpc.RpcError) as error:
             if in_flight.pop(entry, MISSING) is not MISSING:  # else: its waiter went away meanwhile
+                entry.last_error = error
                 self._failed(entry, error, started)
             return
         except TimeoutError:  # a source that signals its deadline this way: the dispatcher reports it
@@ -84,6 +84,7 @@ class PerOperation:
         scheduler.throttle.succeeded()
         entry.confirm = False
         entry.failures = 0
+        entry.last_error = None
         if pb.done:
             scheduler.finish(entry, pb)
         else:
@@ -94,9 +95,7 @@ class PerOperation:
         scheduler = self._scheduler
         code = rpc_code(error) or grpc.StatusCode.UNKNOWN
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(error):
-            scheduler.throttle.refused(
-                now=time.monotonic(), rpc_started=started, retry_delay=retry_delay(error), rng=scheduler.rng
-            )
+            scheduler.refused(error, started)
             # Same due time as before: it goes first once the pause is over.
             scheduler.push(entry, started)
         elif code in TRANSIENT_CODES or (code in SUSPECT_CODES and entry.failures + 1 < MAX_SUSPECT_FAILURES):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import math
 import random
 import time
@@ -34,6 +35,7 @@ from lro_grpc._batch._base import (
     check_limits,
     coalesce,
     nominal_delay,
+    retry_delay,
 )
 from lro_grpc._batch._limits import Throttle, TokenBucket
 from lro_grpc._batch._per_operation import PerOperation
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from lro_grpc._batch._waiter import BatchWaiter
 
 __all__ = ["BatchScheduler"]
+
+_log = logging.getLogger("lro_grpc.batch")
 
 Job = Entry | Round
 """What a worker runs: one operation's own poll, or a listing round of a scope."""
@@ -237,6 +241,19 @@ class BatchScheduler:
         delay = entry.policy.delay(entry.attempts, rng=self.rng)
         entry.attempts += 1
         self.push(entry, coalesce(started + delay, delay))
+
+    def refused(self, error: BaseException, rpc_started: float) -> None:
+        """An RPC started at ``rpc_started`` was refused for quota: pause every look (see :class:`Throttle`)."""
+        throttle = self.throttle
+        now = time.monotonic()
+        throttle.refused(now=now, rpc_started=rpc_started, retry_delay=retry_delay(error), rng=self.rng)
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "RESOURCE_EXHAUSTED: the batch scheduler pauses every look for %.3f s (refusals in a row: %d)",
+                throttle.resume_at - now,
+                throttle.refusals,
+                extra={"lro_code": "RESOURCE_EXHAUSTED", "lro_delay": throttle.resume_at - now},
+            )
 
     def retry_later(self, entry: Entry) -> None:
         """A look at ``entry`` failed for a passing reason: try again after a backoff.

@@ -54,7 +54,6 @@ from lro_grpc._batch._base import (
     ListFetch,
     is_message_size_failure,
     nominal_delay,
-    retry_delay,
     rpc_code,
 )
 from lro_grpc.errors import RpcError
@@ -351,6 +350,7 @@ class Sweeper:
                 else:
                     entry.last_seen = pb.SerializeToString()
                     entry.failures = 0
+                    entry.last_error = None
                     seen.append(entry)
             if response.unreachable:
                 self._fell_back(scope, f"the server could not reach {list(response.unreachable)!r}")
@@ -374,9 +374,7 @@ class Sweeper:
             self._fell_back(scope, f"a page was too large ({code.name}); asking for {scope.ask_size} a page")
             return "incomplete"
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            scheduler.throttle.refused(
-                now=time.monotonic(), rpc_started=started, retry_delay=retry_delay(error), rng=scheduler.rng
-            )
+            scheduler.refused(error, started)
             return "refused"
         if pages == 0 and code in _REJECTED:
             scope.rejected = True

@@ -410,6 +410,7 @@ class SyncBatchWaiter(Generic[T]):
             pending=[self._runner._wrap(pb) for pb in error.pending],
             pending_names=error.pending_names,
             timeout=error.timeout,
+            last_errors=error.last_errors,
         )
 
     def close(self) -> None:

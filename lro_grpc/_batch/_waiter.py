@@ -24,6 +24,7 @@ from lro_grpc._batch._base import (
     Counts,
     Entry,
     TimedOut,
+    as_rpc_error,
     check_names,
     check_settings,
     last_seen,
@@ -281,6 +282,7 @@ class BatchWaiter(Generic[T]):
             pending=pending,
             pending_names=names,
             timeout=self._timeout,
+            last_errors=[as_rpc_error(entry.last_error, entry.name) for entry in entries],
         )
 
     def _notify(self) -> None:
@@ -419,4 +421,5 @@ def with_results(error: BatchTimeoutError, ordered: list[str], finished: dict[st
         pending_names=error.pending_names,
         results=results,
         timeout=error.timeout,
+        last_errors=error.last_errors,
     )
