@@ -89,6 +89,10 @@ ESTIMATE_TTL: Final = 600.0
 # operations over about a tenth of it.
 _LOOKAHEAD: Final = 0.15
 
+# Up to this fraction of a poll delay, drawn per round, a scope's next round is
+# brought forward by (see Sweeper.sweep).
+_SPREAD: Final = 0.1
+
 # Listing failures on the first page that mean "this server will not list this scope".
 _REJECTED: Final = frozenset(
     {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED}
@@ -282,15 +286,20 @@ class Sweeper:
             if 0 < largest_page < scope.page_size:
                 scope.page_size = largest_page  # the server caps pages lower than asked
         sweeping = scheduler.sweeping
-        # The next round starts early by as long as this one took (at most half
-        # a poll delay), so that listings *end* about one poll delay apart: what
-        # finishes just after a round began is reported a delay later, not a
-        # delay plus a round.
+        # The next round starts early by as long as this one took, so that
+        # listings *end* about one poll delay apart (what finishes just after a
+        # round began is reported a delay later, not a delay plus a round), and
+        # by up to a tenth of a delay more at random, so that scopes started
+        # together drift apart and their GetOperations for the operations that
+        # left their listings do not all fall on the same moment. At most half
+        # a delay in all: looked at more often than the policy says, never less.
         took = now - sweep.started
+        spread = _SPREAD * scheduler.rng.random()
         for entry in seen:
             if entry.state == SWEEPING:
                 sweeping.discard(entry)
-                lead = min(took, 0.5 * nominal_delay(entry.policy, entry.attempts))
+                nominal = nominal_delay(entry.policy, entry.attempts)
+                lead = min(took + spread * nominal, 0.5 * nominal)
                 scheduler.requeue(entry, sweep.started - lead)
         for entry in unlisted:
             if entry.state != SWEEPING:
