@@ -91,7 +91,7 @@ _LOOKAHEAD: Final = 0.15
 
 # Up to this fraction of a poll delay, drawn per round, a scope's next round is
 # brought forward by (see Sweeper.sweep).
-_SPREAD: Final = 0.1
+_SPREAD: Final = 0.2
 
 # Listing failures on the first page that mean "this server will not list this scope".
 _REJECTED: Final = frozenset(
@@ -289,7 +289,7 @@ class Sweeper:
         # The next round starts early by as long as this one took, so that
         # listings *end* about one poll delay apart (what finishes just after a
         # round began is reported a delay later, not a delay plus a round), and
-        # by up to a tenth of a delay more at random, so that scopes started
+        # by up to a fifth of a delay more at random, so that scopes started
         # together drift apart and their GetOperations for the operations that
         # left their listings do not all fall on the same moment. At most half
         # a delay in all: looked at more often than the policy says, never less.
