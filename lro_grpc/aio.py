@@ -526,56 +526,61 @@ class AsyncOperationsClient(BaseOperationsClient):
     @overload
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> AsyncIterator[AsyncOperation[Any, Any]]: ...
 
     @overload
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[ResponseT],
         metadata_type: type[MetadataT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> AsyncIterator[AsyncOperation[ResponseT, MetadataT]]: ...
 
     @overload
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[ResponseT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> AsyncIterator[AsyncOperation[ResponseT, Any]]: ...
 
     @overload
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         metadata_type: type[MetadataT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> AsyncIterator[AsyncOperation[Any, MetadataT]]: ...
 
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[Message] | None = None,
         metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
+        journal: _batch.JournalPath | None = None,
     ) -> AsyncIterator[AsyncOperation[Any, Any]]:
         """Yield each operation as soon as a poll sees it done, however many there are.
 
@@ -593,6 +598,11 @@ class AsyncOperationsClient(BaseOperationsClient):
             metadata_type: every metadata's message class (see :meth:`OperationsClient.operation`).
             poll_policy: polling for every operation (default: per operation,
                 what :meth:`wait` would use: the client's, else its API's preset).
+            journal: a file that makes the batch durable: run again with the
+                same journal (and the same names, more, or ``None`` for every
+                name in it), a killed job resumes; outcomes already delivered
+                are not yielded or polled again, at most the one in hand when
+                it died is repeated. See :class:`~lro_grpc.BatchWaiter`.
             progress: called with :class:`~lro_grpc.BatchProgress` counts as results come in.
 
         Raises:
@@ -600,9 +610,10 @@ class AsyncOperationsClient(BaseOperationsClient):
                 some were still running at the deadline (its ``pending`` holds
                 their last seen state).
             InvalidNameError: a malformed name (before any RPC).
+            JournalError: the journal is in use, unreadable, or another endpoint's or API's.
         """
         check_expected_types(response_type, metadata_type)
-        names = builtins.list(names)
+        names = None if names is None else builtins.list(names)
         completed = _batch.as_completed(
             self,
             names,
@@ -610,8 +621,9 @@ class AsyncOperationsClient(BaseOperationsClient):
             poll_policy=poll_policy,
             progress=progress,
             rpc_timeout=None,
+            journal=journal,
         )
-        completed = _telemetry.traced_results_async(completed, names, lambda op: op.raw)
+        completed = _telemetry.traced_results_async(completed, names or [], lambda op: op.raw)
         if response_type is None and metadata_type is None:
             return completed
         return _expect_types_async(completed, response_type, metadata_type)
@@ -619,56 +631,61 @@ class AsyncOperationsClient(BaseOperationsClient):
     @overload
     async def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> builtins.list[AsyncOperation[Any, Any]]: ...
 
     @overload
     async def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[ResponseT],
         metadata_type: type[MetadataT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> builtins.list[AsyncOperation[ResponseT, MetadataT]]: ...
 
     @overload
     async def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[ResponseT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> builtins.list[AsyncOperation[ResponseT, Any]]: ...
 
     @overload
     async def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         metadata_type: type[MetadataT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> builtins.list[AsyncOperation[Any, MetadataT]]: ...
 
     async def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[Message] | None = None,
         metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
+        journal: _batch.JournalPath | None = None,
     ) -> builtins.list[AsyncOperation[Any, Any]]:
         """Wait for every operation and return them in input order.
 
@@ -681,8 +698,8 @@ class AsyncOperationsClient(BaseOperationsClient):
                 or last seen state, in input order.
         """
         check_expected_types(response_type, metadata_type)
-        names = builtins.list(names)
-        with _telemetry.tracing_batch(names) as trace:
+        names = None if names is None else builtins.list(names)
+        with _telemetry.tracing_batch(names or []) as trace:
             try:
                 results = await _batch.wait_all(
                     self,
@@ -691,6 +708,7 @@ class AsyncOperationsClient(BaseOperationsClient):
                     poll_policy=poll_policy,
                     progress=progress,
                     rpc_timeout=None,
+                    journal=journal,
                 )
             except BatchTimeoutError as error:
                 expect_types_on_error(error, response_type, metadata_type)

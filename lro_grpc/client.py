@@ -661,56 +661,61 @@ class OperationsClient(BaseOperationsClient):
     @overload
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> Iterator[Operation[Any, Any]]: ...
 
     @overload
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[ResponseT],
         metadata_type: type[MetadataT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> Iterator[Operation[ResponseT, MetadataT]]: ...
 
     @overload
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[ResponseT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> Iterator[Operation[ResponseT, Any]]: ...
 
     @overload
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         metadata_type: type[MetadataT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> Iterator[Operation[Any, MetadataT]]: ...
 
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[Message] | None = None,
         metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
+        journal: _batch.JournalPath | None = None,
     ) -> Iterator[Operation[Any, Any]]:
         """Yield each operation as soon as a poll sees it done, however many there are.
 
@@ -729,6 +734,11 @@ class OperationsClient(BaseOperationsClient):
             metadata_type: every metadata's message class (see :meth:`operation`).
             poll_policy: polling for every operation (default: per operation,
                 what :meth:`wait` would use: the client's, else its API's preset).
+            journal: a file that makes the batch durable: run again with the
+                same journal (and the same names, more, or ``None`` for every
+                name in it), a killed job resumes; outcomes already delivered
+                are not yielded or polled again, at most the one in hand when
+                it died is repeated. See :class:`~lro_grpc.BatchWaiter`.
             progress: called with :class:`~lro_grpc.BatchProgress` counts, on the iterating thread.
 
         Raises:
@@ -736,18 +746,20 @@ class OperationsClient(BaseOperationsClient):
                 some were still running at the deadline (its ``pending`` holds
                 their last seen state).
             InvalidNameError: a malformed name (before any RPC).
+            JournalError: the journal is in use, unreadable, or another endpoint's or API's.
             RuntimeError: the client is closed, or was built on a ready channel.
         """
         check_expected_types(response_type, metadata_type)
-        names = builtins.list(names)
+        names = None if names is None else builtins.list(names)
         completed = self._runner().as_completed(
             names,
             timeout=timeout,
             poll_policy=poll_policy,
             progress=progress,
             rpc_timeout=None,
+            journal=journal,
         )
-        completed = _telemetry.traced_results(completed, names, lambda op: op.raw)
+        completed = _telemetry.traced_results(completed, names or [], lambda op: op.raw)
         if response_type is None and metadata_type is None:
             return completed
         return expect_types_each(completed, response_type, metadata_type)
@@ -755,56 +767,61 @@ class OperationsClient(BaseOperationsClient):
     @overload
     def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> builtins.list[Operation[Any, Any]]: ...
 
     @overload
     def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[ResponseT],
         metadata_type: type[MetadataT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> builtins.list[Operation[ResponseT, MetadataT]]: ...
 
     @overload
     def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[ResponseT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> builtins.list[Operation[ResponseT, Any]]: ...
 
     @overload
     def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         metadata_type: type[MetadataT],
         timeout: float | timedelta | None = ...,
         poll_policy: PollPolicy | None = ...,
         progress: Callable[[_batch.BatchProgress], object] | None = ...,
+        journal: _batch.JournalPath | None = ...,
     ) -> builtins.list[Operation[Any, MetadataT]]: ...
 
     def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         response_type: type[Message] | None = None,
         metadata_type: type[Message] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
+        journal: _batch.JournalPath | None = None,
     ) -> builtins.list[Operation[Any, Any]]:
         """Wait for every operation and return them in input order.
 
@@ -817,8 +834,8 @@ class OperationsClient(BaseOperationsClient):
                 or last seen state, in input order.
         """
         check_expected_types(response_type, metadata_type)
-        names = builtins.list(names)
-        with _telemetry.tracing_batch(names) as trace:
+        names = None if names is None else builtins.list(names)
+        with _telemetry.tracing_batch(names or []) as trace:
             try:
                 results = self._runner().wait_all(
                     names,
@@ -826,6 +843,7 @@ class OperationsClient(BaseOperationsClient):
                     poll_policy=poll_policy,
                     progress=progress,
                     rpc_timeout=None,
+                    journal=journal,
                 )
             except BatchTimeoutError as error:
                 expect_types_on_error(error, response_type, metadata_type)

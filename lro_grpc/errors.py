@@ -12,8 +12,9 @@ Every exception the library raises on purpose derives from :class:`LroError`::
     │   └── OperationNotFoundError           NOT_FOUND: no such operation, or its record expired
     ├── OperationError                       the operation finished with an error on the server
     │   └── OperationCancelledError          ... and that error is CANCELLED
-    └── WaitTimeoutError (also TimeoutError) gave up waiting at the deadline; carries the last seen operation
-        └── BatchTimeoutError                a batch's deadline passed; carries every operation still running
+    ├── WaitTimeoutError (also TimeoutError) gave up waiting at the deadline; carries the last seen operation
+    │   └── BatchTimeoutError                a batch's deadline passed; carries every operation still running
+    └── JournalError                         a batch journal cannot be used: in use, corrupt, or another endpoint's
 
 Input checks that are not names raise plain ``ValueError``/``TypeError`` with the
 offending value in the message.
@@ -36,6 +37,7 @@ __all__ = [
     "AnyDecodeError",
     "BatchTimeoutError",
     "InvalidNameError",
+    "JournalError",
     "LroError",
     "OperationCancelledError",
     "OperationError",
@@ -270,6 +272,22 @@ def _unreachable(errors: Sequence[RpcError | None]) -> str | None:
     if not errors or not all(error is not None and error.code in _UNREACHABLE_CODES for error in errors):
         return None
     return str(errors[0])
+
+
+class JournalError(LroError):
+    """A batch journal cannot be used; nothing in it was changed.
+
+    Raised when the journal is held by another process (the message names its
+    pid), when the file is not a journal, is truncated or corrupt, or when it
+    was made for another endpoint or API (the message names both).
+
+    Attributes:
+        path: the journal file.
+    """
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 _CODES_BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}

@@ -21,7 +21,13 @@ The parts, each readable alone:
   scope answers for every tracked operation in it, when that is cheaper);
 * :mod:`._waiter`: :class:`BatchWaiter`, :func:`as_completed`, :func:`wait_all`;
 * :mod:`._sync`: :class:`SyncBatchRunner`, the same scheduler on one
-  background event loop thread for synchronous code.
+  background event loop thread for synchronous code;
+* the journal, which makes a batch durable: :mod:`._journal` (what a
+  resumed batch polls, replays or skips; group commits; delivery marks)
+  over one small storage interface, :class:`~._journal.JournalStore`, whose
+  one implementation is a SQLite file (:mod:`._sqlite_journal`). The
+  scheduler knows nothing of it: the waiter records what the scheduler
+  reports and what its consumer takes.
 
 Outcomes, not exceptions: an operation that finished with an error (failed,
 cancelled) is reported like any other; so is one whose GetOperation failed for
@@ -48,10 +54,12 @@ from lro_grpc._batch._base import (
 from lro_grpc.errors import BatchTimeoutError
 
 if TYPE_CHECKING:
+    from lro_grpc._batch._journal import Journal, JournalIdentity, JournalStore
     from lro_grpc._batch._scheduler import BatchScheduler
+    from lro_grpc._batch._sqlite_journal import SqliteJournalStore
     from lro_grpc._batch._sweep import ListScope, list_scope
     from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
-    from lro_grpc._batch._waiter import BatchWaiter, as_completed, wait_all
+    from lro_grpc._batch._waiter import BatchWaiter, JournalPath, as_completed, open_journal, wait_all
 
 # The parts that need asyncio load on first use: a synchronous program that
 # never waits on a batch does not pay for them (importing _base alone is cheap).
@@ -64,6 +72,12 @@ _LAZY = {
     "BatchWaiter": "_waiter",
     "as_completed": "_waiter",
     "wait_all": "_waiter",
+    "open_journal": "_waiter",
+    "JournalPath": "_waiter",
+    "Journal": "_journal",
+    "JournalIdentity": "_journal",
+    "JournalStore": "_journal",
+    "SqliteJournalStore": "_sqlite_journal",
 }
 
 
@@ -87,12 +101,18 @@ __all__ = [
     "BatchSource",
     "BatchTimeoutError",
     "BatchWaiter",
+    "Journal",
+    "JournalIdentity",
+    "JournalPath",
+    "JournalStore",
     "ListScope",
+    "SqliteJournalStore",
     "SyncBatchRunner",
     "SyncBatchWaiter",
     "as_completed",
     "check_limits",
     "coalesce",
     "list_scope",
+    "open_journal",
     "wait_all",
 ]

@@ -24,7 +24,8 @@ from lro_grpc._batch._base import (
     check_settings,
     own_limits,
 )
-from lro_grpc._batch._waiter import BatchWaiter, with_results
+from lro_grpc._batch._journal import Journal
+from lro_grpc._batch._waiter import BatchWaiter, JournalPath, open_journal, with_results
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.policies import Duration, PollPolicy
 
@@ -37,13 +38,29 @@ R = TypeVar("R")
 class _RawSource:
     """A source whose handles are the raw messages: the sync side wraps them itself."""
 
-    __slots__ = ("_batch_scheduler", "_batch_sweep", "_get_operation_pb", "_list_operations_pb", "_poll_policy_for")
+    __slots__ = (
+        "_batch_scheduler",
+        "_batch_sweep",
+        "_get_operation_pb",
+        "_list_operations_pb",
+        "_poll_policy_for",
+        "api",
+        "endpoint",
+    )
 
     def __init__(self, source: BatchSource[Any]) -> None:
         self._get_operation_pb = source._get_operation_pb
         # Forward the source's per-name default policy (the API presets), its
-        # shared scheduler and its listing (for sweeps), if it has them.
-        for attribute in ("_poll_policy_for", "_batch_scheduler", "_list_operations_pb", "_batch_sweep"):
+        # shared scheduler and its listing (for sweeps), if it has them, and
+        # what a journal records it by (endpoint, API).
+        for attribute in (
+            "_poll_policy_for",
+            "_batch_scheduler",
+            "_list_operations_pb",
+            "_batch_sweep",
+            "api",
+            "endpoint",
+        ):
             value = getattr(source, attribute, None)
             if value is not None:
                 setattr(self, attribute, value)
@@ -122,7 +139,7 @@ class SyncBatchRunner(Generic[T]):
 
     def waiter(
         self,
-        names: Iterable[str] = (),
+        names: Iterable[str] | None = (),
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
@@ -131,34 +148,82 @@ class SyncBatchRunner(Generic[T]):
         progress: Callable[[BatchProgress], object] | None = None,
         rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
         keep_open: bool = False,
+        journal: JournalPath | None = None,
     ) -> SyncBatchWaiter[T]:
         """A synchronous :class:`BatchWaiter` (same arguments); polling starts at once.
 
-        ``progress`` is called on the iterating thread.
+        ``progress`` is called on the iterating thread; with a ``journal``, an
+        outcome counts as delivered once that thread asks for the next one.
         """
-        checked = check_names(names)
+        return self._waiter(
+            names,
+            timeout=timeout,
+            poll_policy=poll_policy,
+            max_in_flight=max_in_flight,
+            qps=qps,
+            progress=progress,
+            rpc_timeout=rpc_timeout,
+            keep_open=keep_open,
+            journal=journal,
+            replay_delivered=False,
+        )
+
+    def _waiter(
+        self,
+        names: Iterable[str] | None,
+        *,
+        timeout: Duration | None,
+        poll_policy: PollPolicy | None,
+        max_in_flight: int | None,
+        qps: float | None,
+        progress: Callable[[BatchProgress], object] | None,
+        rpc_timeout: Duration | None,
+        keep_open: bool,
+        journal: JournalPath | None,
+        replay_delivered: bool,
+    ) -> SyncBatchWaiter[T]:
+        if names is None and journal is None:
+            raise TypeError("names=None (every name in the journal) needs a journal")
+        checked = None if names is None else check_names(names)
         check_settings(timeout, poll_policy, rpc_timeout, progress)
         own_limits(max_in_flight, qps)  # checked here, on the caller's thread
 
-        async def create() -> BatchWaiter[operations_pb2.Operation]:
+        async def create() -> tuple[BatchWaiter[operations_pb2.Operation], Journal | None]:
             source = await self._get_source()
-            return BatchWaiter(
-                source,
-                checked,
-                timeout=timeout,
-                poll_policy=poll_policy,
-                max_in_flight=max_in_flight,
-                qps=qps,
-                rpc_timeout=rpc_timeout,
-                keep_open=True,
-            )
+            opened = None
+            if journal is not None:
+                # This thread's consumer marks deliveries, not the background pump.
+                opened = open_journal(source, journal, checked, replay_delivered=replay_delivered, waiter_marks=False)
+            try:
+                waiter = BatchWaiter(
+                    source,
+                    checked,
+                    timeout=timeout,
+                    poll_policy=poll_policy,
+                    max_in_flight=max_in_flight,
+                    qps=qps,
+                    rpc_timeout=rpc_timeout,
+                    keep_open=True,
+                    journal=opened,
+                )
+            except BaseException:
+                if opened is not None:
+                    opened.close()
+                raise
+            return waiter, opened
 
-        inner = self._call(create)
-        return SyncBatchWaiter(self, inner, progress=progress, keep_open=keep_open)
+        inner, opened = self._call(create)
+        waiter = SyncBatchWaiter(self, inner, progress=progress, keep_open=keep_open, journal=opened)
+        waiter._marks_each = not replay_delivered
+        if checked is not None:
+            waiter._order = checked
+        elif opened is not None:
+            waiter._order = list(opened.names)
+        return waiter
 
     def as_completed(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
@@ -166,11 +231,13 @@ class SyncBatchRunner(Generic[T]):
         qps: float | None = None,
         progress: Callable[[BatchProgress], object] | None = None,
         rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
+        journal: JournalPath | None = None,
     ) -> Iterator[T]:
         """Synchronous :func:`as_completed`: yields each operation as it finishes.
 
         Raises:
             BatchTimeoutError: as :func:`as_completed`.
+            JournalError: the journal cannot be used.
         """
         waiter = self.waiter(
             names,
@@ -180,12 +247,13 @@ class SyncBatchRunner(Generic[T]):
             qps=qps,
             progress=progress,
             rpc_timeout=rpc_timeout,
+            journal=journal,
         )
         return _closing_iter(waiter)
 
     def wait_all(
         self,
-        names: Iterable[str],
+        names: Iterable[str] | None,
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
@@ -193,22 +261,27 @@ class SyncBatchRunner(Generic[T]):
         qps: float | None = None,
         progress: Callable[[BatchProgress], object] | None = None,
         rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
+        journal: JournalPath | None = None,
     ) -> list[T]:
         """Synchronous :func:`wait_all`: every operation, in input order.
 
         Raises:
             BatchTimeoutError: as :func:`wait_all`.
+            JournalError: the journal cannot be used.
         """
-        ordered = check_names(names)
-        waiter = self.waiter(
-            ordered,
+        waiter = self._waiter(
+            None if names is None else check_names(names),
             timeout=timeout,
             poll_policy=poll_policy,
             max_in_flight=max_in_flight,
             qps=qps,
             progress=progress,
             rpc_timeout=rpc_timeout,
+            keep_open=False,
+            journal=journal,
+            replay_delivered=True,
         )
+        ordered = waiter._order
         finished: dict[str, T] = {}
         try:
             while True:
@@ -219,6 +292,7 @@ class SyncBatchRunner(Generic[T]):
                 except BatchTimeoutError as error:
                     raise with_results(error, ordered, finished) from None
                 finished[name] = handle
+            waiter._deliver_all()
         finally:
             waiter.close()
         return [finished[name] for name in ordered]
@@ -305,9 +379,14 @@ class SyncBatchWaiter(Generic[T]):
         *,
         progress: Callable[[BatchProgress], object] | None,
         keep_open: bool,
+        journal: Journal | None = None,
     ) -> None:
         self._runner = runner
         self._inner = inner
+        self._journal = journal
+        self._in_hand: str | None = None  # handed out, not yet delivered
+        self._marks_each = True  # False for wait_all, which delivers everything when it returns
+        self._order: list[str] = []  # every name, in order (what wait_all returns)
         self._progress = progress
         self._keep_open = keep_open
         self._counts = Counts()
@@ -373,6 +452,10 @@ class SyncBatchWaiter(Generic[T]):
             self._progress(self._counts.snapshot())
 
     def _next_pair(self) -> tuple[str, T]:
+        if self._in_hand is not None and self._journal is not None:
+            # The caller asks for the next outcome: the one in its hand is delivered.
+            name, self._in_hand = self._in_hand, None
+            self._journal.deliver(name)
         if not self._started_report:
             self._started_report = True
             self._notify()
@@ -388,6 +471,7 @@ class SyncBatchWaiter(Generic[T]):
                 continue
             if item is _END:
                 self._closed = True
+                self._close_journal()
                 raise StopIteration
             if isinstance(item, Aborted):
                 self.close()
@@ -399,8 +483,15 @@ class SyncBatchWaiter(Generic[T]):
             counts.done += 1
             if pb.HasField("error"):
                 counts.failed += 1
+            if self._journal is not None and self._marks_each:
+                self._in_hand = name
             self._notify()
             return name, handle
+
+    def _deliver_all(self) -> None:
+        """``wait_all`` returns: every outcome is delivered."""
+        if self._journal is not None:
+            self._journal.deliver_all()
 
     def _timed_out(self, error: BatchTimeoutError) -> BatchTimeoutError:
         self._counts.timed_out = len(error.pending)
@@ -418,11 +509,19 @@ class SyncBatchWaiter(Generic[T]):
         if self._closed:
             return
         self._closed = True
-        thread = self._runner._thread
-        if self._loop.is_closed() or thread is None or not thread.is_alive() or sys.is_finalizing():
-            # The runner has stopped already (or the interpreter is going away and
-            # its daemon threads no longer run): nothing is left to stop or wait for.
-            return
-        self._loop.call_soon_threadsafe(self._pump_future.cancel)
-        if threading.current_thread() is not thread:
-            self._pump_done.wait(timeout=_CLOSE_WAIT)
+        try:
+            thread = self._runner._thread
+            if self._loop.is_closed() or thread is None or not thread.is_alive() or sys.is_finalizing():
+                # The runner has stopped already (or the interpreter is going away and
+                # its daemon threads no longer run): nothing is left to stop or wait for.
+                return
+            self._loop.call_soon_threadsafe(self._pump_future.cancel)
+            if threading.current_thread() is not thread:
+                self._pump_done.wait(timeout=_CLOSE_WAIT)
+        finally:
+            self._close_journal()
+
+    def _close_journal(self) -> None:
+        # Whatever the pump recorded is written; the lock is released.
+        if self._journal is not None:
+            self._journal.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -30,13 +31,64 @@ from lro_grpc._batch._base import (
     last_seen,
     own_limits,
 )
+from lro_grpc._batch._journal import Journal, JournalIdentity
 from lro_grpc._batch._scheduler import BatchScheduler
-from lro_grpc.errors import BatchTimeoutError
+from lro_grpc._batch._sqlite_journal import SqliteJournalStore
+from lro_grpc.errors import BatchTimeoutError, JournalError
+from lro_grpc.names import parse_operation_name
 from lro_grpc.policies import Deadline, Duration, PollPolicy
 
-__all__ = ["BatchWaiter", "as_completed", "wait_all", "with_results"]
+__all__ = ["BatchWaiter", "JournalPath", "as_completed", "open_journal", "wait_all", "with_results"]
 
 T = TypeVar("T")
+
+JournalPath = str | os.PathLike[str]
+"""A journal file's path (see :class:`BatchWaiter`'s ``journal``)."""
+
+
+def open_journal(
+    client: object,
+    path: JournalPath,
+    names: list[str] | None,
+    *,
+    replay_delivered: bool = False,
+    waiter_marks: bool = True,
+) -> Journal:
+    """Open (or create) the journal at ``path`` for ``client``'s batch of ``names``.
+
+    The journal records the client's endpoint and API; resuming it with another
+    is an error naming both.
+
+    Raises:
+        JournalError: the journal is in use, unreadable, or made for another endpoint or API.
+    """
+    identity = _identity_of(client, names)
+    store = SqliteJournalStore(path)
+    try:
+        recorded = store.read_identity()
+        if recorded is None:
+            store.write_identity(identity)
+        elif recorded.conflicts_with(identity):
+            raise JournalError(
+                f"journal {store.path!r} was made for endpoint {recorded.endpoint or '(unknown)'!r}, "
+                f"API {recorded.api or '(unknown)'!r}; this client is endpoint "
+                f"{identity.endpoint or '(unknown)'!r}, API {identity.api or '(unknown)'!r}; nothing was changed",
+                store.path,
+            )
+        return Journal(store, replay_delivered=replay_delivered, waiter_marks=waiter_marks)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _identity_of(client: object, names: list[str] | None) -> JournalIdentity:
+    endpoint = getattr(getattr(client, "endpoint", None), "target", None)
+    api = getattr(getattr(client, "api", None), "name", None)
+    if not isinstance(api, str) and names:
+        api = parse_operation_name(names[0]).api
+    return JournalIdentity(
+        endpoint=endpoint if isinstance(endpoint, str) else "", api=api if isinstance(api, str) else ""
+    )
 
 
 class BatchWaiter(Generic[T]):
@@ -86,16 +138,28 @@ class BatchWaiter(Generic[T]):
             iterating task; an exception it raises ends the iteration.
         rpc_timeout: timeout of one GetOperation (clipped to the deadline).
         keep_open: keep iterating when everything added so far is reported.
+        journal: a file (SQLite) that makes the batch durable: the names are
+            written to it before the first poll, each outcome as soon as it is
+            seen (within 0.1 s), and each delivery. Given again with the same
+            names (or more; ``names=None``: every name in it), the batch
+            resumes: outcomes delivered before are neither yielded nor polled,
+            outcomes recorded but not delivered are yielded first without an
+            RPC, the rest are polled. An outcome counts as delivered once the
+            consumer asks for the next one or the iteration ends normally, so
+            a crash repeats at most the one in the consumer's hand. One
+            process per journal.
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or out of range.
         InvalidNameError: a name is malformed (before any RPC).
+        JournalError: the journal is in use by another process, is not a
+            readable journal, or was made for another endpoint or API.
     """
 
     def __init__(
         self,
         client: BatchSource[T],
-        names: Iterable[str] = (),
+        names: Iterable[str] | None = (),
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
@@ -104,8 +168,13 @@ class BatchWaiter(Generic[T]):
         progress: Callable[[BatchProgress], object] | None = None,
         rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
         keep_open: bool = False,
+        journal: JournalPath | Journal | None = None,
     ) -> None:
-        names = check_names(names)
+        if names is None and journal is None:
+            raise TypeError("names=None (every name in the journal) needs a journal")
+        checked = None if names is None else check_names(names)
+        if journal is not None and not isinstance(journal, Journal | str | os.PathLike):
+            raise TypeError(f"journal must be a file path or None, got {journal!r}")
         timeout_s, policy, rpc_timeout_s = check_settings(timeout, poll_policy, rpc_timeout, progress)
         limits = own_limits(max_in_flight, qps)
         fetch = getattr(client, "_get_operation_pb", None)
@@ -146,7 +215,23 @@ class BatchWaiter(Generic[T]):
         self.polls = 0
         """GetOperation calls started so far (the client's own retries not counted)."""
 
-        self._add(names, None)
+        self._journal: Journal | None = None
+        self._owns_journal = False
+        self._in_hand: str | None = None  # handed out, not yet delivered (the consumer holds it)
+        if journal is None:
+            assert checked is not None  # None was refused above without a journal
+            self._add(checked, None)
+            return
+        if isinstance(journal, Journal):
+            self._journal = journal
+        else:
+            self._journal = open_journal(client, journal, checked)
+            self._owns_journal = True
+        try:
+            self._add(checked, None)
+        except BaseException:
+            self._close_journal()
+            raise
 
     # ----------------------------------------------------------------- public API
 
@@ -175,13 +260,29 @@ class BatchWaiter(Generic[T]):
         """
         return self._add(check_names(names), poll_policy)
 
-    def _add(self, checked: list[str], poll_policy: PollPolicy | None) -> int:
+    def _add(self, checked: list[str] | None, poll_policy: PollPolicy | None) -> int:
         """:meth:`add` for names already validated (each name is validated once per batch)."""
         if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
             raise TypeError(f"poll_policy must be a PollPolicy, got {poll_policy!r}")
         if self._finished:
             raise RuntimeError("this BatchWaiter has finished; create a new one to track more operations")
         policy = poll_policy or self._explicit_policy
+        replayed = 0
+        if self._journal is not None:
+            known = self._known
+            admitted = self._journal.admit(None if checked is None else [n for n in checked if n not in known])
+            for name in admitted.skipped:
+                known[name] = None
+            for name, serialized in admitted.replay:
+                known[name] = None
+                pb = operations_pb2.Operation.FromString(serialized)
+                self._out.append((name, self._wrap(pb), pb.HasField("error")))
+            replayed = len(admitted.replay)
+            self._counts.tracked += replayed
+            checked = admitted.poll
+            if replayed:
+                self._signal_out()
+        assert checked is not None  # without a journal, names are always given
         new: list[Entry] = []
         for name in checked:
             if name in self._known:
@@ -195,7 +296,7 @@ class BatchWaiter(Generic[T]):
                 self._scheduler._schedule(new)
             else:
                 self._backlog.extend(new)
-        return len(new)
+        return len(new) + replayed
 
     def _default_policy(self, name: str) -> PollPolicy:
         if self._policy_for is None:
@@ -227,10 +328,18 @@ class BatchWaiter(Generic[T]):
         """
         self._finished = True
         self._backlog.clear()
-        if self._owns_scheduler:
-            await self._scheduler.aclose()
-        else:
-            await self._scheduler._detach(self)
+        try:
+            if self._owns_scheduler:
+                await self._scheduler.aclose()
+            else:
+                await self._scheduler._detach(self)
+        finally:
+            self._close_journal()
+
+    def _close_journal(self) -> None:
+        if self._owns_journal and self._journal is not None:
+            self._owns_journal = False
+            self._journal.close()
 
     async def __aenter__(self) -> BatchWaiter[T]:
         return self
@@ -241,6 +350,10 @@ class BatchWaiter(Generic[T]):
     # ----------------------------------------------------------------- consumer side
 
     async def _next_pair(self) -> tuple[str, T]:
+        if self._in_hand is not None:
+            # The consumer asks for the next outcome: the one in its hand is delivered.
+            name, self._in_hand = self._in_hand, None
+            self._journal.deliver(name)  # type: ignore[union-attr]  # set only with a journal
         if not self._started:
             self._start()
         while True:
@@ -256,6 +369,8 @@ class BatchWaiter(Generic[T]):
                 name, handle, failed = item
                 self._counts.done += 1
                 self._counts.failed += failed
+                if self._journal is not None and self._journal.waiter_marks:
+                    self._in_hand = name
                 self._notify()
                 return name, handle
             if self._finished:
@@ -321,12 +436,14 @@ class BatchWaiter(Generic[T]):
 
     def _complete(self, entry: Entry, pb: operations_pb2.Operation) -> None:
         self._known[entry.name] = None
+        if self._journal is not None:
+            self._journal.record(entry.name, pb)
         self._emit((entry.name, self._wrap(pb), pb.HasField("error")))
 
 
 async def as_completed(
     client: BatchSource[T],
-    names: Iterable[str],
+    names: Iterable[str] | None,
     *,
     timeout: Duration | None = None,
     poll_policy: PollPolicy | None = None,
@@ -334,18 +451,20 @@ async def as_completed(
     qps: float | None = None,
     progress: Callable[[BatchProgress], object] | None = None,
     rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
+    journal: JournalPath | None = None,
 ) -> AsyncIterator[T]:
     """Yield each operation as soon as a poll sees it finished.
 
     Failed, cancelled and not-found operations are yielded like the others
     (check ``op.error``); they do not stop the batch. See :class:`BatchWaiter`
-    for the arguments; to add operations while waiting, use a
-    :class:`BatchWaiter` directly.
+    for the arguments (``journal`` included: with one, a restarted job
+    resumes); to add operations while waiting, use a :class:`BatchWaiter` directly.
 
     Raises:
         BatchTimeoutError: after the last operation that finished in time, if
             some were still running at the deadline (they are its ``pending``).
         TypeError, ValueError: invalid arguments (before any RPC).
+        JournalError: the journal cannot be used (see :class:`BatchWaiter`).
     """
     waiter = BatchWaiter(
         client,
@@ -356,6 +475,7 @@ async def as_completed(
         qps=qps,
         progress=progress,
         rpc_timeout=rpc_timeout,
+        journal=journal,
     )
     try:
         async for handle in waiter:
@@ -366,7 +486,7 @@ async def as_completed(
 
 async def wait_all(
     client: BatchSource[T],
-    names: Iterable[str],
+    names: Iterable[str] | None,
     *,
     timeout: Duration | None = None,
     poll_policy: PollPolicy | None = None,
@@ -374,41 +494,60 @@ async def wait_all(
     qps: float | None = None,
     progress: Callable[[BatchProgress], object] | None = None,
     rpc_timeout: Duration | None = DEFAULT_BATCH_RPC_TIMEOUT,
+    journal: JournalPath | None = None,
 ) -> list[T]:
     """Wait for every operation; return them in input order.
 
     A name given twice is polled once; its result appears at both positions.
     Failed, cancelled and not-found operations are results, not exceptions.
+    With a ``journal`` (see :class:`BatchWaiter`), every outcome recorded in
+    it is returned from it without an RPC, the others are polled, and all
+    count as delivered once this returns; ``names=None`` means every name
+    in the journal, in the order recorded.
 
     Raises:
         BatchTimeoutError: some operations were still running at the
             deadline; its ``results`` holds every name's finished operation or
             last seen state, in input order.
         TypeError, ValueError: invalid arguments (before any RPC).
+        JournalError: the journal cannot be used (see :class:`BatchWaiter`).
     """
-    ordered = check_names(names)
-    waiter = BatchWaiter(
-        client,
-        ordered,
-        timeout=timeout,
-        poll_policy=poll_policy,
-        max_in_flight=max_in_flight,
-        qps=qps,
-        progress=progress,
-        rpc_timeout=rpc_timeout,
-    )
-    finished: dict[str, T] = {}
+    ordered = None if names is None else check_names(names)
+    opened = None
+    if journal is not None:
+        opened = open_journal(client, journal, ordered, replay_delivered=True, waiter_marks=False)
     try:
-        while True:
-            try:
-                name, handle = await waiter._next_pair()
-            except StopAsyncIteration:
-                break
-            except BatchTimeoutError as error:
-                raise with_results(error, ordered, finished) from None
-            finished[name] = handle
+        if opened is not None and ordered is None:
+            ordered = check_names(opened.names)
+        waiter = BatchWaiter(
+            client,
+            ordered,
+            timeout=timeout,
+            poll_policy=poll_policy,
+            max_in_flight=max_in_flight,
+            qps=qps,
+            progress=progress,
+            rpc_timeout=rpc_timeout,
+            journal=opened,
+        )
+        assert ordered is not None  # BatchWaiter refuses None without a journal
+        finished: dict[str, T] = {}
+        try:
+            while True:
+                try:
+                    name, handle = await waiter._next_pair()
+                except StopAsyncIteration:
+                    break
+                except BatchTimeoutError as error:
+                    raise with_results(error, ordered, finished) from None
+                finished[name] = handle
+        finally:
+            await waiter.aclose()
+        if opened is not None:
+            opened.deliver_all()
     finally:
-        await waiter.aclose()
+        if opened is not None:
+            opened.close()
     return [finished[name] for name in ordered]
 
 
