@@ -1,0 +1,47 @@
+"""A batch job for the journal crash test: waits on operations with a journal, printing each outcome.
+
+Usage: ``python journal_consumer.py TARGET JOURNAL NAMES_FILE sync|async``. Prints one
+``NAME CODE`` line per outcome handed to it, flushed at once (what the job "handled"),
+then ``END`` when the iteration ends normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from lro_grpc import AsyncOperationsClient, OperationsClient, PollPolicy
+
+POLL = PollPolicy(initial=0.2, multiplier=1.0, maximum=0.2, jitter=0.0)
+
+
+def report(name: str, code: int) -> None:
+    sys.stdout.write(f"{name} {code}\n")
+    sys.stdout.flush()
+
+
+def run_sync(target: str, journal: str, names: list[str]) -> None:
+    with OperationsClient(target) as client:
+        for operation in client.as_completed(names, journal=journal, poll_policy=POLL):
+            report(operation.name, operation.raw.error.code)
+
+
+async def run_async(target: str, journal: str, names: list[str]) -> None:
+    async with AsyncOperationsClient(target) as client:
+        async for operation in client.as_completed(names, journal=journal, poll_policy=POLL):
+            report(operation.name, operation.raw.error.code)
+
+
+def main() -> None:
+    target, journal, names_file, mode = sys.argv[1:5]
+    with open(names_file) as file:
+        names = file.read().split()
+    if mode == "sync":
+        run_sync(target, journal, names)
+    else:
+        asyncio.run(run_async(target, journal, names))
+    report("END", 0)
+
+
+if __name__ == "__main__":
+    main()
