@@ -1,14 +1,16 @@
 """A batch job for the journal crash test: waits on operations with a journal, printing each outcome.
 
-Usage: ``python journal_consumer.py TARGET JOURNAL NAMES_FILE sync|async``. Prints one
+Usage: ``python journal_consumer.py TARGET JOURNAL NAMES_FILE sync|async|hold``. Prints one
 ``NAME CODE`` line per outcome handed to it, flushed at once (what the job "handled"),
-then ``END`` when the iteration ends normally.
+then ``END`` when the iteration ends normally. ``hold`` takes one outcome (sync client)
+and then sleeps with it in hand, never asking for the next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
 from lro_grpc import AsyncOperationsClient, OperationsClient, PollPolicy
 
@@ -36,6 +38,13 @@ def main() -> None:
     target, journal, names_file, mode = sys.argv[1:5]
     with open(names_file) as file:
         names = file.read().split()
+    if mode == "hold":
+        with OperationsClient(target) as client:
+            operations = client.as_completed(names, journal=journal, poll_policy=POLL)
+            first = next(operations)
+            report(first.name, first.raw.error.code)
+            time.sleep(3600)
+            operations.close()
     if mode == "sync":
         run_sync(target, journal, names)
     else:

@@ -17,39 +17,21 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
+from counting import GetCounter
 
 from lro_grpc._batch import SqliteJournalStore
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER, Emulator
-from lro_grpc.emulator import _server as emulator_server
 from lro_grpc.names import FINANCIAL_SERVICES_LOCATIONS
 
 CONSUMER = Path(__file__).with_name("journal_consumer.py")
 OPERATIONS = 3000
 KILLS = 6
 FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION.value[0]
-
-
-class GetCounter:
-    """GetOperation calls the emulator served, by operation name (counted in the servicer)."""
-
-    def __init__(self) -> None:
-        self.by_name: collections.Counter[str] = collections.Counter()
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        original = emulator_server.OperationsService.GetOperation
-        counts = self.by_name
-
-        async def counted(service: Any, request: Any, context: Any) -> Any:
-            counts[request.name] += 1
-            return await original(service, request, context)
-
-        monkeypatch.setattr(emulator_server.OperationsService, "GetOperation", counted)
 
 
 @pytest.fixture
@@ -73,11 +55,11 @@ def start_operations(target: str, rng: random.Random) -> dict[str, int]:
         for first in range(0, OPERATIONS, 100):
             futures = []
             for index in range(first, min(OPERATIONS, first + 100)):
-                location = FINANCIAL_SERVICES_LOCATIONS[index % 4]
+                parent = f"projects/crash/locations/{FINANCIAL_SERVICES_LOCATIONS[index % 4]}"
                 metadata = [(DURATION_HEADER, f"{rng.uniform(1.0, 14.0):.3f}")]
                 if index % 7 == 0:
                     metadata.append((OUTCOME_HEADER, "fail"))
-                request = fs.CreateInstanceRequest(parent=f"projects/crash/locations/{location}", instance_id=f"i-{index}")
+                request = fs.CreateInstanceRequest(parent=parent, instance_id=f"i-{index}")
                 futures.append((index, aml.CreateInstance.future(request, metadata=metadata)))
             for index, future in futures:
                 expected[future.result().name] = FAILED_PRECONDITION if index % 7 == 0 else 0
