@@ -46,6 +46,7 @@ check-generated: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_waiter.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_journal.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -159,8 +159,12 @@ class Journal:
         waiter_marks: the waiter marks deliveries as its consumer asks for the
             next outcome; ``False`` when whoever owns the journal marks them
             (the synchronous facade, ``wait_all``).
-        flush_in_thread: group commits on a writer thread instead of a timer on the event loop.
+        flush_in_thread: group commits on a writer thread instead of a timer on
+            the event loop (default: :attr:`flush_in_thread_by_default`).
     """
+
+    flush_in_thread_by_default = False
+    """Whether journals make group commits on a writer thread (measured by ``benchmarks/bench_journal.py``)."""
 
     def __init__(
         self,
@@ -168,7 +172,7 @@ class Journal:
         *,
         replay_delivered: bool = False,
         waiter_marks: bool = True,
-        flush_in_thread: bool = False,
+        flush_in_thread: bool | None = None,
     ) -> None:
         self._store = store
         self.replay_delivered = replay_delivered
@@ -185,12 +189,12 @@ class Journal:
         self._delivered = contents.delivered
         self._next_id = max((outcome.id for outcome in contents.outcomes), default=0) + 1
         self._undelivered: dict[str, int] = {}  # name -> outcome id, recorded and not yet delivered
-        self._buffer: list[StoredOutcome] = []
+        self._buffer: list[StoredOutcome] = []  # recorded, not yet written
         self._closed = False
         self._flush_armed = False  # a timer will flush the buffer
         self._writer: threading.Thread | None = None
         self._stop_writer = threading.Event()
-        if flush_in_thread:
+        if self.flush_in_thread_by_default if flush_in_thread is None else flush_in_thread:
             self._writer = threading.Thread(target=self._write_in_thread, name="lro-grpc-journal", daemon=True)
             self._writer.start()
 
@@ -232,8 +236,9 @@ class Journal:
 
     def record(self, name: str, operation: operations_pb2.Operation) -> None:
         """Write down ``name``'s outcome: in memory now, on disk within :data:`FLUSH_DELAY`."""
-        code = operation.error.code if operation.HasField("error") else 0
+        # Serialized now: the consumer may change the message it is handed.
         serialized = operation.SerializeToString()
+        code = operation.error.code if operation.HasField("error") else 0
         with self._lock:
             if self._closed:
                 return
@@ -255,7 +260,7 @@ class Journal:
         with self._lock:
             self._flush_armed = False
             if not self._closed and self._buffer:
-                self._write_locked([])
+                self._write_locked(())
 
     def deliver(self, name: str) -> None:
         """Mark ``name``'s outcome delivered; durable (with every outcome still in memory) on return."""
@@ -263,7 +268,7 @@ class Journal:
             outcome_id = self._undelivered.pop(name, None)
             if self._closed or (outcome_id is None and not self._buffer):
                 return
-            self._write_locked([] if outcome_id is None else [outcome_id])
+            self._write_locked(() if outcome_id is None else (outcome_id,))
 
     def deliver_all(self) -> None:
         """Mark every recorded outcome delivered (``wait_all`` returned them all)."""
@@ -278,18 +283,14 @@ class Journal:
         """Write the outcomes still in memory (one commit)."""
         with self._lock:
             if not self._closed and self._buffer:
-                self._write_locked([])
+                self._write_locked(())
 
-    def _write_locked(self, delivered: list[int]) -> None:
-        buffer, self._buffer = self._buffer, []
-        try:
-            self._store.write(buffer, delivered)
-        except BaseException:
-            self._buffer = buffer + self._buffer  # not written: keep them for the next try
-            raise
-        for outcome in buffer:
-            self._recorded[outcome.name] = outcome
-        self._delivered.update(delivered)
+    def _write_locked(self, delivered: Sequence[int]) -> None:
+        # Names and outcomes recorded in this run are known to the waiter, which
+        # admits no name twice: the loaded view (_recorded, _delivered) needs no update.
+        self._store.write(self._buffer, delivered)
+        if self._buffer:
+            self._buffer = []  # written (kept for the next try if the write failed)
 
     def _write_in_thread(self) -> None:
         # Wakes every FLUSH_DELAY whatever happens: waking it per outcome would cost more.
@@ -306,7 +307,7 @@ class Journal:
                 return
             try:
                 if self._buffer:
-                    self._write_locked([])
+                    self._write_locked(())
             finally:
                 self._closed = True
                 self._stop_writer.set()

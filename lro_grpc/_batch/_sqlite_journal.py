@@ -12,7 +12,16 @@ a B-tree. The file is opened in WAL mode with ``synchronous=NORMAL``: a
 commit is one write to the WAL, not an fsync, which survives the process
 being killed at any instant; after a power loss the file stays consistent
 but may lack the last commits (those outcomes are then polled, or handed
-out, again). ``locking_mode=EXCLUSIVE`` keeps the WAL index in the process's
+out, again).
+
+A delivery mark on its own (the common case: one per outcome handed out,
+each durable before the next is handed out) is appended to ``PATH.delivered``
+instead, eight bytes (the outcome's id) in one ``write``: a SQLite commit
+costs some 8 us of CPU, this 1 us. The marks are folded into the
+``delivered`` table, and the file removed, when the journal is opened and
+closed; a mark for an outcome the database does not hold (lost to a power
+failure) is dropped, and a cut last mark is ignored (that outcome is handed
+out again). ``locking_mode=EXCLUSIVE`` keeps the WAL index in the process's
 memory; one process holds a journal at a time anyway, through an
 ``fcntl.flock`` on ``PATH.lock``, which also records the holder's pid so
 that a second opener's error names it. A file that is not such a journal,
@@ -71,12 +80,19 @@ class SqliteJournalStore:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"journal must be a file path, got {path!r}")
         self._path = os.fspath(path)
+        self._marks_path = self._path + ".delivered"
         self._lock_fd = _take_lock(self._path)
         self._connection: sqlite3.Connection | None = None
+        self._marks_fd = -1
         try:
             self._connection = self._open()
+            self._fold_marks()
+            self._marks_fd = os.open(self._marks_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as error:
+            self.close()
+            raise self._error(f"cannot be opened: {error}") from error
         except BaseException:
-            self._release()
+            self.close()
             raise
 
     @property
@@ -186,25 +202,39 @@ class SqliteJournalStore:
     def add_names(self, names: Sequence[str]) -> None:
         """Append operation names, in one commit."""
         with self._transaction() as db:
-            db.executemany("INSERT INTO names (name) VALUES (?)", [(name,) for name in names])
+            db.executemany("INSERT INTO names (name) VALUES (?)", zip(names))
 
     def write(self, outcomes: Sequence[StoredOutcome], delivered: Sequence[int]) -> None:
-        """Append outcomes and delivery marks, in one commit."""
+        """Append outcomes and delivery marks: one commit, or for a delivery mark alone one ``write``."""
         if not outcomes and len(delivered) == 1:
-            # The common case, a delivery mark alone: one statement, committed by itself.
-            self._execute("INSERT OR IGNORE INTO delivered VALUES (?)", (delivered[0],))
+            try:
+                written = os.write(self._marks_fd, delivered[0].to_bytes(8, "little"))
+            except OSError as error:
+                raise JournalError(f"journal {self._path!r} cannot be written: {error}", self._path) from error
+            if written != 8:  # a full disk: the cut mark is ignored when read back
+                raise JournalError(
+                    f"journal {self._path!r} cannot be written: short write to {self._marks_path}", self._path
+                )
             return
         with self._transaction() as db:
             if outcomes:
                 db.executemany("INSERT INTO outcomes VALUES (?, ?, ?, ?)", outcomes)
             if delivered:
-                db.executemany("INSERT OR IGNORE INTO delivered VALUES (?)", [(id_,) for id_ in delivered])
+                db.executemany("INSERT OR IGNORE INTO delivered VALUES (?)", zip(delivered))
 
-    def _execute(self, statement: str, parameters: tuple[object, ...]) -> None:
+    def _fold_marks(self) -> None:
+        """Move the delivery marks of ``PATH.delivered`` into the database, then remove that file."""
         try:
-            self._db.execute(statement, parameters)
-        except sqlite3.Error as error:
-            raise JournalError(f"journal {self._path!r} cannot be written: {error}", self._path) from error
+            with open(self._marks_path, "rb") as marks:
+                data = marks.read()
+        except FileNotFoundError:
+            return
+        ids = [(int.from_bytes(data[at : at + 8], "little"),) for at in range(0, len(data) - 7, 8)]
+        if ids:
+            with self._transaction() as db:
+                # Only marks of outcomes the database holds: ids are reused after a lost commit.
+                db.executemany("INSERT OR IGNORE INTO delivered SELECT id FROM outcomes WHERE id = ?", ids)
+        os.remove(self._marks_path)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -221,13 +251,19 @@ class SqliteJournalStore:
             raise JournalError(f"journal {self._path!r} cannot be written: {error}", self._path) from error
 
     def close(self) -> None:
-        """Close the file and release the lock. Idempotent."""
-        connection, self._connection = self._connection, None
+        """Fold the delivery marks in, close the file and release the lock. Idempotent."""
         try:
-            if connection is not None:
-                connection.close()
+            if self._marks_fd >= 0:
+                os.close(self._marks_fd)
+                self._marks_fd = -1
+                self._fold_marks()
         finally:
-            self._release()
+            connection, self._connection = self._connection, None
+            try:
+                if connection is not None:
+                    connection.close()
+            finally:
+                self._release()
 
     def _release(self) -> None:
         fd, self._lock_fd = self._lock_fd, -1
