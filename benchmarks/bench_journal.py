@@ -122,14 +122,16 @@ def sync_as_completed(names: Sequence[str], journal: JournalPath | None) -> int:
         return sum(1 for _ in runner.as_completed(names, poll_policy=POLICY, journal=journal))
 
 
-def measure(run: Callable[[], int], count: int) -> tuple[float, float]:
-    """CPU and wall seconds of ``run``, which must see ``count`` operations."""
+def measure(
+    run: Callable[[Sequence[str], JournalPath | None], int], names: Sequence[str], journal: JournalPath | None
+) -> tuple[float, float]:
+    """CPU and wall seconds of one batch, which must report every name."""
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
-    seen = run()
+    seen = run(names, journal)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    if seen != count:
-        raise RuntimeError(f"saw {seen} operations, expected {count}")
+    if seen != len(names):
+        raise RuntimeError(f"saw {seen} operations, expected {len(names)}")
     return cpu, wall
 
 
@@ -144,9 +146,9 @@ def compare(
     count = len(names)
     deltas = []
     for _ in range(rounds):
-        base_cpu, base_wall = measure(lambda: run(names, None), count)
+        base_cpu, base_wall = measure(run, names, None)
         path = fresh()
-        cpu, wall = measure(lambda: run(names, path), count)
+        cpu, wall = measure(run, names, path)
         check_journal(path, count)
         deltas.append((cpu - base_cpu) / count * 1e6)
         print(
@@ -216,11 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, deltas in results.items():
         print(summary(label, deltas))
     default_paths = [deltas for label, deltas in results.items() if "writer thread" not in label]
-    worst = max(statistics.median(deltas) for deltas in default_paths)
-    verdict = "met" if worst <= TARGET_US else "NOT met"
-    print(
-        f"journal CPU per operation, worst median of the default paths: {worst:.1f} us (target <= {TARGET_US:g}: {verdict})"
-    )
+    for how, pick in (("min", min), ("median", statistics.median)):
+        worst = max(pick(deltas) for deltas in default_paths)
+        verdict = "met" if worst <= TARGET_US else "NOT met"
+        print(f"journal CPU per operation, worst {how} of the default paths: {worst:.1f} us", end="")
+        print(f" (target <= {TARGET_US:g}: {verdict})")
     return 0
 
 
