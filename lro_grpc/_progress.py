@@ -489,6 +489,16 @@ class ObservingSource:
     def _wrap(operation: operations_pb2.Operation) -> operations_pb2.Operation:
         return operation
 
+    @property
+    def endpoint(self) -> object:
+        """The client's endpoint (what a batch journal records)."""
+        return self._client.endpoint
+
+    @property
+    def api(self) -> object:
+        """The client's API preset (what a batch journal records)."""
+        return self._client.api
+
 
 def wait_all_with_progress(
     open_client: Callable[[], AbstractAsyncContextManager[AsyncOperationsClient]],
@@ -499,6 +509,7 @@ def wait_all_with_progress(
     rpc_timeout: float | None,
     registry: TypeRegistry,
     bar_stream: TextIO | None,
+    journal: str | None = None,
 ) -> tuple[list[operations_pb2.Operation], bool]:
     """Wait for every operation with the batch waiter, drawing a progress bar on ``bar_stream``.
 
@@ -512,6 +523,7 @@ def wait_all_with_progress(
         rpc_timeout: timeout of each GetOperation.
         registry: unpacks metadata for the progress bar.
         bar_stream: a terminal to draw the bar on, or ``None`` for no bar.
+        journal: a journal file to resume from and record in (see ``wait_all``).
 
     Returns:
         Each operation's final state (or last seen state if the deadline
@@ -539,6 +551,7 @@ def wait_all_with_progress(
                 poll_policy=poll_policy,
                 progress=display.on_progress if display is not None else None,
                 rpc_timeout=rpc_timeout,
+                journal=journal,
             )
             return list(results), False
     except BatchTimeoutError as timed_out:

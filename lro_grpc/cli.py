@@ -9,6 +9,8 @@ Usage::
     lro-grpc get NAME
     lro-grpc list PARENT [--filter F] [--page-size N] [--limit N]
     lro-grpc wait NAME... [--timeout SECONDS] [--poll-interval SECONDS] [--no-progress]
+                          [--journal FILE] [--names-from FILE|-]
+    lro-grpc journal FILE [--json]
     lro-grpc cancel NAME
     lro-grpc delete NAME
     lro-grpc emulator [EMULATOR OPTIONS]   (see ``lro-grpc emulator --help``)
@@ -38,7 +40,17 @@ Exit codes:
   130  interrupted (Ctrl-C)
 
 When ``wait`` is given several names and they end differently, the exit code
-is the highest of theirs. Errors are one line on stderr, ``lro-grpc: error: ...``.
+is the highest of theirs.
+
+``wait --journal FILE`` records the names, each outcome and what was printed
+in FILE (SQLite): run again with the same FILE after a crash or a kill, it
+resumes (outcomes already recorded come from the file, without an RPC; with
+no NAME, every name in FILE). ``journal FILE`` counts what FILE holds
+(pending, succeeded, failed, cancelled, delivered); with ``--json`` it prints
+each recorded outcome as one JSON line. A journal in use by another process,
+unreadable, or made for another endpoint or API is a usage error (exit 2).
+
+Errors are one line on stderr, ``lro-grpc: error: ...``.
 """
 
 from __future__ import annotations
@@ -58,7 +70,7 @@ from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2
 
 from lro_grpc import _core, _progress
-from lro_grpc._batch import SYNTHETIC_ERROR_DOMAIN
+from lro_grpc._batch import SYNTHETIC_ERROR_DOMAIN, read_journal
 from lro_grpc._json import list_to_dict, operation_to_dict
 from lro_grpc._version import __version__
 from lro_grpc.aio import AsyncOperationsClient
@@ -66,6 +78,7 @@ from lro_grpc.apis import get_api
 from lro_grpc.client import OperationsClient
 from lro_grpc.errors import (
     InvalidNameError,
+    JournalError,
     LroError,
     OperationError,
     OperationNotFoundError,
@@ -75,7 +88,7 @@ from lro_grpc.errors import (
 from lro_grpc.names import parse_operation_name, validate_list_parent
 from lro_grpc.operation import Operation
 from lro_grpc.policies import DEFAULT_RETRY_POLICY, PollPolicy
-from lro_grpc.registry import TypeRegistry
+from lro_grpc.registry import TypeRegistry, default_registry
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -241,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     list_.set_defaults(handler=_cmd_list)
 
     wait = command("wait", "wait until operations are done")
-    wait.add_argument("names", metavar="NAME", nargs="+", help="operation names")
+    wait.add_argument(
+        "names", metavar="NAME", nargs="*", help="operation names (with --journal, default: every name in it)"
+    )
     wait.add_argument(
         "--timeout", type=_seconds, metavar="SECONDS", help="give up after this long (default: wait for ever)"
     )
@@ -252,7 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll at this fixed interval instead of the API's polling preset",
     )
     wait.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+    wait.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="record names and outcomes in FILE (SQLite) and resume from it when run again",
+    )
+    wait.add_argument(
+        "--names-from", metavar="FILE", help="read more operation names from FILE (- for stdin), one a line"
+    )
     wait.set_defaults(handler=_cmd_wait)
+
+    journal = command("journal", "count what a wait --journal FILE holds", global_options=False)
+    journal.add_argument("file", metavar="FILE", help="the journal file")
+    journal.add_argument(
+        "--json", action="store_true", help="print each recorded outcome as one JSON line (the REST JSON shape)"
+    )
+    journal.set_defaults(handler=_cmd_journal)
 
     cancel = command("cancel", "ask the server to cancel an operation (best effort)")
     cancel.add_argument("name", metavar="NAME", help="operation name")
@@ -452,19 +482,43 @@ def _poll_policy(args: argparse.Namespace, api: str) -> PollPolicy:
     return get_api(api).poll_policy
 
 
+def _read_names(source: str) -> list[str]:
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            with open(source, encoding="utf-8") as file:
+                text = file.read()
+    except OSError as error:
+        raise _UsageError(f"--names-from {source!r}: {error.strerror or error}") from error
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def _cmd_wait(args: argparse.Namespace, console: _Console) -> int:
-    names: list[str] = list(dict.fromkeys(args.names))
-    api = _choose_api(args.api, [_api_of_name(name) for name in names])
+    names: list[str] = list(dict.fromkeys(args.names + (_read_names(args.names_from) if args.names_from else [])))
+    journal_api: list[str] = []
+    if args.journal is not None and os.path.exists(args.journal):
+        summary = read_journal(args.journal)
+        if not names:
+            names = summary.names
+        if summary.identity.api:
+            journal_api = [summary.identity.api]
+    if not names:
+        raise _UsageError("wait needs operation names: NAME..., --names-from FILE, or a --journal FILE that has some")
+    api = _choose_api(args.api, journal_api or [_api_of_name(name) for name in names])
     poll_policy = _poll_policy(args, api)
     options = _client_options(args)
     started = time.monotonic()
     # The first look counts against --timeout too: its attempts and retries end by then.
     first_options = options if args.timeout is None else _within(options, api, args.timeout)
     with _open_client(args, api, first_options) as client:
+        registry = client.registry
         # One GetOperation first: a wrong endpoint, missing credentials or an unknown first
         # name fail here with their own exit code instead of being polled until the timeout.
+        # A journal being resumed is not asked again (its outcomes need no RPC).
+        first = None
         try:
-            first = client.get(names[0]).raw
+            first = client.get(names[0]).raw if not journal_api else None
         except RpcError as error:
             if args.timeout is not None and error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise WaitTimeoutError(
@@ -472,8 +526,7 @@ def _cmd_wait(args: argparse.Namespace, console: _Console) -> int:
                     timeout=args.timeout,
                 ) from error
             raise
-        registry = client.registry
-    if len(names) == 1 and first.done:
+    if len(names) == 1 and first is not None and first.done and args.journal is None:
         results = [first]
     else:
         remaining = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
@@ -511,6 +564,7 @@ def _wait_batch(
         rpc_timeout=args.rpc_timeout if args.rpc_timeout is not None else get_api(api).rpc_timeout,
         registry=registry,
         bar_stream=console.err if not args.no_progress and console.interactive() else None,
+        journal=args.journal,
     )
     return results
 
@@ -543,6 +597,32 @@ def _wait_error_message(
     if len(results) == 1:
         return prefix + detail
     return f"{prefix}{len(concerned)} of {len(results)} operations {_OUTCOME_WORDS[code]}; first: {detail}"
+
+
+def _cmd_journal(args: argparse.Namespace, console: _Console) -> int:
+    summary = read_journal(args.file)
+    if args.json:
+        registry = default_registry()
+        for _, serialized in summary.outcomes:
+            operation = operations_pb2.Operation.FromString(serialized)
+            console.out.write(json.dumps(operation_to_dict(operation, registry), ensure_ascii=False) + "\n")
+        console.out.flush()
+        return ExitCode.OK
+    rows = [
+        ("journal", args.file),
+        ("endpoint", summary.identity.endpoint or "(unknown)"),
+        ("api", summary.identity.api or "(unknown)"),
+        ("operations", str(len(summary.names))),
+        ("pending", str(summary.pending)),
+        ("succeeded", str(summary.succeeded)),
+        ("failed", str(summary.failed)),
+        ("cancelled", str(summary.cancelled)),
+        ("delivered", str(summary.delivered)),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        console.print(f"{label:<{width}}  {value}")
+    return ExitCode.OK
 
 
 def _cmd_demo(args: argparse.Namespace, console: _Console) -> int:
@@ -623,7 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.err.write(error.parser.format_usage())
         _error_line(console, str(error))
         return ExitCode.USAGE
-    except InvalidNameError as error:
+    except (InvalidNameError, JournalError) as error:
         _error_line(console, str(error))
         return ExitCode.USAGE
     except WaitTimeoutError as error:

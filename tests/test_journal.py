@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -27,6 +28,7 @@ from lro_grpc import AsyncOperationsClient, BatchWaiter, OperationsClient, PollP
 from lro_grpc._batch import SqliteJournalStore
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
+from lro_grpc.cli import ExitCode, main
 from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER, Emulator
 from lro_grpc.errors import JournalError
 
@@ -309,3 +311,53 @@ def test_a_journal_of_another_endpoint_or_api_is_an_error_naming_both(emu: Emula
     with sm_client, pytest.raises(JournalError, match=r"financialservices.*servicemanagement"):
         sm_client.wait_all(None, journal=journal)
     assert digest(journal) == before
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_wait_journal_resumes_and_journal_counts_and_prints_outcomes(
+    emu: Emulator, counter: GetCounter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = start(emu.target, 6)
+    names_file = tmp_path / "names"
+    names_file.write_text("\n".join(names[2:]) + "\n\n")
+    journal = str(tmp_path / "j")
+    common = ("--endpoint", emu.target, "--json")
+    code, out, err = run_cli(capsys, *common, "wait", *names[:2], "--names-from", str(names_file), "--journal", journal)
+    assert code == ExitCode.OPERATION_FAILED, err  # two of them failed
+    assert [operation["name"] for operation in json.loads(out)["operations"]] == names
+    counter.by_name.clear()
+    # Run again with no names: every name in the journal, every outcome from it, no RPC.
+    code, again, err = run_cli(capsys, *common, "wait", "--journal", journal)
+    assert code == ExitCode.OPERATION_FAILED, err
+    assert json.loads(again) == json.loads(out)
+    assert counter.total() == 0
+    code, out, err = run_cli(capsys, "journal", journal)
+    assert code == ExitCode.OK, err
+    counts = dict(line.split(None, 1) for line in out.splitlines())
+    assert counts["endpoint"] == emu.target and counts["api"] == "financialservices"
+    assert (counts["operations"], counts["pending"], counts["succeeded"], counts["failed"]) == ("6", "0", "4", "2")
+    assert (counts["cancelled"], counts["delivered"]) == ("0", "6")
+    code, out, err = run_cli(capsys, "journal", journal, "--json")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["name"] for line in lines] == names
+    assert lines[0]["error"]["code"] == 9 and lines[1]["response"]["@type"].endswith("Instance")
+
+
+def test_cli_journal_errors_are_usage_errors(emu: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "missing")
+    code, _, err = run_cli(capsys, "journal", missing)
+    assert code == ExitCode.USAGE and "does not exist" in err
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"x" * 200)
+    code, _, err = run_cli(capsys, "--endpoint", emu.target, "wait", "--journal", str(garbage))
+    assert code == ExitCode.USAGE and "not a SQLite database" in err and len(err.splitlines()) == 1
+    code, _, err = run_cli(capsys, "--endpoint", emu.target, "wait")
+    assert code == ExitCode.USAGE and "needs operation names" in err

@@ -54,12 +54,12 @@ from lro_grpc._batch._base import (
 from lro_grpc.errors import BatchTimeoutError
 
 if TYPE_CHECKING:
-    from lro_grpc._batch._journal import Journal, JournalIdentity, JournalStore
+    from lro_grpc._batch._journal import Journal, JournalIdentity, JournalStore, JournalSummary
     from lro_grpc._batch._scheduler import BatchScheduler
     from lro_grpc._batch._sqlite_journal import SqliteJournalStore
     from lro_grpc._batch._sweep import ListScope, list_scope
     from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
-    from lro_grpc._batch._waiter import BatchWaiter, JournalPath, as_completed, open_journal, wait_all
+    from lro_grpc._batch._waiter import BatchWaiter, JournalPath, as_completed, open_journal, read_journal, wait_all
 
 # The parts that need asyncio load on first use: a synchronous program that
 # never waits on a batch does not pay for them (importing _base alone is cheap).
@@ -73,10 +73,12 @@ _LAZY = {
     "as_completed": "_waiter",
     "wait_all": "_waiter",
     "open_journal": "_waiter",
+    "read_journal": "_waiter",
     "JournalPath": "_waiter",
     "Journal": "_journal",
     "JournalIdentity": "_journal",
     "JournalStore": "_journal",
+    "JournalSummary": "_journal",
     "SqliteJournalStore": "_sqlite_journal",
 }
 
@@ -105,6 +107,7 @@ __all__ = [
     "JournalIdentity",
     "JournalPath",
     "JournalStore",
+    "JournalSummary",
     "ListScope",
     "SqliteJournalStore",
     "SyncBatchRunner",
@@ -114,5 +117,6 @@ __all__ = [
     "coalesce",
     "list_scope",
     "open_journal",
+    "read_journal",
     "wait_all",
 ]

@@ -32,7 +32,9 @@ __all__ = [
     "JournalContents",
     "JournalIdentity",
     "JournalStore",
+    "JournalSummary",
     "StoredOutcome",
+    "summarize",
 ]
 
 FLUSH_DELAY: Final = 0.05
@@ -127,6 +129,55 @@ class JournalStore(Protocol):
     def close(self) -> None:
         """Release the journal. Idempotent."""
         ...
+
+
+@dataclasses.dataclass(frozen=True)
+class JournalSummary:
+    """What a journal holds, for reports (``lro-grpc journal``).
+
+    Attributes:
+        identity: the endpoint and API it was made for.
+        names: every operation name, in the order recorded.
+        outcomes: each name's recorded outcome (the serialized final
+            ``Operation``), in the order of ``names``; names still pending have none.
+        pending: operations with no outcome recorded.
+        succeeded: outcomes without an error.
+        failed: outcomes with an error other than ``CANCELLED``.
+        cancelled: outcomes with a ``CANCELLED`` error.
+        delivered: outcomes delivered to a consumer.
+    """
+
+    identity: JournalIdentity
+    names: list[str]
+    outcomes: list[tuple[str, bytes]]
+    pending: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    delivered: int
+
+
+def summarize(identity: JournalIdentity, contents: JournalContents) -> JournalSummary:
+    """Count what ``contents`` holds (the last outcome recorded for a name counts)."""
+    latest: dict[str, StoredOutcome] = {}
+    for outcome in contents.outcomes:
+        latest[outcome.name] = outcome
+    names = list(dict.fromkeys(contents.names))
+    ordered = [latest[name] for name in names if name in latest]
+    codes = [outcome.code for outcome in ordered]
+    return JournalSummary(
+        identity=identity,
+        names=names,
+        outcomes=[(outcome.name, outcome.operation) for outcome in ordered],
+        pending=len(names) - len(ordered),
+        succeeded=codes.count(0),
+        failed=len(codes) - codes.count(0) - codes.count(_CANCELLED),
+        cancelled=codes.count(_CANCELLED),
+        delivered=sum(1 for outcome in ordered if outcome.id in contents.delivered),
+    )
+
+
+_CANCELLED: Final = 1  # google.rpc.Code.CANCELLED
 
 
 class Admitted(NamedTuple):

@@ -292,7 +292,6 @@ class SyncBatchRunner(Generic[T]):
                 except BatchTimeoutError as error:
                     raise with_results(error, ordered, finished) from None
                 finished[name] = handle
-            waiter._deliver_all()
         finally:
             waiter.close()
         return [finished[name] for name in ordered]
@@ -464,6 +463,7 @@ class SyncBatchWaiter(Generic[T]):
             if self._closed:
                 raise StopIteration
             if counts.done == counts.tracked and not self._keep_open:
+                self._ended_normally()
                 self.close()
                 raise StopIteration
             item = self._items.get()
@@ -471,6 +471,7 @@ class SyncBatchWaiter(Generic[T]):
                 continue
             if item is _END:
                 self._closed = True
+                self._ended_normally()
                 self._close_journal()
                 raise StopIteration
             if isinstance(item, Aborted):
@@ -488,9 +489,9 @@ class SyncBatchWaiter(Generic[T]):
             self._notify()
             return name, handle
 
-    def _deliver_all(self) -> None:
-        """``wait_all`` returns: every outcome is delivered."""
-        if self._journal is not None:
+    def _ended_normally(self) -> None:
+        # For wait_all, which returns right after: every outcome it collected is delivered.
+        if self._journal is not None and not self._marks_each:
             self._journal.deliver_all()
 
     def _timed_out(self, error: BatchTimeoutError) -> BatchTimeoutError:

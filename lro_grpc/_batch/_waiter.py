@@ -31,14 +31,22 @@ from lro_grpc._batch._base import (
     last_seen,
     own_limits,
 )
-from lro_grpc._batch._journal import Journal, JournalIdentity
+from lro_grpc._batch._journal import Journal, JournalIdentity, JournalSummary, summarize
 from lro_grpc._batch._scheduler import BatchScheduler
 from lro_grpc._batch._sqlite_journal import SqliteJournalStore
 from lro_grpc.errors import BatchTimeoutError, JournalError
 from lro_grpc.names import parse_operation_name
 from lro_grpc.policies import Deadline, Duration, PollPolicy
 
-__all__ = ["BatchWaiter", "JournalPath", "as_completed", "open_journal", "wait_all", "with_results"]
+__all__ = [
+    "BatchWaiter",
+    "JournalPath",
+    "as_completed",
+    "open_journal",
+    "read_journal",
+    "wait_all",
+    "with_results",
+]
 
 T = TypeVar("T")
 
@@ -79,6 +87,22 @@ def open_journal(
     except BaseException:
         store.close()
         raise
+
+
+def read_journal(path: JournalPath) -> JournalSummary:
+    """What the journal at ``path`` holds (it is locked while being read, and left unchanged).
+
+    Raises:
+        JournalError: the file is missing, in use, or not a readable journal.
+    """
+    if not os.path.exists(path):
+        raise JournalError(f"journal {os.fspath(path)!r} does not exist", os.fspath(path))
+    store = SqliteJournalStore(path)
+    try:
+        identity = store.read_identity() or JournalIdentity(endpoint="", api="")
+        return summarize(identity, store.load())
+    finally:
+        store.close()
 
 
 def _identity_of(client: object, names: list[str] | None) -> JournalIdentity:
