@@ -34,6 +34,7 @@ EXPECTED_ALL = [
     "BatchWaiter",
     "Deadline",
     "InvalidNameError",
+    "JournalError",
     "LroError",
     "Operation",
     "OperationCancelledError",
