@@ -17,6 +17,9 @@ from lro_grpc import AsyncOperationsClient, OperationsClient, PollPolicy
 POLL = PollPolicy(initial=0.2, multiplier=1.0, maximum=0.2, jitter=0.0)
 
 
+HANDLING = 0.0005  # seconds each outcome is held after it is printed: a kill can land while one is in hand
+
+
 def report(name: str, code: int) -> None:
     sys.stdout.write(f"{name} {code}\n")
     sys.stdout.flush()
@@ -26,12 +29,14 @@ def run_sync(target: str, journal: str, names: list[str]) -> None:
     with OperationsClient(target) as client:
         for operation in client.as_completed(names, journal=journal, poll_policy=POLL):
             report(operation.name, operation.raw.error.code)
+            time.sleep(HANDLING)
 
 
 async def run_async(target: str, journal: str, names: list[str]) -> None:
     async with AsyncOperationsClient(target) as client:
         async for operation in client.as_completed(names, journal=journal, poll_policy=POLL):
             report(operation.name, operation.raw.error.code)
+            await asyncio.sleep(HANDLING)
 
 
 def main() -> None:
