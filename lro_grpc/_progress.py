@@ -437,10 +437,12 @@ class BatchDisplay:
             self._draw(force=progress.pending == 0)
 
     def on_poll(self, operation: operations_pb2.Operation) -> None:
-        """Called with each polled state of an operation."""
+        """Called with each polled or listed state of an operation (others' are ignored)."""
+        if operation.name not in self._names:
+            return
         fraction = operation_fraction(Operation(operation, registry=self._registry).to_dict())
         with self._lock:
-            if fraction is not None and operation.name in self._names:
+            if fraction is not None:
                 self._fractions[operation.name] = fraction
             self._draw(force=False)
 
@@ -484,6 +486,20 @@ class ObservingSource:
         if self._observe is not None:
             self._observe(operation)
         return operation
+
+    async def _list_operations_pb(
+        self, request: operations_pb2.ListOperationsRequest, *, deadline: Deadline, rpc_timeout: float | None = None
+    ) -> operations_pb2.ListOperationsResponse:
+        response = await self._client._list_operations_pb(request, deadline=deadline, rpc_timeout=rpc_timeout)
+        if self._observe is not None:
+            for operation in response.operations:
+                self._observe(operation)
+        return response
+
+    @property
+    def _batch_sweep(self) -> bool:
+        """Whether the client sweeps list scopes (the waiter asks)."""
+        return bool(self._client._batch_sweep)
 
     @staticmethod
     def _wrap(operation: operations_pb2.Operation) -> operations_pb2.Operation:

@@ -30,7 +30,7 @@ from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc._generated import servicemanagement_v1_pb2 as sm
 from lro_grpc._generated import servicemanagement_v1_pb2_grpc as sm_grpc
 from lro_grpc.cli import ExitCode, main
-from lro_grpc.emulator import Emulator
+from lro_grpc.emulator import Emulator, Faults
 
 PYTHON = sys.executable
 ENTRY_POINT = Path(sys.executable).with_name("lro-grpc")
@@ -747,3 +747,26 @@ def test_wait_draws_a_progress_bar_only_on_a_terminal(emu: Emulator) -> None:
     assert piped.returncode == 0
     assert piped.stderr == ""
     assert "state: SUCCEEDED" in piped.stdout
+
+
+def test_wait_sweeps_a_location_with_list_operations(emu: Emulator, cli: Any) -> None:
+    names = [start_instance(emu, duration=10) for _ in range(3)]
+
+    def finish_where_only_listings_can_see() -> None:
+        # From now on GetOperation always fails and listings include done
+        # operations: only a sweep (answers straight from ListOperations) can
+        # see these operations finish.
+        emu.faults = Faults(list_filter="ignore", unavailable=1.0, methods={"GetOperation"})
+        emu.advance(20)
+
+    timer = threading.Timer(1.0, finish_where_only_listings_can_see)
+    timer.start()
+    try:
+        result = cli(
+            "--endpoint", emu.target, "--api", "financialservices", "wait", *names, "--poll-interval", "0.05",
+            "--timeout", "20",
+        )  # fmt: skip
+    finally:
+        timer.join()
+    assert result.code == ExitCode.OK, result.err
+    assert [row.split()[1] for row in result.out.splitlines()[1:]] == ["SUCCEEDED"] * 3
