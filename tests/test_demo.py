@@ -39,8 +39,11 @@ def test_demo_runs_end_to_end_and_its_summary_adds_up(capsys: pytest.CaptureFixt
     assert counts["CreateServiceRollout"] == 3
     assert counts["CancelOperation"] == 1
     assert counts["DeleteOperation"] == 20
-    assert counts["ListOperations"] == 8 + 3  # one per location, one per service
-    # At least one poll per operation, plus the GetOperation of the sample.
+    # One per location and one per service at the end, besides the batch's sweeps of
+    # locations holding several of its operations.
+    assert counts["ListOperations"] >= 8 + 3
+    # At least one look per operation (a sweep confirms each finished one with its
+    # own GetOperation), plus the GetOperation of the sample.
     assert counts["GetOperation"] >= 23 + 1
 
     # The sample: a done Financial Services operation, in the seed's JSON shape.
