@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
+import logging
 import queue
 import sys
 import threading
@@ -30,6 +32,8 @@ from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.policies import Duration, PollPolicy
 
 __all__ = ["SyncBatchRunner", "SyncBatchWaiter"]
+
+_log = logging.getLogger("lro_grpc.batch")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -317,11 +321,15 @@ class SyncBatchRunner(Generic[T]):
             await loop.shutdown_asyncgens()
 
         try:
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result()
+            # Bounded: a close (say, on Ctrl-C) must end even if a task will not stop.
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=_CLOSE_WAIT)
+        except concurrent.futures.TimeoutError:
+            _log.warning("the batch runner's tasks did not stop within %.0f s of close(); leaving them", _CLOSE_WAIT)
         finally:
             loop.call_soon_threadsafe(loop.stop)
-            thread.join()
-            loop.close()
+            thread.join(timeout=_CLOSE_WAIT)
+            if not thread.is_alive():
+                loop.close()
 
     def __enter__(self) -> SyncBatchRunner[T]:
         return self
