@@ -360,6 +360,7 @@ class Sweeper:
                     entry.last_seen = pb.SerializeToString()
                     entry.failures = 0
                     entry.last_error = None
+                    entry.confirm = False  # listed: no GetOperation owed for an earlier absence
                     seen.append(entry)
             if response.unreachable:
                 self._fell_back(scope, f"the server could not reach {list(response.unreachable)!r}")
