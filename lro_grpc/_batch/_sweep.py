@@ -210,6 +210,25 @@ class Round:
         await self._sweeper.sweep(self)
 
 
+class _Listed:
+    """What the pages of one round showed.
+
+    Attributes:
+        unlisted: claimed operations not (yet) seen in a page, by name.
+        seen: claimed operations the pages showed running.
+        running: running operations the pages showed, other callers' included.
+        largest_page: operations on the largest page that was not the last.
+    """
+
+    __slots__ = ("largest_page", "running", "seen", "unlisted")
+
+    def __init__(self, claimed: list[Entry]) -> None:
+        self.unlisted = {entry.name: entry for entry in claimed}
+        self.seen: list[Entry] = []
+        self.running = 0
+        self.largest_page = 0
+
+
 class Sweeper:
     """The sweep strategy of a :class:`~lro_grpc.BatchScheduler`.
 
@@ -274,17 +293,18 @@ class Sweeper:
     async def sweep(self, sweep: Round) -> None:
         """Walk every page of ``sweep``'s scope and settle each claimed operation."""
         scope = sweep.scope
+        listed = _Listed(sweep.claimed)
         try:
-            outcome, running, largest_page, seen, unlisted = await self._walk(sweep)
+            outcome = await self._walk(sweep, listed)
         finally:
             scope.in_round = False
         scheduler = self._scheduler
         now = time.monotonic()
         if outcome == "complete":
-            scope.running = running
+            scope.running = listed.running
             scope.estimated_at = now
-            if 0 < largest_page < scope.page_size:
-                scope.page_size = largest_page  # the server caps pages lower than asked
+            if 0 < listed.largest_page < scope.page_size:
+                scope.page_size = listed.largest_page  # the server caps pages lower than asked
         sweeping = scheduler.sweeping
         # The next round starts early by as long as this one took, so that
         # listings *end* about one poll delay apart (what finishes just after a
@@ -295,13 +315,13 @@ class Sweeper:
         # a delay in all: looked at more often than the policy says, never less.
         took = now - sweep.started
         spread = _SPREAD * scheduler.rng.random()
-        for entry in seen:
+        for entry in listed.seen:
             if entry.state == SWEEPING:
                 sweeping.discard(entry)
                 nominal = nominal_delay(entry.policy, entry.attempts)
                 lead = min(took + spread * nominal, 0.5 * nominal)
                 scheduler.requeue(entry, sweep.started - lead)
-        for entry in unlisted:
+        for entry in listed.unlisted.values():
             if entry.state != SWEEPING:
                 continue
             sweeping.discard(entry)
@@ -314,15 +334,12 @@ class Sweeper:
             else:  # refused (the scheduler pauses) or rejected (polled one by one from now on)
                 scheduler.push(entry, entry.due)
 
-    async def _walk(self, sweep: Round) -> tuple[str, int, int, list[Entry], list[Entry]]:
-        """Fetch the pages; returns (outcome, running listed, largest non-last page, seen, unlisted)."""
+    async def _walk(self, sweep: Round, listed: _Listed) -> str:
+        """Fetch the pages into ``listed``; returns the outcome (complete, incomplete, refused, rejected)."""
         scheduler = self._scheduler
         scope = sweep.scope
         listing = scope.listing
-        by_name = {entry.name: entry for entry in sweep.claimed}
-        seen: list[Entry] = []
-        running = 0
-        largest_page = 0
+        unlisted = listed.unlisted
         tokens: set[str] = set()
         token = ""
         deadline = _latest_deadline(sweep.claimed)
@@ -331,7 +348,7 @@ class Sweeper:
             if pages:
                 await scheduler.call_slot()
                 if not any(entry.state == SWEEPING for entry in sweep.claimed):  # every waiter went away
-                    return "incomplete", running, largest_page, seen, list(by_name.values())
+                    return "incomplete"
             request = operations_pb2.ListOperationsRequest(
                 name=listing.parent, filter=listing.filter, page_size=scope.ask_size, page_token=token
             )
@@ -342,15 +359,15 @@ class Sweeper:
             except asyncio.CancelledError:
                 raise
             except (RpcError, grpc.RpcError) as error:
-                return self._failed(scope, error, started, pages), running, largest_page, seen, list(by_name.values())
+                return self._failed(scope, error, started, pages)
             except TimeoutError:
-                return "incomplete", running, largest_page, seen, list(by_name.values())
+                return "incomplete"
             pages += 1
             scheduler.throttle.succeeded()
             for pb in response.operations:
                 if not pb.done:
-                    running += 1
-                entry = by_name.pop(pb.name, None)
+                    listed.running += 1
+                entry = unlisted.pop(pb.name, None)
                 if entry is None or entry.state != SWEEPING:
                     continue
                 if pb.done:  # the server ignored the filter: this answer is about it, use it
@@ -361,18 +378,18 @@ class Sweeper:
                     entry.failures = 0
                     entry.last_error = None
                     entry.confirm = False  # listed: no GetOperation owed for an earlier absence
-                    seen.append(entry)
+                    listed.seen.append(entry)
             if response.unreachable:
                 self._fell_back(scope, f"the server could not reach {list(response.unreachable)!r}")
-                return "incomplete", running, largest_page, seen, list(by_name.values())
+                return "incomplete"
             token = response.next_page_token
             if not token:
-                return "complete", running, largest_page, seen, list(by_name.values())
+                return "complete"
             if token in tokens:
                 self._fell_back(scope, f"page token {token!r} came back a second time")
-                return "incomplete", running, largest_page, seen, list(by_name.values())
+                return "incomplete"
             tokens.add(token)
-            largest_page = max(largest_page, len(response.operations))
+            listed.largest_page = max(listed.largest_page, len(response.operations))
 
     def _failed(self, scope: Scope, error: BaseException, started: float, pages: int) -> str:
         scheduler = self._scheduler
