@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from google.longrunning import operations_pb2
 
+from lro_grpc import _core
 from lro_grpc._batch._base import (
     DEFAULT_BATCH_RPC_TIMEOUT,
     Aborted,
@@ -490,7 +491,7 @@ class SyncBatchWaiter(Generic[T]):
             name, pb = item
             handle = self._runner._wrap(pb)
             counts.done += 1
-            if pb.HasField("error"):
+            if _core.operation_failed(pb):
                 counts.failed += 1
             if self._journal is not None and self._marks_each:
                 self._in_hand = name

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from google.longrunning import operations_pb2
 
+from lro_grpc import _core
 from lro_grpc._batch._base import (
     DEFAULT_BATCH_RPC_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -300,7 +301,7 @@ class BatchWaiter(Generic[T]):
             for name, serialized in admitted.replay:
                 known[name] = None
                 pb = operations_pb2.Operation.FromString(serialized)
-                self._out.append((name, self._wrap(pb), pb.HasField("error")))
+                self._out.append((name, self._wrap(pb), _core.operation_failed(pb)))
             replayed = len(admitted.replay)
             self._counts.tracked += replayed
             checked = admitted.poll
@@ -462,7 +463,7 @@ class BatchWaiter(Generic[T]):
         self._known[entry.name] = None
         if self._journal is not None:
             self._journal.record(entry.name, pb)
-        self._emit((entry.name, self._wrap(pb), pb.HasField("error")))
+        self._emit((entry.name, self._wrap(pb), _core.operation_failed(pb)))
 
 
 async def as_completed(
