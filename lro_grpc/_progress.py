@@ -429,6 +429,7 @@ class BatchDisplay:
         self._lock = threading.Lock()
         self._fractions: dict[str, float] = {}
         self._counts = BatchProgress(done=0, failed=0, pending=len(self._names))
+        self._shown = 0.0
 
     def on_progress(self, progress: BatchProgress) -> None:
         """The waiter's ``progress`` callback."""
@@ -440,10 +441,13 @@ class BatchDisplay:
         """Called with each polled or listed state of an operation (others' are ignored)."""
         if operation.name not in self._names:
             return
-        fraction = operation_fraction(Operation(operation, registry=self._registry).to_dict())
+        fraction = (
+            1.0 if operation.done else operation_fraction(Operation(operation, registry=self._registry).to_dict())
+        )
         with self._lock:
             if fraction is not None:
-                self._fractions[operation.name] = fraction
+                # Each operation only moves forward: a done one stays complete, a percentage never drops.
+                self._fractions[operation.name] = max(fraction, self._fractions.get(operation.name, 0.0))
             self._draw(force=False)
 
     def tick(self) -> None:
@@ -454,9 +458,15 @@ class BatchDisplay:
     def _draw(self, *, force: bool) -> None:
         counts = self._counts
         total = counts.total
-        # Finished operations count in full; running ones with what their metadata reports.
-        running = sum(fraction for fraction in self._fractions.values() if fraction < 1.0)
-        fraction = min(1.0, (counts.done + running) / total) if total else 1.0
+        # One snapshot: every operation's own furthest state (1.0 once seen done), so an
+        # operation polled done does not leave the running sum before the waiter counts it.
+        # The waiter's count covers outcomes no poll showed (a resumed journal's).
+        seen_done = sum(1 for value in self._fractions.values() if value >= 1.0)
+        running = sum(value for value in self._fractions.values() if value < 1.0)
+        fraction = min(1.0, (max(seen_done, counts.done) + running) / total) if total else 1.0
+        # A running operation the waiter counted done before its poll reached us would count
+        # twice for a moment: what was drawn is never taken back.
+        fraction = self._shown = max(fraction, self._shown)
         self._bar.update(done=counts.done, failed=counts.failed, pending=counts.pending, fraction=fraction, force=force)
 
     def close(self) -> None:
