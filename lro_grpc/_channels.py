@@ -20,6 +20,8 @@ from typing import Any
 
 import grpc
 
+from lro_grpc.errors import CredentialsError
+
 __all__ = [
     "EMULATOR_HOST_ENV",
     "Endpoint",
@@ -27,6 +29,7 @@ __all__ = [
     "create_async_channel",
     "create_channel",
     "is_loopback_host",
+    "reject_scheme",
     "resolve_endpoint",
     "split_host_port",
 ]
@@ -75,6 +78,27 @@ def split_host_port(target: str) -> tuple[str, str | None]:
     if port is not None and (not port.isdigit() or not 0 < int(port) < 65536):
         raise ValueError(f"malformed target {target!r}: port must be a number in 1..65535")
     return host, port
+
+
+def reject_scheme(target: object, *, what: str) -> None:
+    """Refuse a URL (``http://host:port``, ``https://...``) where a gRPC ``host:port`` is expected.
+
+    Args:
+        target: the value given.
+        what: how the message names it (``"endpoint"``, the environment variable).
+
+    Raises:
+        ValueError: ``target`` starts with a scheme; the message suggests the ``host:port`` in it.
+    """
+    if not isinstance(target, str) or "://" not in target:
+        return
+    scheme, _, rest = target.partition("://")
+    address = rest.split("/", 1)[0]
+    transport = "plaintext to loopback hosts, TLS to others" if scheme.lower() in ("http", "https") else "gRPC"
+    raise ValueError(
+        f"{what} {target!r} must be 'host:port' without a scheme: give {address!r} "
+        f"(the transport is chosen from the host: {transport})"
+    )
 
 
 def is_loopback_host(host: str) -> bool:
@@ -128,6 +152,7 @@ def resolve_endpoint(
     env = os.environ if environ is None else environ
     emulator = env.get(EMULATOR_HOST_ENV, "").strip()
     if emulator:
+        reject_scheme(emulator, what=EMULATOR_HOST_ENV)
         host, port = split_host_port(emulator)
         if port is None:
             raise ValueError(f"{EMULATOR_HOST_ENV}={emulator!r} must be 'host:port'")
@@ -137,6 +162,7 @@ def resolve_endpoint(
             )
         # The emulator takes no credentials; explicit ones are dropped, never sent in plaintext.
         return Endpoint(target=emulator, host=host, plaintext=True)
+    reject_scheme(target, what="endpoint")
     host, port = split_host_port(target)
     if port is None:
         target = f"[{host}]:443" if ":" in host else f"{host}:443"
@@ -150,13 +176,19 @@ def resolve_endpoint(
     return Endpoint(target=target, host=host, plaintext=bool(plaintext))
 
 
-def _credentials_and_request(credentials: Any, scopes: Sequence[str], quota_project_id: str | None) -> tuple[Any, Any]:
+def _credentials_and_request(
+    credentials: Any, scopes: Sequence[str], quota_project_id: str | None, *, target: str
+) -> tuple[Any, Any]:
     import google.auth
     import google.auth.credentials
+    import google.auth.exceptions
     import google.auth.transport.requests
 
     if credentials is None:
-        credentials, _ = google.auth.default(scopes=list(scopes), quota_project_id=quota_project_id)
+        try:
+            credentials, _ = google.auth.default(scopes=list(scopes), quota_project_id=quota_project_id)
+        except google.auth.exceptions.GoogleAuthError as error:
+            raise _no_credentials(target, error) from error
     else:
         if not isinstance(credentials, google.auth.credentials.Credentials):
             raise TypeError(f"credentials must be google.auth.credentials.Credentials, got {credentials!r}")
@@ -166,6 +198,24 @@ def _credentials_and_request(credentials: Any, scopes: Sequence[str], quota_proj
                 raise TypeError(f"credentials {credentials!r} cannot carry a quota project")
             credentials = credentials.with_quota_project(quota_project_id)
     return credentials, google.auth.transport.requests.Request()
+
+
+def _no_credentials(target: str, error: Exception) -> CredentialsError:
+    key_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    tried = (
+        f"GOOGLE_APPLICATION_CREDENTIALS={key_file!r}"
+        if key_file
+        else "GOOGLE_APPLICATION_CREDENTIALS (not set), gcloud's application default credentials file, "
+        "the metadata server"
+    )
+    first_line = str(error).split(". ")[0].rstrip(".")
+    return CredentialsError(
+        f"no credentials for TLS to {target}: tried Application Default Credentials ({tried}): "
+        f"{first_line}; {EMULATOR_HOST_ENV} is not set. For a local emulator give "
+        f"its loopback 'host:port' as the endpoint or set {EMULATOR_HOST_ENV}; for Google's service run "
+        "'gcloud auth application-default login' or pass credentials=",
+        endpoint=target,
+    )
 
 
 def check_interceptors(interceptors: object, *, what: str = "interceptors") -> tuple[Any, ...]:
@@ -196,7 +246,7 @@ def create_channel(
     else:
         import google.auth.transport.grpc
 
-        credentials, request = _credentials_and_request(credentials, scopes, quota_project_id)
+        credentials, request = _credentials_and_request(credentials, scopes, quota_project_id, target=endpoint.target)
         channel = google.auth.transport.grpc.secure_authorized_channel(
             credentials, request, endpoint.target, options=_CHANNEL_OPTIONS
         )
@@ -220,7 +270,7 @@ def create_async_channel(
         return grpc.aio.insecure_channel(endpoint.target, options=_CHANNEL_OPTIONS, interceptors=chain)
     import google.auth.transport.grpc
 
-    credentials, request = _credentials_and_request(credentials, scopes, quota_project_id)
+    credentials, request = _credentials_and_request(credentials, scopes, quota_project_id, target=endpoint.target)
     # What secure_authorized_channel does for sync channels, for grpc.aio.
     call_credentials = grpc.metadata_call_credentials(
         google.auth.transport.grpc.AuthMetadataPlugin(credentials, request)

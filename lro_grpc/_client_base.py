@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
+import grpc
 from google.longrunning import operations_pb2
 
 from lro_grpc import _core
@@ -86,6 +87,7 @@ class BaseOperationsClient:
         self._poll_policy = poll_policy
         self._api = get_api(api) if api is not None else None
         self._wait_unimplemented = False
+        self._answered = False  # set once the server answers an RPC (see CallSettings.first_contact)
         self._clock: Callable[[], float] = time.monotonic
         self._rng: random.Random | None = None
 
@@ -132,7 +134,17 @@ class BaseOperationsClient:
             # The call's overall timeout replaces the retry policy's for this call.
             overall = None if timeout is None else to_seconds(timeout, what="timeout")
             retry_policy = dataclasses.replace(retry_policy, timeout=overall)
-        return _core.CallSettings(retry_policy, attempt_timeout, rng=self._rng, clock=self._clock)
+        return _core.CallSettings(
+            retry_policy, attempt_timeout, rng=self._rng, clock=self._clock, first_contact=not self._answered
+        )
+
+    def _note_reply(self, reply: object) -> object:
+        """Record that the server answered (any reply but an ``UNAVAILABLE`` failure); returns ``reply``."""
+        if not self._answered and not (
+            isinstance(reply, _core.RpcFailure) and reply.code is grpc.StatusCode.UNAVAILABLE
+        ):
+            self._answered = True
+        return reply
 
     def _poll_policy_for(self, name: str, poll_policy: PollPolicy | None) -> PollPolicy:
         if poll_policy is not None:

@@ -31,6 +31,7 @@ from google.protobuf import duration_pb2, empty_pb2
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from lro_grpc._connection import connection_hint, not_http2, refused_loopback
 from lro_grpc.errors import (
     OperationCancelledError,
     OperationError,
@@ -684,9 +685,23 @@ def rpc_error(failure: RpcFailure, *, method: Method, operation_name: str | None
     size_limit = message_size_failure(failure)
     if size_limit is not None:
         details = f"{details} ({size_limit.describe()}; not retried: the same call would fail the same way)"
+    hint = connection_hint(failure.code, failure.details)
+    if hint is not None:
+        details = f"{details} ({hint})"
     error = cls(failure.code, details, method=method, operation_name=operation_name)
     error.__cause__ = failure.exception
     return error
+
+
+def unreachable_for_good(failure: RpcFailure, *, first_contact: bool) -> bool:
+    """Whether a failure to reach the server is one retrying cannot fix (see ``lro_grpc._connection``).
+
+    A port that does not speak HTTP/2 never will; a loopback port that refuses
+    a client which never had an answer has nothing listening on it.
+    """
+    return not_http2(failure.code, failure.details) or (
+        first_contact and refused_loopback(failure.code, failure.details)
+    )
 
 
 def deadline_passed(method: Method, operation_name: str | None) -> RpcError:
@@ -762,12 +777,16 @@ class CallSettings:
         rpc_timeout: timeout of each attempt in seconds (``None``: bounded by the deadline only).
         rng: randomness for jitter (``None``: a shared generator).
         clock: the monotonic clock.
+        first_contact: the client has had no answer from its server yet: a loopback
+            port that refuses the connection then fails the call at once (nothing
+            listens there) instead of being retried until the retry policy's timeout.
     """
 
     retry_policy: RetryPolicy
     rpc_timeout: float | None
     rng: random.Random | None = None
     clock: Callable[[], float] = time.monotonic
+    first_contact: bool = False
 
 
 def unary_plan(
@@ -814,6 +833,8 @@ def unary_plan(
         if not isinstance(reply, RpcFailure):
             return reply
         if not retry_resource_exhausted and is_throttling(reply):
+            raise rpc_error(reply, method=method, operation_name=operation_name)
+        if unreachable_for_good(reply, first_contact=settings.first_contact):
             raise rpc_error(reply, method=method, operation_name=operation_name)
         delay = retry_delay(
             reply,

@@ -237,9 +237,10 @@ class AsyncOperationsClient(BaseOperationsClient):
     async def _invoke(self, call: RpcCall) -> Any:
         method = getattr(self._current_stub(), call.method)
         try:
-            return await method(call.request, timeout=call.timeout, metadata=call.metadata)
+            reply = await method(call.request, timeout=call.timeout, metadata=call.metadata)
         except grpc.aio.AioRpcError as error:
-            return RpcFailure.from_grpc_error(error)
+            reply = RpcFailure.from_grpc_error(error)
+        return self._note_reply(reply)
 
     async def _run(self, plan: Plan[T]) -> T:
         tools = _telemetry.instruments()
@@ -326,6 +327,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             reply = await call(request, timeout=timeout, metadata=_core.request_metadata(routing_name))
         except grpc.aio.AioRpcError as error:
             reply = RpcFailure.from_grpc_error(error)
+        self._note_reply(reply)
         # Read the answer the one way the single calls read it too.
         checked = _core.check_reply(method, request, reply)
         if isinstance(checked, RpcFailure):

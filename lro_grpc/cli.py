@@ -37,7 +37,12 @@ Exit codes:
     3  timed out waiting (``wait --timeout``)
     4  not found: no such operation, or its record expired
     5  RPC or authentication failure (unreachable endpoint, permission denied, ...)
+    6  the emulator (``lro-grpc emulator``) could not start: port taken, unusable --db
   130  interrupted (Ctrl-C)
+
+A server's ``INVALID_ARGUMENT`` answer to what was given on the command line
+(a malformed ``--filter``, say) is a usage error (2). When stdout is closed
+early (``lro-grpc list ... | head``), the exit code is still the command's own.
 
 When ``wait`` is given several names and they end differently, the exit code
 is the highest of theirs.
@@ -77,6 +82,7 @@ from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.apis import get_api
 from lro_grpc.client import OperationsClient
 from lro_grpc.errors import (
+    CredentialsError,
     InvalidNameError,
     JournalError,
     LroError,
@@ -115,6 +121,8 @@ class ExitCode(enum.IntEnum):
     """No such operation, or its record expired."""
     RPC_FAILURE = 5
     """An RPC or authentication failure."""
+    EMULATOR_FAILED = 6
+    """The emulator could not start (``lro-grpc emulator``: port taken, unusable database)."""
     INTERRUPTED = 130
     """Interrupted (Ctrl-C, SIGINT): 128 + the signal number, as shells report it."""
 
@@ -123,10 +131,11 @@ _EXIT_CODES_HELP = """\
 exit codes:
     0  success (for get: the operation is running or succeeded)
     1  the operation failed or was cancelled
-    2  usage error, or a malformed operation name or parent
+    2  usage error, a malformed name or parent, or INVALID_ARGUMENT from the server
     3  timed out waiting
     4  not found: no such operation, or its record expired
     5  RPC or authentication failure
+    6  the emulator could not start (lro-grpc emulator)
   130  interrupted (Ctrl-C)
 
 environment:
@@ -317,10 +326,22 @@ class _Console:
 
     out: TextIO
     err: TextIO
+    reader_gone: bool = False
+    """Whether stdout's reader went away (``... | head``): later output is dropped."""
 
     def print(self, text: str = "") -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        self.write(text + "\n")
+
+    def write(self, text: str) -> None:
+        """Write to stdout and flush; once the reader is gone, drop it (the command keeps its exit code)."""
+        if self.reader_gone:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self.reader_gone = True
+            _silence_stdout()
 
     def print_json(self, value: object) -> None:
         self.print(json.dumps(value, indent=2, ensure_ascii=False))
@@ -605,8 +626,7 @@ def _cmd_journal(args: argparse.Namespace, console: _Console) -> int:
         registry = default_registry()
         for _, serialized in summary.outcomes:
             operation = operations_pb2.Operation.FromString(serialized)
-            console.out.write(json.dumps(operation_to_dict(operation, registry), ensure_ascii=False) + "\n")
-        console.out.flush()
+            console.write(json.dumps(operation_to_dict(operation, registry), ensure_ascii=False) + "\n")
         return ExitCode.OK
     rows = [
         ("journal", args.file),
@@ -706,6 +726,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InvalidNameError, JournalError) as error:
         _error_line(console, str(error))
         return ExitCode.USAGE
+    except CredentialsError as error:
+        _error_line(console, f"authentication failed: {error}")
+        return ExitCode.RPC_FAILURE
     except WaitTimeoutError as error:
         _error_line(console, str(error))
         return ExitCode.TIMEOUT
@@ -713,6 +736,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(console, str(error))
         return ExitCode.NOT_FOUND
     except RpcError as error:
+        if error.code is grpc.StatusCode.INVALID_ARGUMENT:
+            # The server refused what the command line gave it (a filter, a page size): bad input.
+            _error_line(console, f"the server refused the request: {error}")
+            return ExitCode.USAGE
         unreachable = "server unreachable: " if error.code is grpc.StatusCode.UNAVAILABLE else ""
         _error_line(console, unreachable + str(error))
         return ExitCode.RPC_FAILURE
@@ -723,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(console, "interrupted")
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (e.g. `lro-grpc list ... | head`): nothing more to say.
+        # The reader went away outside a console write (those keep the command's code).
         _silence_stdout()
         return ExitCode.OK
     except Exception as error:

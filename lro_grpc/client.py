@@ -293,6 +293,9 @@ class OperationsClient(BaseOperationsClient):
     # -- I/O --------------------------------------------------------------------------------------
 
     def _invoke(self, call: RpcCall) -> Any:
+        return self._note_reply(self._attempt(call))
+
+    def _attempt(self, call: RpcCall) -> Any:
         if self._closed:
             raise RuntimeError("the OperationsClient is closed")
         method = getattr(self._stub, call.method)

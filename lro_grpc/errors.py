@@ -14,7 +14,8 @@ Every exception the library raises on purpose derives from :class:`LroError`::
     │   └── OperationCancelledError          ... and that error is CANCELLED
     ├── WaitTimeoutError (also TimeoutError) gave up waiting at the deadline; carries the last seen operation
     │   └── BatchTimeoutError                a batch's deadline passed; carries every operation still running
-    └── JournalError                         a batch journal cannot be used: in use, corrupt, or another endpoint's
+    ├── JournalError                         a batch journal cannot be used: in use, corrupt, or another endpoint's
+    └── CredentialsError                     no usable credentials for a TLS endpoint; says what was tried
 
 Input checks that are not names raise plain ``ValueError``/``TypeError`` with the
 offending value in the message.
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AnyDecodeError",
     "BatchTimeoutError",
+    "CredentialsError",
     "InvalidNameError",
     "JournalError",
     "LroError",
@@ -288,6 +290,23 @@ class JournalError(LroError):
     def __init__(self, message: str, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class CredentialsError(LroError):
+    """No usable credentials for a TLS endpoint; the google-auth error is chained.
+
+    The message names the endpoint and what was tried: explicit credentials,
+    or Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS``,
+    gcloud's file, the metadata server), and that ``LRO_GRPC_EMULATOR_HOST``
+    was not set (with it, or with a loopback endpoint, no credentials are needed).
+
+    Attributes:
+        endpoint: the ``host:port`` the credentials were for.
+    """
+
+    def __init__(self, message: str, endpoint: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
 
 
 _CODES_BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}

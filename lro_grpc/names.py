@@ -170,6 +170,19 @@ def _shorten(text: str) -> str:
     return repr(text) if len(text) <= 100 else f"{text[:60]!r}...{text[-20:]!r}"
 
 
+_URL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//[^/]+/(?:v[0-9][a-z0-9]*/)?(?P<path>(?:projects|operations)[^?#]*)")
+
+
+def _url_suggestion(text: str) -> str:
+    """A hint for a name pasted as a URL (``https://host/v1/projects/...``): the name without the prefix."""
+    match = _URL.match(text)
+    if match is None:
+        return ""
+    path = match.group("path")
+    prefix = text[: match.start("path")]
+    return f"; it looks like a URL: did you mean {path!r} (the name without {prefix!r})?"
+
+
 def parse_operation_name(name: object) -> OperationName:
     """Parse an operation name of either API.
 
@@ -208,7 +221,7 @@ def parse_operation_name(name: object) -> OperationName:
             )
     raise InvalidNameError(
         f"invalid operation name {text!r}: expected {_OPERATION_FORMS}, "
-        "with non-empty segments free of '/', whitespace and control characters",
+        "with non-empty segments free of '/', whitespace and control characters" + _url_suggestion(text),
         text,
     )
 
@@ -258,6 +271,6 @@ def validate_list_parent(parent: object) -> str:
         return text
     raise InvalidNameError(
         f"invalid list parent {text!r}: expected {_PARENT_FORMS}, "
-        "with non-empty segments free of '/', whitespace and control characters",
+        "with non-empty segments free of '/', whitespace and control characters" + _url_suggestion(text),
         text,
     )

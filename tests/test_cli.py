@@ -380,7 +380,7 @@ def test_list_service_management_operations(emu: Emulator, cli: Any) -> None:
     emu.advance(50)
     # PARENT defaults to "operations"; Service Management requires a serviceName filter.
     unfiltered = cli("--endpoint", emu.target, "--api", "servicemanagement", "list")
-    assert unfiltered.code == ExitCode.RPC_FAILURE
+    assert unfiltered.code == ExitCode.USAGE  # INVALID_ARGUMENT about what the command line gave
     assert "serviceName is required" in unfiltered.err
     result = cli(
         "--endpoint",

@@ -141,10 +141,10 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
         assert flag in help_text
 
 
-def test_a_taken_port_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_taken_port_exits_6_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
     with Emulator() as running:
         port = running.port
-        assert main(["--port", str(port)]) == 1
+        assert main(["--port", str(port)]) == 6  # not 1, which lro-grpc uses for "operation failed"
     captured = capsys.readouterr()
     assert f"127.0.0.1:{port}" in captured.err
     assert "in use" in captured.err

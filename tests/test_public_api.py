@@ -32,6 +32,7 @@ EXPECTED_ALL = [
     "BatchScheduler",
     "BatchTimeoutError",
     "BatchWaiter",
+    "CredentialsError",
     "Deadline",
     "InvalidNameError",
     "JournalError",

@@ -132,6 +132,11 @@ def build_parser(prog: str = "lro-grpc emulator") -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_START_FAILED = 6
+"""Exit status when the emulator could not start: its own code in ``lro-grpc``'s table
+(1 there means "the operation failed")."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator until SIGINT or SIGTERM.
 
@@ -142,8 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: command-line arguments without the program name; default ``sys.argv[1:]``.
 
     Returns:
-        The exit status: 0 after a clean stop, 2 for bad arguments, 1 if the
-        emulator could not start (port taken, unusable db).
+        The exit status: 0 after a clean stop, 2 for bad arguments, 6
+        (:data:`EXIT_START_FAILED`) if the emulator could not start (port
+        taken, unusable db).
     """
     parser = build_parser()
     try:
@@ -190,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (RuntimeError, ValueError) as error:
             cause = f" ({error.__cause__})" if error.__cause__ is not None else ""
             print(f"lro-grpc emulator: error: {error}{cause}", file=sys.stderr)
-            return 1
+            return EXIT_START_FAILED
         try:
             print(emulator.target, flush=True)
             if args.rest_port is not None:
