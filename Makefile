@@ -42,11 +42,9 @@ check-generated: $(STAMP)
 	git diff --exit-code --stat -- generated/ || (echo "generated/ is stale: run 'make protos' and commit" >&2; exit 1)
 	test -z "$$(git status --porcelain -- generated/)" || (git status --porcelain -- generated/ >&2; echo "generated/ has untracked output: run 'make protos' and commit" >&2; exit 1)
 
-## bench: client CPU/memory/latency benchmarks against the incumbent
+## bench: client CPU/memory/latency benchmarks against the incumbent; writes docs/benchmarks.md and its plots
 bench: $(STAMP)
-	$(PY) benchmarks/bench_waiter.py
-	$(PY) benchmarks/bench_sweep.py
-	$(PY) benchmarks/bench_journal.py
+	$(PY) benchmarks/make_report.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

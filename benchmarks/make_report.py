@@ -1,0 +1,135 @@
+"""Run every benchmark of ``make bench`` and write ``docs/benchmarks.md`` from what this run measured.
+
+Each script runs in a process of its own, in turn; its output is shown as it
+comes and kept in ``docs/benchmarks/<script>.txt``. The page then gives, for
+each script, what it measures and how (its docstring's first paragraphs), the
+output of this run, and for ``bench_scaling.py`` its table and the plots it drew.
+The machine, the date and the load average before and after go at the top:
+figures from a shared machine mean little without them.
+
+Usage: ``.venv/bin/python benchmarks/make_report.py [--only SCRIPT ...]``
+(``--only`` runs the named scripts and keeps the others' last output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DOCS = HERE.parent / "docs"
+OUT = DOCS / "benchmarks"
+SCRIPTS = ("bench_waiter.py", "bench_sweep.py", "bench_journal.py", "bench_scaling.py")
+TITLES = {
+    "bench_waiter.py": "Polling one by one: client CPU per poll against the floor and google-api-core",
+    "bench_sweep.py": "Sweeping with ListOperations against polling each operation",
+    "bench_journal.py": "What a batch journal costs per operation",
+    "bench_scaling.py": "How waiting scales with the number of operations (plots)",
+}
+
+
+def run_script(script: str) -> str:
+    """Run one benchmark, echoing its output; returns the output."""
+    print(f"== {script}", flush=True)
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / script)],
+        cwd=HERE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        lines.append(line)
+    if process.wait() != 0:
+        raise SystemExit(f"{script} exited with {process.returncode}")
+    return "".join(lines)
+
+
+def description(script: str) -> str:
+    """The script's docstring without its usage line."""
+    docstring = ast.get_docstring(ast.parse((HERE / script).read_text())) or ""
+    paragraphs = [p for p in docstring.split("\n\n") if not p.startswith("Run with")]
+    return "\n\n".join(paragraphs)
+
+
+def scaling_section() -> str:
+    results = json.loads((OUT / "scaling.json").read_text())
+    rows = [
+        "| operations | strategy | RPCs per completed operation | report median / p99 (s) | client CPU per operation |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for run in sorted(results["runs"], key=lambda run: (run["operations"], run["strategy"])):
+        rows.append(
+            f"| {run['operations']:,} | {run['strategy']} | {run['rpcs_per_operation']:.2f} | "
+            f"{run['report_median_s']:.2f} / {run['report_p99_s']:.2f} | {run['cpu_per_operation_us']:,.0f} µs |"
+        )
+    plots = "\n\n".join(
+        f"![{alt}](benchmarks/{name})"
+        for name, alt in (
+            ("scaling-rpcs.png", "RPCs per completed operation against the number of operations"),
+            ("scaling-p99.png", "p99 time from an operation's end to its report against the number of operations"),
+            ("scaling-cpu.png", "client CPU per completed operation against the number of operations"),
+        )
+    )
+    return "\n".join(rows) + "\n\n" + plots
+
+
+def write_page(load_before: Sequence[float], load_after: Sequence[float]) -> Path:
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`benchmarks/make_report.py`); every figure below comes from the one run "
+        "whose output is shown. Client CPU is `time.process_time()` of the benchmark's process; the emulator "
+        "runs in a process of its own; every ratio is taken against a baseline measured in the same run.",
+        "",
+        f"This run: {when}, {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}, "
+        f"load average {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} before and "
+        f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after (1, 5, 15 min). "
+        "The machine is shared: expect noise of several percent between runs, more under load.",
+        "",
+    ]
+    for script in SCRIPTS:
+        output_path = OUT / f"{script.removesuffix('.py')}.txt"
+        parts += [f"## {TITLES[script]}", "", f"`benchmarks/{script}`:", "", description(script), ""]
+        if script == "bench_scaling.py" and (OUT / "scaling.json").exists():
+            parts += [scaling_section(), ""]
+        if output_path.exists():
+            parts += ["Output of this run:", "", "```text", output_path.read_text().rstrip(), "```", ""]
+        else:
+            parts += ["(not run)", ""]
+    page = DOCS / "benchmarks.md"
+    page.write_text("\n".join(parts))
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", choices=SCRIPTS, help="run only these scripts")
+    parser.add_argument("--page-only", action="store_true", help="write the page from the last outputs")
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    if not args.page_only:
+        for script in args.only or SCRIPTS:
+            output = run_script(script)
+            (OUT / f"{script.removesuffix('.py')}.txt").write_text(output)
+    page = write_page(load_before, os.getloadavg())
+    print(f"wrote {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
