@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TextIO
 
-import grpc
 from google.longrunning import operations_pb2
 
 from lro_grpc._batch import BatchProgress, BatchTimeoutError, SyncBatchRunner
+from lro_grpc._table import code_name, operation_state, render_table
 from lro_grpc.operation import Operation
 from lro_grpc.policies import Deadline, PollPolicy
 from lro_grpc.registry import TypeRegistry
@@ -40,42 +40,12 @@ __all__ = [
     "wait_all_with_progress",
 ]
 
-_CODE_NAMES: dict[int, str] = {code.value[0]: code.name for code in grpc.StatusCode}
-
 _TYPE_PREFIX = "type.googleapis.com/"
 
 
 def _short_type(type_url: object) -> str:
     text = str(type_url)
     return text[len(_TYPE_PREFIX) :] if text.startswith(_TYPE_PREFIX) else text
-
-
-def _code_name(code: object) -> str:
-    if isinstance(code, int) and not isinstance(code, bool):
-        return _CODE_NAMES.get(code, str(code))
-    return str(code)
-
-
-def operation_state(operation: Mapping[str, Any]) -> str:
-    """A one-word summary of an operation in REST JSON shape.
-
-    Args:
-        operation: the operation as ``Operation.to_dict()`` returns it.
-
-    Returns:
-        ``"RUNNING"``, ``"CANCELLING"`` (running, cancellation requested),
-        ``"SUCCEEDED"``, ``"CANCELLED"`` or ``"FAILED(<CODE>)"``.
-    """
-    error = operation.get("error")
-    if operation.get("done"):
-        if error is None:  # an error of code 0 is a failure too (see _core.operation_failed)
-            return "SUCCEEDED"
-        code = _code_name(error.get("code") or 2)  # no code, or 0: UNKNOWN, as for the handle
-        return "CANCELLED" if code == "CANCELLED" else f"FAILED({code})"
-    metadata = operation.get("metadata") or {}
-    if metadata.get("requestedCancellation"):
-        return "CANCELLING"
-    return "RUNNING"
 
 
 def operation_fraction(operation: Mapping[str, Any]) -> float | None:
@@ -97,129 +67,18 @@ def operation_fraction(operation: Mapping[str, Any]) -> float | None:
     return None
 
 
-def _progress_text(operation: Mapping[str, Any]) -> str:
-    metadata = operation.get("metadata") or {}
-    percentage = metadata.get("progressPercentage")
-    if isinstance(percentage, int) and not isinstance(percentage, bool):
-        return f"{percentage}%"
-    return "-"
-
-
-def _detail_text(operation: Mapping[str, Any]) -> str:
-    metadata = operation.get("metadata") or {}
-    parts: list[str] = []
-    verb = metadata.get("verb")
-    target = metadata.get("target")
-    if verb or target:
-        parts.append(" ".join(str(part) for part in (verb, target) if part))
-    resource_names = metadata.get("resourceNames")
-    if resource_names:
-        parts.append(", ".join(str(name) for name in resource_names))
-    steps = metadata.get("steps")
-    if steps and not parts:
-        parts.append("; ".join(f"{step.get('description', '')} {step.get('status', '')}".strip() for step in steps))
-    error = operation.get("error")
-    if error and error.get("message"):
-        parts.append(str(error["message"]))
-    return " | ".join(parts) if parts else "-"
-
-
-def _created_text(operation: Mapping[str, Any]) -> str:
-    metadata = operation.get("metadata") or {}
-    created = metadata.get("createTime") or metadata.get("startTime")
-    if not created:
-        return "-"
-    text = str(created)
-    # Whole seconds are enough in a table (the detail view and --json keep the fraction).
-    if len(text) > 20 and text[19] == "." and text.endswith("Z"):
-        return text[:19] + "Z"
-    return text
-
-
-_TABLE_HEADERS = ("NAME", "STATE", "PROGRESS", "CREATED", "DETAIL")
-
 TABLE_WIDTH = 100
-"""Columns a table is fitted into (:func:`render_operation_table`)."""
-
-_ELLIPSIS = "..."
-_MIN_NAME_WIDTH = 24
-_MIN_DETAIL_WIDTH = 10
+"""Columns a table is fitted into when no width is given (:func:`render_operation_table`)."""
 
 
-def _shorten_middle(text: str, width: int) -> str:
-    """``text`` in at most ``width`` columns, keeping its start and (longer) end.
+def render_operation_table(operations: Iterable[Mapping[str, Any]], *, width: int | None = TABLE_WIDTH) -> str:
+    """Render operations as an aligned table within ``width`` columns, names never cut.
 
-    An operation name's end is its identifier, the part that tells two names apart.
+    See :func:`lro_grpc._table.render_table`: DETAIL is cut first, then
+    CREATED, PROGRESS and DETAIL are left out; ``width=None`` prints every
+    cell in full.
     """
-    if len(text) <= width:
-        return text
-    keep = max(width - len(_ELLIPSIS), 2)
-    head = keep // 3
-    return text[:head] + _ELLIPSIS + text[len(text) - (keep - head) :]
-
-
-def _shorten_end(text: str, width: int) -> str:
-    if len(text) <= width:
-        return text
-    return text[: max(width - len(_ELLIPSIS), 1)] + _ELLIPSIS
-
-
-def render_operation_table(operations: Iterable[Mapping[str, Any]], *, width: int = TABLE_WIDTH) -> str:
-    """Render operations as an aligned text table, one row per operation, within ``width`` columns.
-
-    Columns: NAME, STATE (see :func:`operation_state`), PROGRESS (the
-    metadata's ``progressPercentage`` where the API reports one), CREATED
-    (``createTime`` or ``startTime``, to the second) and DETAIL (verb and
-    target, resource names, or the error message).
-
-    When the rows are wider than ``width``, DETAIL is cut at its end (down to
-    10 columns) and then NAME in its middle, keeping its start and the
-    operation's identifier at its end (down to 24 columns; DETAIL gives way
-    again if the other columns are very wide); ``...`` marks each cut. The
-    ``get`` view and ``--json`` print everything in full.
-
-    Args:
-        operations: operations as ``Operation.to_dict()`` returns them.
-        width: the number of columns to fit into (at least 40).
-
-    Returns:
-        The table without a trailing newline; just the header row when there
-        are no operations.
-
-    Raises:
-        ValueError: ``width`` is below 40.
-    """
-    if width < 40:
-        raise ValueError(f"width must be at least 40 columns, got {width!r}")
-    rows: list[Sequence[str]] = [_TABLE_HEADERS]
-    for operation in operations:
-        rows.append(
-            (
-                str(operation.get("name", "")),
-                operation_state(operation),
-                _progress_text(operation),
-                _created_text(operation),
-                _detail_text(operation),
-            )
-        )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(_TABLE_HEADERS))]
-    separators = 2 * (len(_TABLE_HEADERS) - 1)
-    room = width - separators - sum(widths[1:-1])  # for NAME and DETAIL together
-    if widths[0] + widths[-1] > room:
-        detail_floor = min(widths[-1], _MIN_DETAIL_WIDTH)
-        detail_least = len(_TABLE_HEADERS[-1])
-        name_floor = min(widths[0], _MIN_NAME_WIDTH, room - detail_least)
-        widths[0] = max(min(widths[0], room - detail_floor), name_floor)
-        widths[-1] = max(room - widths[0], detail_least)
-        rows = [rows[0]] + [
-            (_shorten_middle(row[0], widths[0]), *row[1:-1], _shorten_end(row[-1], widths[-1])) for row in rows[1:]
-        ]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(column_width) for cell, column_width in zip(row[:-1], widths[:-1], strict=True)]
-        cells.append(row[-1])
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return render_table(operations, width=width)
 
 
 def _scalar(value: object) -> str:
@@ -279,7 +138,7 @@ def render_operation_detail(operation: Mapping[str, Any]) -> str:
         if key in operation:
             value = operation[key]
             if key == "error" and isinstance(value, Mapping) and "code" in value:
-                value = {**value, "code": f"{value['code']} ({_code_name(value['code'])})"}
+                value = {**value, "code": f"{value['code']} ({code_name(value['code'])})"}
             _render_value(lines, key, value, 0)
     return "\n".join(lines)
 
@@ -391,6 +250,13 @@ class ProgressBar:
         self._stream.write("\r" + line + "\x1b[K")
         self._stream.flush()
 
+    def clear(self) -> None:
+        """Wipe the bar's line, so other output can take it; the next :meth:`update` draws the bar again."""
+        if self._closed or self._last_draw is None:
+            return
+        self._stream.write("\r\x1b[K")
+        self._stream.flush()
+
     def close(self) -> None:
         """End the bar's line (once); later updates are ignored."""
         if self._closed:
@@ -449,6 +315,13 @@ class BatchDisplay:
                 # Each operation only moves forward: a done one stays complete, a percentage never drops.
                 self._fractions[operation.name] = max(fraction, self._fractions.get(operation.name, 0.0))
             self._draw(force=False)
+
+    def above(self, write: Callable[[], object]) -> None:
+        """Run ``write`` (which prints a line on the same terminal) with the bar out of its way, then redraw."""
+        with self._lock:
+            self._bar.clear()
+            write()
+            self._draw(force=True)
 
     def tick(self) -> None:
         """Redraw with the counts as they are, so the elapsed time keeps moving between polls."""
@@ -536,6 +409,7 @@ def wait_all_with_progress(
     registry: TypeRegistry,
     bar_stream: TextIO | None,
     journal: str | None = None,
+    on_outcome: Callable[[operations_pb2.Operation], object] | None = None,
 ) -> tuple[list[operations_pb2.Operation], bool]:
     """Wait for every operation with the batch waiter, drawing a progress bar on ``bar_stream``.
 
@@ -550,6 +424,8 @@ def wait_all_with_progress(
         registry: unpacks metadata for the progress bar.
         bar_stream: a terminal to draw the bar on, or ``None`` for no bar.
         journal: a journal file to resume from and record in (see ``wait_all``).
+        on_outcome: called with each finished operation as it comes, in the
+            calling thread (with the bar wiped from its line meanwhile).
 
     Returns:
         Each operation's final state (or last seen state if the deadline
@@ -562,7 +438,17 @@ def wait_all_with_progress(
         async with open_client() as client:
             yield ObservingSource(client, display.on_poll if display is not None else None)
 
-    runner: SyncBatchRunner[operations_pb2.Operation] = SyncBatchRunner(open_source, wrap=lambda pb: pb)
+    def deliver(operation: operations_pb2.Operation) -> operations_pb2.Operation:
+        # The runner hands each outcome over through this, once, in the calling thread, as it comes
+        # (and the last seen states of operations still running at a timeout, which are no outcome).
+        if on_outcome is not None and operation.done:
+            if display is not None:
+                display.above(lambda: on_outcome(operation))
+            else:
+                on_outcome(operation)
+        return operation
+
+    runner: SyncBatchRunner[operations_pb2.Operation] = SyncBatchRunner(open_source, wrap=deliver)
     stop_ticking = threading.Event()
     if display is not None:
         # Polls may be minutes apart: redraw in between so the elapsed time is seen to move.

@@ -7,8 +7,8 @@ Usage::
     lro-grpc --version
 
     lro-grpc get NAME
-    lro-grpc list PARENT [--filter F] [--page-size N] [--limit N]
-    lro-grpc wait NAME... [--timeout SECONDS] [--poll-interval SECONDS] [--no-progress]
+    lro-grpc list PARENT [--filter F] [--page-size N] [--limit N] [--wide]
+    lro-grpc wait NAME... [--timeout SECONDS] [--poll-interval SECONDS] [--no-progress] [--wide]
                           [--journal FILE] [--names-from FILE|-]
     lro-grpc journal FILE [--json]
     lro-grpc cancel NAME
@@ -26,8 +26,13 @@ with Application Default Credentials over TLS.
 ``--json`` prints the REST JSON shape of the API documentation: an operation
 as ``{"name", "metadata" (with "@type"), "done", "response" (with "@type") or
 "error"}``, a list as ``{"operations": [...]}``, and ``{}`` for cancel and
-delete. Without it the output is a readable table. ``wait`` draws a progress
-bar on stderr when both stdout and stderr are terminals.
+delete. Without it the output is a readable table fitted to the terminal's
+width, names never cut; piped, ``list`` prints bare names, one per line (for
+``xargs``); ``--wide`` prints the full table anywhere. ``wait`` with several
+names prints each outcome as it comes (``NAME  STATE  DETAIL``; with
+``--json``, one JSON object per line, then one per operation still running
+at a timeout), and without ``--json`` the table at the end. ``wait`` draws a
+progress bar on stderr when both stdout and stderr are terminals.
 
 Exit codes:
 
@@ -74,7 +79,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2
 
-from lro_grpc import _core, _progress
+from lro_grpc import _cli_output, _core, _progress
 from lro_grpc._batch import SYNTHETIC_ERROR_DOMAIN, read_journal
 from lro_grpc._json import list_to_dict, operation_to_dict
 from lro_grpc._version import __version__
@@ -220,6 +225,15 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     )
 
 
+def _add_wide_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="print the full table, every cell whole, whatever the output is "
+        "(default: fitted to the terminal; bare names, one per line, when piped)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``lro-grpc`` (raises instead of exiting on a usage error)."""
     parser = _ArgumentParser(
@@ -260,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     list_.add_argument("--filter", default="", help="server-side filter, e.g. done=false or serviceName=NAME")
     list_.add_argument("--page-size", type=_positive_int, metavar="N", help="operations per page requested")
     list_.add_argument("--limit", type=_positive_int, metavar="N", help="stop after N operations")
+    _add_wide_option(list_)
     list_.set_defaults(handler=_cmd_list)
 
     wait = command("wait", "wait until operations are done")
@@ -276,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll at this fixed interval instead of the API's polling preset",
     )
     wait.add_argument("--no-progress", action="store_true", help="never draw the progress bar")
+    _add_wide_option(wait)
     wait.add_argument(
         "--journal",
         metavar="FILE",
@@ -347,14 +363,7 @@ class _Console:
         self.print(json.dumps(value, indent=2, ensure_ascii=False))
 
     def interactive(self) -> bool:
-        return _isatty(self.out) and _isatty(self.err)
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+        return _cli_output.is_terminal(self.out) and _cli_output.is_terminal(self.err)
 
 
 # --- API and client selection ------------------------------------------------------------------
@@ -446,9 +455,14 @@ def _cmd_list(args: argparse.Namespace, console: _Console) -> int:
         listing = list_to_dict(raw, client.registry, unreachable=pager.unreachable)
     if args.json:
         console.print_json(listing)
+    elif _cli_output.names_only(console.out, wide=args.wide):
+        # Piped: one whole name a line, for `xargs` and the like; nothing else on stdout.
+        for operation in listing["operations"]:
+            console.print(str(operation.get("name", "")))
     else:
         if listing["operations"]:
-            console.print(_progress.render_operation_table(listing["operations"]))
+            width = _cli_output.table_width(console.out, wide=args.wide)
+            console.print(_progress.render_operation_table(listing["operations"], width=width))
         else:
             matching = f" matching filter {args.filter!r}" if args.filter else ""
             console.print(f"no operations under {parent}{matching}")
@@ -554,12 +568,19 @@ def _cmd_wait(args: argparse.Namespace, console: _Console) -> int:
         results = _wait_batch(args, console, api, names, poll_policy, options, registry, timeout=remaining)
     outcomes = [_wait_outcome(operation) for operation in results]
     dicts = [operation_to_dict(operation, registry) for operation in results]
-    if args.json:
-        console.print_json(dicts[0] if len(dicts) == 1 else {"operations": dicts})
-    elif len(dicts) == 1:
-        console.print(_progress.render_operation_detail(dicts[0]))
+    if len(dicts) == 1:
+        if args.json:
+            console.print_json(dicts[0])
+        else:
+            console.print(_progress.render_operation_detail(dicts[0]))
+    elif args.json:
+        # Outcomes were printed as they came; what is left are the operations still running.
+        for operation in dicts:
+            if not operation.get("done"):
+                console.print(_cli_output.json_line(operation))
     else:
-        console.print(_progress.render_operation_table(dicts))
+        width = _cli_output.table_width(console.out, wide=args.wide)
+        console.print(_progress.render_operation_table(dicts, width=width))
     code = max(outcomes)
     if code != ExitCode.OK:
         _error_line(console, _wait_error_message(args, results, outcomes, code, registry))
@@ -577,6 +598,10 @@ def _wait_batch(
     *,
     timeout: float | None,
 ) -> list[operations_pb2.Operation]:
+    def print_outcome(operation: operations_pb2.Operation) -> None:
+        shown = operation_to_dict(operation, registry)
+        console.print(_cli_output.json_line(shown) if args.json else _cli_output.outcome_line(shown))
+
     results, _ = _progress.wait_all_with_progress(
         lambda: AsyncOperationsClient.for_api(api, **options),
         names,
@@ -586,6 +611,8 @@ def _wait_batch(
         registry=registry,
         bar_stream=console.err if not args.no_progress and console.interactive() else None,
         journal=args.journal,
+        # One operation's outcome is printed once, at the end, in full.
+        on_outcome=print_outcome if len(names) > 1 else None,
     )
     return results
 

@@ -75,7 +75,7 @@ def test_table_aligns_columns_and_shows_every_operation() -> None:
         {**SEED_SERVICE_MANAGEMENT_OPERATION, "done": False, "metadata": {"progressPercentage": 40}},
         {"name": "operations/failed", "done": True, "error": {"code": 9, "message": "simulated failure"}},
     ]
-    table = _progress.render_operation_table(operations).splitlines()
+    table = _progress.render_operation_table(operations, width=None).splitlines()
     assert table[0].split() == ["NAME", "STATE", "PROGRESS", "CREATED", "DETAIL"]
     assert len(table) == 4
     state_column = table[0].index("STATE")
@@ -84,10 +84,9 @@ def test_table_aligns_columns_and_shows_every_operation() -> None:
         "RUNNING",
         "FAILED(FAILED_PRECONDITION)",
     ]
-    assert all(len(line) <= _progress.TABLE_WIDTH for line in table)
-    assert "create ..." in table[1]  # the detail, cut to fit
+    assert "create instances/INSTANCE_ID" in table[1]  # the detail: verb and target (relative)
     assert "40%" in table[2]
-    assert table[3].endswith("simulat...")
+    assert table[3].endswith("simulated failure")
     assert _progress.render_operation_table([]) == "NAME  STATE  PROGRESS  CREATED  DETAIL"
 
 
@@ -217,6 +216,13 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Any:
     return run
 
 
+def table_rows(out: str) -> list[str]:
+    """The rows of the table ``wait`` prints at the end (after the outcomes printed as they came)."""
+    lines = out.splitlines()
+    header = max(index for index, line in enumerate(lines) if line.startswith("NAME "))
+    return lines[header + 1 :]
+
+
 def shows_name(cell: str, name: str) -> bool:
     """Whether a table's NAME cell shows ``name``: in full, or cut in its middle to fit."""
     if "..." not in cell:
@@ -330,25 +336,27 @@ def test_list_json_table_limit_page_size_and_filter(emu: Emulator, cli: Any) -> 
     empty = cli("--endpoint", emu.target, "--json", "list", "projects/demo/locations/asia-south1")
     assert empty.code == ExitCode.OK and empty.json() == {"operations": []}
 
-    table = cli("--endpoint", emu.target, "list", FS_PARENT)
+    table = cli("--endpoint", emu.target, "list", FS_PARENT, "--wide")
     assert table.code == ExitCode.OK and table.err == ""
     lines = table.out.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "PROGRESS", "CREATED", "DETAIL"]
-    assert all(len(line) <= _progress.TABLE_WIDTH for line in lines), lines
-    # Each row starts with its name (its middle cut to fit, its identifier kept) and its state.
+    # Each row starts with its whole name and its state.
     assert [line.split()[1] for line in lines[1:]] == ["SUCCEEDED", "RUNNING", "RUNNING"]
-    assert all(shows_name(line.split()[0], name) for line, name in zip(lines[1:], names, strict=True))
+    assert [line.split()[0] for line in lines[1:]] == names
+    # Not a terminal and not --wide: the bare names, one per line.
+    plain = cli("--endpoint", emu.target, "list", FS_PARENT)
+    assert plain.out.splitlines() == names
 
-    empty_table = cli("--endpoint", emu.target, "list", "projects/demo/locations/asia-south1")
+    empty_table = cli("--endpoint", emu.target, "list", "projects/demo/locations/asia-south1", "--wide")
     assert empty_table.code == ExitCode.OK and empty_table.err == ""
     assert empty_table.out == "no operations under projects/demo/locations/asia-south1\n"
     none_running = cli(
-        "--endpoint", emu.target, "list", "projects/demo/locations/europe-west4", "--filter", "done=true"
+        "--endpoint", emu.target, "list", "projects/demo/locations/europe-west4", "--filter", "done=true", "--wide"
     )
     assert none_running.out == "no operations under projects/demo/locations/europe-west4 matching filter 'done=true'\n"
 
 
-def test_table_fits_100_columns_cutting_detail_then_the_middle_of_names() -> None:
+def test_table_fits_the_width_leaving_names_whole() -> None:
     long_id = "operation-1795465169764-06ae1441a69f8-55bbc68a-fbbfb61a"
     operations = [
         {
@@ -359,20 +367,23 @@ def test_table_fits_100_columns_cutting_detail_then_the_middle_of_names() -> Non
         }
         for index in range(2)
     ]
-    lines = _progress.render_operation_table(operations).splitlines()
-    assert max(len(line) for line in lines) == _progress.TABLE_WIDTH
-    for index, line in enumerate(lines[1:]):
-        name, state, progress, created = line.split()[:4]
-        # The cut is in the middle: the start and the distinguishing end of the name stay.
-        assert shows_name(name, operations[index]["name"]) and name.endswith(f"fbbfb61a-{index}")
-        assert (state, progress, created) == ("FAILED(FAILED_PRECONDITION)", "-", "2026-11-23T20:20:40Z")
-        assert line.endswith("...") and line.split()[4].startswith("cr")
-    # Short rows are left alone, and a narrower width is honoured.
+    for width in (200, 160, 100, 60):
+        lines = _progress.render_operation_table(operations, width=width).splitlines()
+        for index, line in enumerate(lines[1:]):
+            assert line.split()[0] == operations[index]["name"]  # whole, whatever the width
+            assert line.split()[1] == "FAILED(FAILED_PRECONDITION)"
+        name_width = len(operations[0]["name"])
+        if name_width + 2 + len("FAILED(FAILED_PRECONDITION)") <= width:
+            assert max(len(line) for line in lines) <= width, (width, lines)
+    wide = _progress.render_operation_table(operations, width=200).splitlines()
+    assert wide[0].split() == ["NAME", "STATE", "CREATED", "DETAIL"]  # PROGRESS says nothing here: left out first
+    assert wide[1].endswith("...") and "CreateInstance fail" in wide[1]
+    assert _progress.render_operation_table(operations, width=None).splitlines()[1].endswith("requested  | create")
+    # Short rows are left alone.
     short = [{"name": "operations/a", "done": False}]
     assert _progress.render_operation_table(short).splitlines()[1].split() == ["operations/a", "RUNNING", "-", "-", "-"]
-    assert max(len(line) for line in _progress.render_operation_table(operations, width=80).splitlines()) <= 80
-    with pytest.raises(ValueError, match="39"):
-        _progress.render_operation_table(operations, width=39)
+    with pytest.raises(ValueError, match="19"):
+        _progress.render_operation_table(operations, width=19)
 
 
 def test_list_service_management_operations(emu: Emulator, cli: Any) -> None:
@@ -390,10 +401,11 @@ def test_list_service_management_operations(emu: Emulator, cli: Any) -> None:
         "list",
         "--filter",
         "serviceName=endpointsapis.appspot.com",
+        "--wide",
     )
     assert result.code == ExitCode.OK
     row = result.out.splitlines()[1].split()
-    assert shows_name(row[0], name) and row[1:3] == ["RUNNING", "50%"]
+    assert row[0] == name and row[1:3] == ["RUNNING", "50%"]
     filtered = cli(
         "--endpoint", emu.target, "--json", "list", "operations", "--filter", "serviceName=other.example.com"
     )
@@ -420,9 +432,9 @@ def test_wait_success_exit_0(emu: Emulator, cli: Any) -> None:
         timer.join()
     assert result.code == ExitCode.OK, result.err
     assert result.err == ""  # no progress bar when not on a terminal
-    rows = result.out.splitlines()[1:]
+    rows = table_rows(result.out)
     assert [row.split()[1] for row in rows] == ["SUCCEEDED", "SUCCEEDED"]
-    assert all(shows_name(row.split()[0], name) for row, name in zip(rows, names, strict=True))
+    assert [row.split()[0] for row in rows] == names
 
 
 def test_wait_json_prints_each_operation(emu: Emulator, cli: Any) -> None:
@@ -433,7 +445,8 @@ def test_wait_json_prints_each_operation(emu: Emulator, cli: Any) -> None:
     assert_like_seed(single.json(), SEED_FINANCIAL_SERVICES_OPERATION)
     both = cli("--endpoint", emu.target, "--json", "wait", first, second, "--poll-interval", "0.05")
     assert both.code == ExitCode.OK
-    assert [operation["name"] for operation in both.json()["operations"]] == [first, second]
+    # JSON lines, one per outcome as it came.
+    assert sorted(json.loads(line)["name"] for line in both.out.splitlines()) == sorted([first, second])
 
 
 def test_failed_operation_exit_1(emu: Emulator, cli: Any) -> None:
@@ -483,7 +496,7 @@ def test_mixed_outcomes_exit_with_the_highest_code(emu: Emulator, cli: Any) -> N
     result = cli("--endpoint", emu.target, "wait", ok, failed, missing, "--poll-interval", "0.05")
     assert result.code == ExitCode.NOT_FOUND
     result.assert_one_error_line("1 of 3 operations were not found", missing)
-    states = [row.split()[1] for row in result.out.splitlines()[1:]]
+    states = [row.split()[1] for row in table_rows(result.out)]
     assert states == ["SUCCEEDED", "FAILED(FAILED_PRECONDITION)", "FAILED(NOT_FOUND)"]
 
 
@@ -769,4 +782,4 @@ def test_wait_sweeps_a_location_with_list_operations(emu: Emulator, cli: Any) ->
     finally:
         timer.join()
     assert result.code == ExitCode.OK, result.err
-    assert [row.split()[1] for row in result.out.splitlines()[1:]] == ["SUCCEEDED"] * 3
+    assert [row.split()[1] for row in table_rows(result.out)] == ["SUCCEEDED"] * 3
