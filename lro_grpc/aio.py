@@ -20,7 +20,7 @@ import asyncio
 import builtins
 import functools
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
 
@@ -30,6 +30,7 @@ from google.protobuf.message import Message
 
 from lro_grpc import _batch, _channels, _core, _telemetry
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
+from lro_grpc._client_options import resolve_client_settings
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, Sleep, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
@@ -198,17 +199,26 @@ class AsyncOperationsClient(BaseOperationsClient):
         batch_qps: float | None = None,
         batch_sweep: bool = True,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        client_options: Mapping[str, Any] | object | None = None,
+        universe_domain: str | None = None,
     ) -> AsyncOperationsClient:
         """A client for one API's default host (see :meth:`OperationsClient.for_api`)."""
         preset = get_api(api)
+        settings = resolve_client_settings(
+            preset.default_host,
+            endpoint=endpoint,
+            quota_project_id=quota_project_id,
+            client_options=client_options,
+            universe_domain=universe_domain,
+        )
         return cls(
-            endpoint if endpoint is not None else preset.default_host,
+            settings.target,
             registry=registry,
             retry_policy=retry_policy,
             rpc_timeout=preset.rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else rpc_timeout,
             poll_policy=poll_policy,
             credentials=credentials,
-            quota_project_id=quota_project_id,
+            quota_project_id=settings.quota_project_id,
             api=preset,
             plaintext=plaintext,
             batch_max_in_flight=batch_max_in_flight,

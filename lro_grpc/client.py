@@ -18,7 +18,7 @@ import builtins
 import contextlib
 import threading
 import types
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -30,6 +30,7 @@ from google.protobuf.message import Message
 from lro_grpc import _channels, _core, _telemetry
 from lro_grpc._batch._base import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
+from lro_grpc._client_options import resolve_client_settings
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
@@ -253,6 +254,8 @@ class OperationsClient(BaseOperationsClient):
         batch_sweep: bool = True,
         interceptors: Sequence[Any] = (),
         async_interceptors: Sequence[Any] | None = None,
+        client_options: Mapping[str, Any] | object | None = None,
+        universe_domain: str | None = None,
     ) -> OperationsClient:
         """A client for one API's default host over TLS with Application Default Credentials.
 
@@ -271,16 +274,33 @@ class OperationsClient(BaseOperationsClient):
             batch_sweep: see :class:`OperationsClient`.
             interceptors: see :class:`OperationsClient`.
             async_interceptors: see :class:`OperationsClient`.
+            client_options: what google-api-core clients take: a dict or a
+                ``google.api_core.client_options.ClientOptions`` with
+                ``api_endpoint``, ``quota_project_id`` and ``universe_domain``
+                (any other option set raises ``ValueError``).
+            universe_domain: the universe's domain, replacing ``googleapis.com``
+                in the default host (default: ``client_options``, then the
+                ``GOOGLE_CLOUD_UNIVERSE_DOMAIN`` environment variable).
+
+        Raises:
+            ValueError: an unsupported option, or one setting given twice with different values.
         """
         preset = get_api(api)
+        settings = resolve_client_settings(
+            preset.default_host,
+            endpoint=endpoint,
+            quota_project_id=quota_project_id,
+            client_options=client_options,
+            universe_domain=universe_domain,
+        )
         return cls(
-            endpoint if endpoint is not None else preset.default_host,
+            settings.target,
             registry=registry,
             retry_policy=retry_policy,
             rpc_timeout=preset.rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else rpc_timeout,
             poll_policy=poll_policy,
             credentials=credentials,
-            quota_project_id=quota_project_id,
+            quota_project_id=settings.quota_project_id,
             api=preset,
             plaintext=plaintext,
             batch_max_in_flight=batch_max_in_flight,

@@ -25,7 +25,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from lro_grpc import _core
+from lro_grpc import _callbacks, _core
 from lro_grpc.errors import AnyDecodeError, BatchTimeoutError, OperationError, TypeMismatchError
 from lro_grpc.policies import PollPolicy
 from lro_grpc.registry import TypeRegistry, default_registry
@@ -675,6 +675,25 @@ class Operation(BaseOperation[ResponseT, MetadataT]):
         self._until_done(timeout, poll_policy, use_wait=True)
         return self
 
+    def add_done_callback(self, callback: Callable[[Operation[ResponseT, MetadataT]], object]) -> None:
+        """Run ``callback(self)`` once, when the operation is done (as google-api-core's futures do).
+
+        One worker thread for the whole process follows every handle with
+        callbacks (one GetOperation per poll interval of the API's preset) and
+        runs them; a handle already done runs ``callback`` at once in this
+        thread. If following fails for good, the error is logged on
+        ``lro_grpc.callbacks`` and ``callback`` still runs once (the handle
+        then shows its last seen state). A callback's exception is logged there.
+
+        Args:
+            callback: called with this handle.
+
+        Raises:
+            TypeError: ``callback`` is not callable.
+            RuntimeError: the handle is not done and is bound to no client.
+        """
+        _callbacks.add_done_callback(self, callback)
+
     def _until_done(
         self,
         timeout: float | timedelta | None,
@@ -768,6 +787,23 @@ class AsyncOperation(BaseOperation[ResponseT, MetadataT]):
         """Wait until done and return this handle (see :meth:`Operation.wait`)."""
         await self._until_done(timeout, poll_policy, use_wait=True)
         return self
+
+    def add_done_callback(self, callback: Callable[[AsyncOperation[ResponseT, MetadataT]], object]) -> None:
+        """Run ``callback(self)`` once, on the running event loop, when the operation is done.
+
+        A task on the running loop waits (:meth:`wait`, with the client's
+        polling); ``callback`` may be a coroutine function. If waiting fails
+        for good, the error is logged on ``lro_grpc.callbacks`` and
+        ``callback`` still runs once. A callback's exception is logged there.
+
+        Args:
+            callback: called with this handle.
+
+        Raises:
+            TypeError: ``callback`` is not callable.
+            RuntimeError: no event loop is running, or the handle is not done and is bound to no client.
+        """
+        _callbacks.add_async_done_callback(self, callback)
 
     async def _until_done(
         self,
