@@ -1,4 +1,8 @@
-"""Every Python block of README.md and docs/*.md runs as written (against the emulator).
+"""Every Python block of README.md and docs/*.md runs as written (against the emulator), twice.
+
+Each block runs twice in a row in an empty working directory, with ``TMPDIR`` an
+empty directory too: both runs must pass (a reader runs an example again), and
+neither may leave a file behind in either directory.
 
 A block is a fenced ``python`` code block. One that cannot run here (it needs real
 credentials or hosts) is preceded by a line ``<!-- no-run: REASON -->``; there may be
@@ -84,15 +88,24 @@ def test_the_extractor_sees_markers_and_fences(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=[block.id for block in ALL_BLOCKS])
-def test_block_runs(block: Block, tmp_path: Path) -> None:
+def test_block_runs_twice_and_leaves_nothing_behind(block: Block, tmp_path: Path) -> None:
     if block.no_run:
         pytest.skip(block.no_run)
     script = tmp_path / "block.py"
     script.write_text(block.code, encoding="utf-8")
+    work, temporary = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    temporary.mkdir()
     env = {key: value for key, value in os.environ.items() if key != "LRO_GRPC_EMULATOR_HOST"}
-    completed = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=110, check=False
-    )
-    assert completed.returncode == 0, f"{block.id} failed:\n{block.code}\n--- stderr:\n{completed.stderr}"
+    env["TMPDIR"] = str(temporary)
+    for run in ("first", "second"):
+        completed = subprocess.run(
+            [sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True, timeout=110, check=False
+        )
+        assert completed.returncode == 0, (
+            f"{block.id} failed on its {run} run:\n{block.code}\n--- stderr:\n{completed.stderr}"
+        )
+        left = sorted(str(path.relative_to(tmp_path)) for path in (*work.rglob("*"), *temporary.rglob("*")))
+        assert not left, f"{block.id} left {left} behind after its {run} run"
