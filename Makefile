@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck protos check-generated wheel-check bench clean
+.PHONY: demo test lint typecheck protos check-generated wheel wheel-check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck check-generated
 	$(PY) -m pytest -q
 	$(PY) tools/check_wheel.py
+
+## wheel: build the wheel a service installs (dist/lro_grpc-VERSION-py3-none-any.whl)
+wheel: $(STAMP)
+	rm -rf build
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
 
 ## wheel-check: build the wheel, install it in a fresh virtualenv, run the CLI and type-check a user script
 wheel-check: $(STAMP)

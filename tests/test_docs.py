@@ -6,11 +6,15 @@ neither may leave a file behind in either directory.
 
 A block is a fenced ``python`` code block. One that cannot run here (it needs real
 credentials or hosts) is preceded by a line ``<!-- no-run: REASON -->``; there may be
-at most ``MAX_NOT_RUN`` of those, each with its reason.
+at most ``MAX_NOT_RUN`` of those, each with its reason. One preceded by
+``<!-- runs-with: emulator -->`` expects an emulator started beforehand, as the
+Quickstart's shell block starts it: each of its runs gets a fresh one, named by
+``LRO_GRPC_EMULATOR_HOST``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -19,22 +23,26 @@ from pathlib import Path
 
 import pytest
 
+from lro_grpc.emulator import Emulator
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MAX_NOT_RUN = 2
 
 _FENCE = re.compile(r"^(?P<indent> *)```python\s*$")
 _NO_RUN = re.compile(r"^<!-- no-run: (?P<reason>\S.*?) -->\s*$")
+_WITH_EMULATOR = "<!-- runs-with: emulator -->"
 
 
 class Block:
     """One fenced Python block: where it is, its code, and why it is not run (if so)."""
 
-    def __init__(self, path: Path, line: int, code: str, no_run: str | None) -> None:
+    def __init__(self, path: Path, line: int, code: str, no_run: str | None, with_emulator: bool = False) -> None:
         self.path = path
         self.line = line
         self.code = code
         self.no_run = no_run
+        self.with_emulator = with_emulator
 
     @property
     def id(self) -> str:
@@ -59,7 +67,7 @@ def python_blocks(path: Path) -> list[Block]:
             marker = _NO_RUN.match(previous)
             indent = len(fence["indent"])  # a block inside a list item is indented as a whole
             code = "\n".join(line[indent:] for line in lines[start + 1 : end]) + "\n"
-            blocks.append(Block(path, start + 1, code, marker and marker["reason"]))
+            blocks.append(Block(path, start + 1, code, marker and marker["reason"], previous == _WITH_EMULATOR))
             index = end
         index += 1
     return blocks
@@ -101,9 +109,18 @@ def test_block_runs_twice_and_leaves_nothing_behind(block: Block, tmp_path: Path
     env = {key: value for key, value in os.environ.items() if key != "LRO_GRPC_EMULATOR_HOST"}
     env["TMPDIR"] = str(temporary)
     for run in ("first", "second"):
-        completed = subprocess.run(
-            [sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True, timeout=110, check=False
-        )
+        with contextlib.ExitStack() as stack:
+            if block.with_emulator:
+                env["LRO_GRPC_EMULATOR_HOST"] = stack.enter_context(Emulator()).target
+            completed = subprocess.run(
+                [sys.executable, str(script)],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=110,
+                check=False,
+            )
         assert completed.returncode == 0, (
             f"{block.id} failed on its {run} run:\n{block.code}\n--- stderr:\n{completed.stderr}"
         )

@@ -12,16 +12,24 @@ Run by ``make wheel-check`` (part of ``make test``). Steps, each failing loudly:
    ``lro-grpc --version`` and ``lro-grpc demo``;
 5. type-check ``tests/typing/*.py`` with ``mypy --strict`` against the installed
    wheel (mypy of the development environment, pointed at the new environment's
-   interpreter, where ``types-protobuf`` is then added, as a strict user would).
+   interpreter, where ``types-protobuf`` is then added, as a strict user would);
+6. run the README's "Install" commands as written (``make wheel`` in the checkout,
+   then a service directory outside it with its own virtualenv), with only the two
+   placeholder paths filled in;
+7. in that service's environment, run the README's "Quickstart" as pasted: its
+   shell blocks and its Python block, in order, in one shell (waiting for the
+   emulator's port where a reader waits for its first line).
 
-Usage: ``python tools/check_wheel.py [--keep]`` (``--keep`` leaves the temporary
-directory for inspection and prints its path).
+Usage: ``python tools/check_wheel.py [--keep] [--readme-only]`` (``--keep`` leaves
+the temporary directory for inspection and prints its path; ``--readme-only`` runs
+steps 6 and 7 only).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -134,17 +142,86 @@ def check(work: Path) -> None:
             cwd=work,
             env={**env, "PATH": os.environ.get("PATH", "")},
         )
+    run_readme_install_and_quickstart(work)
     print("check_wheel: ok")
+
+
+README = ROOT / "README.md"
+_BLOCK = re.compile(r"^```(?P<language>[a-z]*)\n(?P<code>.*?)^```$", re.MULTILINE | re.DOTALL)
+CHECKOUT_PLACEHOLDER = "/path/to/lro-grpc"
+SERVICE_PLACEHOLDER = "/path/to/my-service"
+QUICKSTART_PORT = 8470
+
+
+def readme_blocks(heading: str) -> list[tuple[str, str]]:
+    """The fenced blocks (language, code) of the README section under ``## heading``, in order."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end != -1 else len(text)]
+    return [(match["language"], match["code"]) for match in _BLOCK.finditer(section)]
+
+
+def _bash(script: str, *, cwd: Path, env: dict[str, str], label: str) -> str:
+    print(f"$ bash ({label})", flush=True)
+    started = time.monotonic()
+    completed = subprocess.run(
+        ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    if completed.returncode != 0:
+        sys.stderr.write(f"--- script\n{script}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}")
+        raise SystemExit(f"check_wheel: the README's {label} exited {completed.returncode}")
+    print(f"  ({time.monotonic() - started:.1f} s)", flush=True)
+    return completed.stdout
+
+
+def run_readme_install_and_quickstart(work: Path) -> None:
+    """Steps 6 and 7: the README's Install commands, then its Quickstart, as written."""
+    install = next(code for language, code in readme_blocks("Install") if language == "sh")
+    service = work / "my-service"
+    service.mkdir()
+    script = install.replace(CHECKOUT_PLACEHOLDER, str(ROOT)).replace(SERVICE_PLACEHOLDER, str(service))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.pop("LRO_GRPC_EMULATOR_HOST", None)
+    out = _bash(f"set -euo pipefail\ncd {ROOT}\n{script}", cwd=ROOT, env=env, label="Install commands")
+    print("  " + "\n  ".join(out.splitlines()[-2:]))
+    venv = service / ".venv"
+    location = _run([venv / "bin" / "python", "-c", "import lro_grpc; print(lro_grpc.__file__)"], cwd=work, env=env)
+    if not Path(location.strip()).is_relative_to(venv):
+        raise SystemExit(f"check_wheel: the Install commands' lro_grpc is {location.strip()}, not in {venv}")
+
+    # The Quickstart in that environment, one shell: its blocks in order, Python through a file.
+    parts = ["set -euo pipefail", f". {venv / 'bin' / 'activate'}"]
+    for index, (language, code) in enumerate(readme_blocks("Quickstart")):
+        if language == "sh":
+            parts.append(code)
+            if "lro-grpc emulator" in code:
+                # A reader waits for the emulator's first line before going on.
+                parts.append(
+                    f"python -c 'import socket, time\nfor _ in range(300):\n    try:\n"
+                    f'        socket.create_connection(("127.0.0.1", {QUICKSTART_PORT}), 1).close(); break\n'
+                    "    except OSError: time.sleep(0.1)'"
+                )
+        elif language == "python":
+            path = service / f"quickstart_{index}.py"
+            path.write_text(code, encoding="utf-8")
+            parts.append(f"python {path.name}")
+    out = _bash("\n".join(parts) + "\n", cwd=service, env=env, label="Quickstart")
+    print("  " + "\n  ".join(out.splitlines()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run :func:`check` in a temporary directory."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
+    parser.add_argument("--readme-only", action="store_true", help="run only steps 6 and 7 (Install, Quickstart)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="lro-grpc-wheel-"))
     try:
-        check(work)
+        if args.readme_only:
+            run_readme_install_and_quickstart(work)
+        else:
+            check(work)
     finally:
         if args.keep:
             print(f"check_wheel: kept {work}")
