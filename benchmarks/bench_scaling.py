@@ -43,6 +43,7 @@ from typing import Any
 import grpc
 from bench_sweep import INTERVAL, create, percentile, wait_for
 from bench_waiter import EmulatorProcess
+from google.longrunning import operations_pb2
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 
@@ -52,13 +53,24 @@ OTHERS_SHARE = 0.2
 
 
 def start(emulator: EmulatorProcess, project: str, count: int, max_duration: float, seed: int) -> list[str]:
-    """Other callers' operations, then ours, finishing 2 to ``max_duration`` s after a common start."""
-    asyncio.run(create(emulator.target, f"{project}-others", None, int(count * OTHERS_SHARE)))
+    """Other callers' operations, then ours, finishing 2 to ``max_duration`` s after a common start.
+
+    The start is set from the pace at which the others' operations were created (the
+    machine's load changes it), so that ours are all created, and the wait begun,
+    before the first of them ends.
+    """
+    others = max(1, int(count * OTHERS_SHARE))
+    began = time.perf_counter()
+    asyncio.run(create(emulator.target, f"{project}-others", None, others))
+    rate = others / max(1e-3, time.perf_counter() - began)
     rng = random.Random(seed)
     planned = [rng.uniform(2.0, max_duration) for _ in range(count)]
-    start_at = time.time() + 2.0 + count / 500
+    start_at = time.time() + 2.0 * count / rate + 2.0
     names = asyncio.run(create(emulator.target, project, planned, count, start_at=start_at))
-    time.sleep(max(0.0, start_at - time.time()))
+    late = time.time() - start_at
+    if late > 0:
+        print(f"  (creating took {late:.1f} s longer than planned: the earliest operations end sooner)", flush=True)
+    time.sleep(max(0.0, -late))
     return names
 
 
@@ -81,7 +93,9 @@ def api_core_wait(target: str, names: Sequence[str]) -> dict[str, Any]:
     try:
         operations_client = operations_v1.OperationsClient(channel)
         get_operation = operations_client.get_operation
-        initial = [get_operation(name) for name in names]  # what the starting RPC returned; not counted
+        get_operation(names[0])  # connect before measuring
+        # What a service holds after the starting RPC: a running operation (its first poll fetches the rest).
+        initial = [operations_pb2.Operation(name=name) for name in names]
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             next(calls)

@@ -4,8 +4,8 @@ Each script runs in a process of its own, in turn; its output is shown as it
 comes and kept in ``docs/benchmarks/<script>.txt``. The page then gives, for
 each script, what it measures and how (its docstring's first paragraphs), the
 output of this run, and for ``bench_scaling.py`` its table and the plots it drew.
-The machine, the date and the load average before and after go at the top:
-figures from a shared machine mean little without them.
+Each output starts with when its script ran and the load average before and
+after: figures from a shared machine mean little without them.
 
 Usage: ``.venv/bin/python benchmarks/make_report.py [--only SCRIPT ...]``
 (``--only`` runs the named scripts and keeps the others' last output).
@@ -48,13 +48,22 @@ def run_script(script: str) -> str:
     )
     assert process.stdout is not None
     lines = []
+    began, load = _now(), os.getloadavg()
     for line in process.stdout:
         sys.stdout.write(line)
         sys.stdout.flush()
         lines.append(line)
     if process.wait() != 0:
         raise SystemExit(f"{script} exited with {process.returncode}")
-    return "".join(lines)
+    after = os.getloadavg()
+    return (
+        f"# run {began} to {_now()}; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} before, "
+        f"{after[0]:.2f} / {after[1]:.2f} / {after[2]:.2f} after (1, 5, 15 min)\n" + "".join(lines)
+    )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def description(script: str) -> str:
@@ -86,19 +95,19 @@ def scaling_section() -> str:
     return "\n".join(rows) + "\n\n" + plots
 
 
-def write_page(load_before: Sequence[float], load_after: Sequence[float]) -> Path:
+def write_page() -> Path:
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (`benchmarks/make_report.py`); every figure below comes from the one run "
-        "whose output is shown. Client CPU is `time.process_time()` of the benchmark's process; the emulator "
-        "runs in a process of its own; every ratio is taken against a baseline measured in the same run.",
+        "Written by `make bench` (`benchmarks/make_report.py`); every figure in a section comes from the run "
+        "of its script whose output is shown (its first line says when it ran and the machine's load). Client "
+        "CPU is `time.process_time()` of the benchmark's process; the emulator runs in a process of its own; "
+        "every ratio is taken against a baseline measured in the same run.",
         "",
-        f"This run: {when}, {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}, "
-        f"load average {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} before and "
-        f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after (1, 5, 15 min). "
-        "The machine is shared: expect noise of several percent between runs, more under load.",
+        f"Page written {when} on {os.cpu_count()} CPUs, {platform.python_implementation()} "
+        f"{platform.python_version()}. The machine is shared: expect noise of several percent between runs, "
+        "much more under load (a load average above the number of CPUs means the benchmark shared them).",
         "",
     ]
     for script in SCRIPTS:
@@ -121,12 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--page-only", action="store_true", help="write the page from the last outputs")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()
     if not args.page_only:
         for script in args.only or SCRIPTS:
             output = run_script(script)
             (OUT / f"{script.removesuffix('.py')}.txt").write_text(output)
-    page = write_page(load_before, os.getloadavg())
+    page = write_page()
     print(f"wrote {page}")
     return 0
 
