@@ -9,8 +9,8 @@ A *plan* is a generator. It yields :class:`RpcCall` (perform one RPC attempt)
 or :class:`Sleep` (wait that long) and is sent back, for an :class:`RpcCall`,
 the response message or an :class:`RpcFailure`; for a :class:`Sleep`,
 ``None``. Its return value is the outcome; its exceptions are the errors the
-caller sees. :func:`run_sync` drives a plan with blocking calls; the asyncio
-client drives the same plans with ``await``.
+caller sees. :func:`run_sync` drives a plan with blocking calls and
+:func:`run_async` with ``await``: the only two loops over a plan.
 
 Modules, each importing only those above it:
 
@@ -18,7 +18,7 @@ Modules, each importing only those above it:
 * :mod:`~lro_grpc._core.steps`: ``RpcCall``, ``Sleep``, ``RpcFailure``, ``check_reply``, the drivers;
 * :mod:`~lro_grpc._core.failures`: size limits, throttling, RetryInfo, backoff, ``rpc_error``;
 * :mod:`~lro_grpc._core.outcome`: how a done operation ended;
-* :mod:`~lro_grpc._core.plans`: call and poll settings, ``unary_plan``, ``poll_plan``.
+* :mod:`~lro_grpc._core.plans`: call and poll settings, ``unary_plan``, ``attempt_plan``, ``poll_plan``.
 
 This package re-exports their public names: ``from lro_grpc._core import RpcCall``.
 """
@@ -26,12 +26,13 @@ This package re-exports their public names: ``from lro_grpc._core import RpcCall
 from __future__ import annotations
 
 from lro_grpc._core.failures import (
+    DEADLINE_PASSED,
     SizeLimit,
+    backoff_delay,
     deadline_passed,
     is_message_size_failure,
     is_throttling,
     message_size_failure,
-    retry_delay,
     retry_info_delay,
     rpc_error,
 )
@@ -44,6 +45,7 @@ from lro_grpc._core.plans import (
     WAIT_RPC_MAX,
     CallSettings,
     PollSettings,
+    attempt_plan,
     poll_plan,
     unary_plan,
 )
@@ -64,6 +66,7 @@ from lro_grpc._core.requests import (
 from lro_grpc._core.steps import (
     OWN_CLOCK_MARGIN,
     RESPONSE_TYPES,
+    Observe,
     Plan,
     Reply,
     RpcCall,
@@ -72,10 +75,12 @@ from lro_grpc._core.steps import (
     Step,
     check_reply,
     own_deadline_failure,
+    run_async,
     run_sync,
 )
 
 __all__ = [
+    "DEADLINE_PASSED",
     "FINAL_POLL_RESERVE",
     "FINAL_POLL_RTT_FACTOR",
     "LOOK_ONCE_TIMEOUT",
@@ -88,6 +93,7 @@ __all__ = [
     "CallSettings",
     "ListPageState",
     "Method",
+    "Observe",
     "Plan",
     "PollSettings",
     "Reply",
@@ -98,6 +104,8 @@ __all__ = [
     "Step",
     "UseClientDefault",
     "api_client_header",
+    "attempt_plan",
+    "backoff_delay",
     "cancel_request",
     "check_reply",
     "check_rpc_timeout",
@@ -113,9 +121,9 @@ __all__ = [
     "own_deadline_failure",
     "poll_plan",
     "request_metadata",
-    "retry_delay",
     "retry_info_delay",
     "rpc_error",
+    "run_async",
     "run_sync",
     "unary_plan",
     "wait_request",

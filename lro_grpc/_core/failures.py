@@ -19,15 +19,16 @@ from lro_grpc.errors import OperationNotFoundError, RpcError
 from lro_grpc.policies import Deadline, RetryPolicy
 
 __all__ = [
+    "DEADLINE_PASSED",
     "STATUS_DETAILS_KEY",
     "SizeLimit",
+    "backoff_delay",
     "deadline_passed",
     "is_message_size_failure",
     "is_throttling",
     "log_give_up",
     "log_retry",
     "message_size_failure",
-    "retry_delay",
     "retry_info_delay",
     "rpc_error",
 ]
@@ -137,7 +138,7 @@ def retry_info_delay(trailing_metadata: Iterable[tuple[str, str | bytes]]) -> fl
     return None
 
 
-def retry_delay(
+def backoff_delay(
     failure: RpcFailure,
     *,
     method: Method,
@@ -237,11 +238,15 @@ def rpc_error(failure: RpcFailure, *, method: Method, operation_name: str | None
     return error
 
 
+DEADLINE_PASSED: Final = RpcFailure(
+    code=grpc.StatusCode.DEADLINE_EXCEEDED,
+    details="the deadline passed before the call could be made",
+    trailing_metadata=(),
+    exception=None,
+)
+"""The failure of a call whose deadline passed before it could be made (no attempt was made)."""
+
+
 def deadline_passed(method: Method, operation_name: str | None) -> RpcError:
     """The error for a call whose deadline passed before it could be made."""
-    return RpcError(
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        "the deadline passed before the call could be made",
-        method=method,
-        operation_name=operation_name,
-    )
+    return rpc_error(DEADLINE_PASSED, method=method, operation_name=operation_name)

@@ -14,11 +14,12 @@ from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
 from lro_grpc._core.failures import (
+    DEADLINE_PASSED,
+    backoff_delay,
     deadline_passed,
     is_throttling,
     log_give_up,
     log_retry,
-    retry_delay,
     retry_info_delay,
     rpc_error,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "WAIT_RPC_MAX",
     "CallSettings",
     "PollSettings",
+    "attempt_plan",
     "poll_plan",
     "unary_plan",
 ]
@@ -138,7 +140,7 @@ def unary_plan(
             return reply
         if not retry_resource_exhausted and is_throttling(reply):
             raise rpc_error(reply, method=method, operation_name=operation_name)
-        delay = retry_delay(
+        delay = backoff_delay(
             reply,
             method=method,
             policy=settings.retry_policy,
@@ -159,6 +161,41 @@ def unary_plan(
         log_retry(reply, method=method, name=operation_name or routing_name, attempt=attempt + 1, delay=delay)
         yield Sleep(delay)
         attempt += 1
+
+
+def attempt_plan(
+    method: Method,
+    request: Message,
+    *,
+    routing_name: str,
+    deadline: Deadline,
+    rpc_timeout: float | None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Plan[Message | RpcFailure]:
+    """One attempt of ``method``, no retry and no sleep: its answer, or its failure as a value.
+
+    For callers that own retry timing themselves (the batch scheduler reschedules
+    a failed look instead of waiting out a backoff). The answer is read by
+    :func:`~lro_grpc._core.steps.check_reply`, the one reading of single calls too;
+    a deadline already passed gives :data:`~lro_grpc._core.failures.DEADLINE_PASSED`
+    without an attempt.
+
+    Args:
+        method: the RPC.
+        request: its request.
+        routing_name: the value of the routing header.
+        deadline: the absolute deadline the attempt may not outlive.
+        rpc_timeout: the attempt's timeout (``None``: bounded by the deadline only).
+        clock: the monotonic clock.
+
+    Returns:
+        The response message or the :class:`RpcFailure` (via ``StopIteration``).
+    """
+    timeout = deadline.clip(rpc_timeout, clock())
+    if timeout is not None and timeout <= 0:
+        return DEADLINE_PASSED
+    reply = yield RpcCall(method, request, timeout, request_metadata(routing_name))
+    return check_reply(method, request, reply)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,133 +262,219 @@ def poll_plan(
         WaitTimeoutError: the deadline came first.
         RpcError: an RPC failed for good.
     """
-    call = settings.call
-    clock = call.clock
-    retry = call.retry_policy
-    metadata = request_metadata(name)
     if last_seen is not None and last_seen.done:
         return last_seen
-    most_reserve = settings.final_poll_reserve
-    if call.rpc_timeout is not None:
-        most_reserve = min(most_reserve, call.rpc_timeout)
-    reserve = most_reserve
-    use_wait = settings.use_wait_rpc
-    polls = 0  # answered looks at a running operation (drives the poll interval)
-    failures = 0  # consecutive transient failures (drives the retry backoff)
-    failing_since: float | None = None
-    last_failure: RpcFailure | None = None
-    looked = False
+    clock = settings.call.clock
+    wait = _Wait(
+        name,
+        settings=settings,
+        deadline=deadline,
+        timeout=timeout,
+        on_update=on_update,
+        on_wait_unimplemented=on_wait_unimplemented,
+        wrap=wrap,
+        last_seen=last_seen,
+    )
+    while True:
+        started = clock()
+        call = wait.next_call(started)
+        reply = check_reply(call.method, call.request, (yield call))
+        now = clock()
+        if isinstance(reply, RpcFailure):
+            delay = wait.failed(call.method, reply, started, now)
+            if delay is None:
+                continue
+        else:
+            assert isinstance(reply, operations_pb2.Operation)  # check_reply made sure of it
+            wait.answered(call.method, reply, started, now)
+            if reply.done:
+                return reply
+            delay = wait.poll_delay(call.method, started, now)
+        delay = wait.before_deadline(delay, now)
+        if delay > 0:
+            yield Sleep(delay)
 
-    def timed_out() -> WaitTimeoutError:
+
+class _Wait:
+    """Where one :func:`poll_plan` stands, and its decisions; the plan only yields and sleeps."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: PollSettings,
+        deadline: Deadline,
+        timeout: float | None,
+        on_update: Callable[[operations_pb2.Operation], None] | None,
+        on_wait_unimplemented: Callable[[], None] | None,
+        wrap: Callable[[operations_pb2.Operation], object] | None,
+        last_seen: operations_pb2.Operation | None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.call = settings.call
+        self.deadline = deadline
+        self.timeout = timeout
+        self.on_update = on_update
+        self.on_wait_unimplemented = on_wait_unimplemented
+        self.wrap = wrap
+        self.last_seen = last_seen
+        self.metadata = request_metadata(name)
+        most_reserve = settings.final_poll_reserve
+        if self.call.rpc_timeout is not None:
+            most_reserve = min(most_reserve, self.call.rpc_timeout)
+        self.most_reserve = most_reserve
+        self.reserve = most_reserve
+        self.use_wait = settings.use_wait_rpc
+        self.polls = 0  # answered looks at a running operation (drives the poll interval)
+        self.failures = 0  # consecutive transient failures (drives the retry backoff)
+        self.failing_since: float | None = None
+        self.last_failure: RpcFailure | None = None
+        self.looked = False
+
+    def timed_out(self) -> WaitTimeoutError:
+        """The error for a wait whose deadline came first, carrying the last seen state."""
+        name, timeout, last_seen = self.name, self.timeout, self.last_seen
         if _wait_log.isEnabledFor(logging.DEBUG):
             _wait_log.debug(
                 "operation %r not done at the deadline (%r s)", name, timeout, extra={"lro_operation": name}
             )
         shown: object = last_seen
-        if wrap is not None and last_seen is not None:
-            shown = wrap(last_seen)
+        if self.wrap is not None and last_seen is not None:
+            shown = self.wrap(last_seen)
         error = WaitTimeoutError(
             f"operation {name!r} was not done within {timeout!r} s", operation=shown, timeout=timeout
         )
-        if last_failure is not None:
-            error.__cause__ = last_failure.exception
+        if self.last_failure is not None:
+            error.__cause__ = self.last_failure.exception
         return error
 
-    while True:
-        started = clock()
+    def next_call(self, started: float) -> RpcCall:
+        """The next look: a WaitOperation while there is room for one, else a GetOperation.
+
+        Raises:
+            WaitTimeoutError: no time is left, and the operation was looked at already.
+        """
+        call, deadline, reserve = self.call, self.deadline, self.reserve
         remaining = deadline.remaining(started)
         rpc_timeout = deadline.clip(call.rpc_timeout, started)
-        if remaining is not None and remaining < LOOK_ONCE_TIMEOUT and not looked:
+        if remaining is not None and remaining < LOOK_ONCE_TIMEOUT and not self.looked:
             # No time left, but a wait never gives up without asking once.
             rpc_timeout = LOOK_ONCE_TIMEOUT if call.rpc_timeout is None else min(call.rpc_timeout, LOOK_ONCE_TIMEOUT)
         elif remaining is not None and remaining <= 0:
-            raise timed_out()
-        looked = True
+            raise self.timed_out()
+        self.looked = True
         method: Method
-        if use_wait and (remaining is None or remaining - reserve > reserve):
+        if self.use_wait and (remaining is None or remaining - reserve > reserve):
             method = "WaitOperation"
             asked = WAIT_RPC_MAX if remaining is None else min(WAIT_RPC_MAX, remaining - reserve)
-            request: Message = wait_request(name, asked)
+            request: Message = wait_request(self.name, asked)
             # The server answers after `asked`; the RPC may take the per-RPC timeout beyond that.
             rpc_timeout = deadline.clip(asked + (call.rpc_timeout or reserve), started)
         else:
             method = "GetOperation"
-            request = get_request(name)
-        step = RpcCall(method, request, rpc_timeout, metadata, near_deadline(deadline, rpc_timeout, started))
-        reply = check_reply(method, request, (yield step))
-        now = clock()
-        if not isinstance(reply, RpcFailure):
-            assert isinstance(reply, operations_pb2.Operation)  # check_reply made sure of it
-            last_seen = reply
-            if method == "GetOperation":
-                # Keep for the last look what this link's round trip needs, no more.
-                round_trip = FINAL_POLL_RTT_FACTOR * (now - started)
-                reserve = min(most_reserve, max(MIN_FINAL_POLL_RESERVE, round_trip))
-            last_failure = None
-            failures = 0
-            failing_since = None
-            if on_update is not None:
-                on_update(reply)
-            if reply.done:
-                return reply
-            delay = settings.poll_policy.delay(polls, rng=call.rng)
-            polls += 1
-            if method == "WaitOperation":
-                # The server already waited; poll no more often than the policy says.
-                delay = max(0.0, delay - (now - started))
-        else:
-            last_failure = reply
-            code = reply.code
-            if method == "WaitOperation" and code is grpc.StatusCode.UNIMPLEMENTED:
-                use_wait = False
-                if _wait_log.isEnabledFor(logging.INFO):
-                    _wait_log.info(
-                        "WaitOperation for %r is UNIMPLEMENTED on this server: polling with GetOperation instead",
-                        name,
-                        extra={"lro_method": method, "lro_operation": name, "lro_code": code.name},
-                    )
-                if on_wait_unimplemented is not None:
-                    on_wait_unimplemented()
-                continue
-            if code is grpc.StatusCode.DEADLINE_EXCEEDED and deadline.expired(now):
-                raise timed_out()
-            if is_throttling(reply):
-                # Quota: slow down rather than fail.
-                delay = max(
-                    settings.poll_policy.delay(polls, rng=call.rng), retry_info_delay(reply.trailing_metadata) or 0
-                )
-                polls += 1
-                if _wait_log.isEnabledFor(logging.DEBUG):
-                    _wait_log.debug(
-                        "%s for %r: RESOURCE_EXHAUSTED, polling more slowly: next look in %.3f s",
-                        method,
-                        name,
-                        delay,
-                        extra={"lro_method": method, "lro_operation": name, "lro_code": code.name, "lro_delay": delay},
-                    )
-            else:
-                if failing_since is None:
-                    failing_since = started
-                retry_deadline = Deadline.after(retry.timeout, now=failing_since)
-                next_delay = retry_delay(
-                    reply,
-                    method=method,
-                    policy=retry,
-                    attempt=failures,
-                    now=now,
-                    deadline=retry_deadline,
-                    rng=call.rng,
-                )
-                if next_delay is None:
-                    log_give_up(reply, method=method, name=name, attempts=failures + 1, policy=retry)
-                    raise rpc_error(reply, method=method, operation_name=name)
-                delay = next_delay
-                failures += 1
-                log_retry(reply, method=method, name=name, attempt=failures, delay=delay)
-        remaining = deadline.remaining(now)
+            request = get_request(self.name)
+        return RpcCall(method, request, rpc_timeout, self.metadata, near_deadline(deadline, rpc_timeout, started))
+
+    def answered(self, method: Method, reply: operations_pb2.Operation, started: float, now: float) -> None:
+        """Take note of an answered look (``on_update`` is told)."""
+        self.last_seen = reply
+        if method == "GetOperation":
+            # Keep for the last look what this link's round trip needs, no more.
+            round_trip = FINAL_POLL_RTT_FACTOR * (now - started)
+            self.reserve = min(self.most_reserve, max(MIN_FINAL_POLL_RESERVE, round_trip))
+        self.last_failure = None
+        self.failures = 0
+        self.failing_since = None
+        if self.on_update is not None:
+            self.on_update(reply)
+
+    def poll_delay(self, method: Method, started: float, now: float) -> float:
+        """Seconds until the next look at a running operation."""
+        delay = self.settings.poll_policy.delay(self.polls, rng=self.call.rng)
+        self.polls += 1
+        if method == "WaitOperation":
+            # The server already waited; poll no more often than the policy says.
+            delay = max(0.0, delay - (now - started))
+        return delay
+
+    def failed(self, method: Method, reply: RpcFailure, started: float, now: float) -> float | None:
+        """Seconds until the next look after a failed one; ``None``: look again at once (with GetOperation).
+
+        Raises:
+            WaitTimeoutError: the attempt ran out of time at the deadline.
+            RpcError: the failure is not retried, or the retries are used up.
+        """
+        self.last_failure = reply
+        code = reply.code
+        if method == "WaitOperation" and code is grpc.StatusCode.UNIMPLEMENTED:
+            self._wait_unimplemented(method)
+            return None
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED and self.deadline.expired(now):
+            raise self.timed_out()
+        if is_throttling(reply):
+            return self._throttled(method, reply)
+        return self._backoff(method, reply, started, now)
+
+    def _wait_unimplemented(self, method: Method) -> None:
+        self.use_wait = False
+        name = self.name
+        if _wait_log.isEnabledFor(logging.INFO):
+            _wait_log.info(
+                "WaitOperation for %r is UNIMPLEMENTED on this server: polling with GetOperation instead",
+                name,
+                extra={"lro_method": method, "lro_operation": name, "lro_code": "UNIMPLEMENTED"},
+            )
+        if self.on_wait_unimplemented is not None:
+            self.on_wait_unimplemented()
+
+    def _throttled(self, method: Method, reply: RpcFailure) -> float:
+        # Quota: slow down rather than fail.
+        delay = max(
+            self.settings.poll_policy.delay(self.polls, rng=self.call.rng),
+            retry_info_delay(reply.trailing_metadata) or 0,
+        )
+        self.polls += 1
+        name = self.name
+        if _wait_log.isEnabledFor(logging.DEBUG):
+            _wait_log.debug(
+                "%s for %r: RESOURCE_EXHAUSTED, polling more slowly: next look in %.3f s",
+                method,
+                name,
+                delay,
+                extra={"lro_method": method, "lro_operation": name, "lro_code": reply.code.name, "lro_delay": delay},
+            )
+        return delay
+
+    def _backoff(self, method: Method, reply: RpcFailure, started: float, now: float) -> float:
+        retry = self.call.retry_policy
+        if self.failing_since is None:
+            self.failing_since = started
+        next_delay = backoff_delay(
+            reply,
+            method=method,
+            policy=retry,
+            attempt=self.failures,
+            now=now,
+            deadline=Deadline.after(retry.timeout, now=self.failing_since),
+            rng=self.call.rng,
+        )
+        if next_delay is None:
+            log_give_up(reply, method=method, name=self.name, attempts=self.failures + 1, policy=retry)
+            raise rpc_error(reply, method=method, operation_name=self.name)
+        self.failures += 1
+        log_retry(reply, method=method, name=self.name, attempt=self.failures, delay=next_delay)
+        return next_delay
+
+    def before_deadline(self, delay: float, now: float) -> float:
+        """``delay``, cut so that the next look comes before the deadline.
+
+        Raises:
+            WaitTimeoutError: less than the reserve for a last look is left.
+        """
+        remaining = self.deadline.remaining(now)
         if remaining is not None:
-            if remaining <= reserve:
-                raise timed_out()
-            delay = min(delay, remaining - reserve)
-        if delay > 0:
-            yield Sleep(delay)
+            if remaining <= self.reserve:
+                raise self.timed_out()
+            delay = min(delay, remaining - self.reserve)
+        return delay

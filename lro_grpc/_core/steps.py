@@ -4,15 +4,17 @@ A *plan* is a generator. It yields :class:`RpcCall` (perform one RPC attempt)
 or :class:`Sleep` (wait that long) and is sent back, for an :class:`RpcCall`,
 the response message or an :class:`RpcFailure`; for a :class:`Sleep`,
 ``None``. Its return value is the outcome; its exceptions are the errors the
-caller sees. :func:`run_sync` drives a plan with blocking calls; the asyncio
-client drives the same plans with ``await``.
+caller sees. :func:`run_sync` drives a plan with blocking calls, :func:`run_async`
+with ``await``; both tell an ``observe`` callback of each attempt (telemetry), so
+no other part of lro_grpc steps through a plan.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Final, TypeVar
 
 import grpc
@@ -26,6 +28,7 @@ from lro_grpc.policies import Deadline
 __all__ = [
     "OWN_CLOCK_MARGIN",
     "RESPONSE_TYPES",
+    "Observe",
     "Plan",
     "Reply",
     "RpcCall",
@@ -35,6 +38,7 @@ __all__ = [
     "check_reply",
     "near_deadline",
     "own_deadline_failure",
+    "run_async",
     "run_sync",
 ]
 
@@ -199,8 +203,28 @@ def own_deadline_failure(call: RpcCall) -> RpcFailure:
     )
 
 
-def run_sync(plan: Plan[T], invoke: Callable[[RpcCall], Reply], sleep: Callable[[float], None] = time.sleep) -> T:
-    """Drive ``plan`` to its end with blocking ``invoke`` and ``sleep``."""
+Observe = Callable[[RpcCall, Reply], None]
+"""Called by a driver after each RPC attempt with what the attempt gave back (telemetry counts them)."""
+
+
+def run_sync(
+    plan: Plan[T],
+    invoke: Callable[[RpcCall], Reply],
+    sleep: Callable[[float], None] = time.sleep,
+    *,
+    observe: Observe | None = None,
+) -> T:
+    """Drive ``plan`` to its end with blocking ``invoke`` and ``sleep``.
+
+    Args:
+        plan: the plan.
+        invoke: performs one attempt: a message, or an :class:`RpcFailure` (never raises for a failed RPC).
+        sleep: waits that many seconds.
+        observe: called after each attempt with the step and its reply.
+
+    Returns:
+        The plan's outcome; the plan's exceptions propagate.
+    """
     reply: Reply = None
     try:
         while True:
@@ -214,5 +238,34 @@ def run_sync(plan: Plan[T], invoke: Callable[[RpcCall], Reply], sleep: Callable[
                 reply = None
             else:
                 reply = invoke(step)
+                if observe is not None:
+                    observe(step, reply)
+    finally:
+        plan.close()
+
+
+async def run_async(
+    plan: Plan[T],
+    invoke: Callable[[RpcCall], Awaitable[Reply]],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    *,
+    observe: Observe | None = None,
+) -> T:
+    """Drive ``plan`` to its end with awaited ``invoke`` and ``sleep``: :func:`run_sync` for asyncio."""
+    reply: Reply = None
+    try:
+        while True:
+            try:
+                step = plan.send(reply)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            if isinstance(step, Sleep):
+                await sleep(step.seconds)
+                reply = None
+            else:
+                reply = await invoke(step)
+                if observe is not None:
+                    observe(step, reply)
     finally:
         plan.close()
