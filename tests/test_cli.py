@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -10,8 +11,10 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -638,14 +641,28 @@ def test_version_prints_the_package_version(cli: Any) -> None:
     assert result.out == f"lro-grpc {lro_grpc.__version__}\n"
 
 
-def run_on_terminal(argv: list[str], on_output: Callable[[bytes, subprocess.Popen[bytes]], None]) -> tuple[int, bytes]:
+def run_on_terminal(
+    argv: list[str],
+    on_output: Callable[[bytes, subprocess.Popen[bytes]], None],
+    *,
+    columns: int | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
     """Run ``argv`` on a pseudo-terminal; ``on_output(screen so far, process)`` after each read.
+
+    Args:
+        argv: the command.
+        on_output: called after each read.
+        columns: the terminal's width (default: the pseudo-terminal's own).
+        env: the command's environment (default: this one).
 
     Returns:
         The exit code and everything written to the terminal.
     """
     leader, follower = pty.openpty()
-    process = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    if columns is not None:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    process = subprocess.Popen(argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env)
     os.close(follower)
     screen = b""
     deadline = time.monotonic() + 60

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import select
 import shlex
-import struct
 import subprocess
-import termios
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from test_cli import ENTRY_POINT, FS_PARENT, start_instance, start_rollout
+from test_cli import ENTRY_POINT, FS_PARENT, run_on_terminal, start_instance, start_rollout
 
 from lro_grpc.emulator import Emulator
 
@@ -34,30 +30,13 @@ def child_env() -> dict[str, str]:
 
 def on_terminal(argv: list[str], *, columns: int, on_output: Callable[[bytes], None] | None = None) -> tuple[int, str]:
     """Run the installed command on a pseudo-terminal ``columns`` wide; returns its exit code and screen."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    process = subprocess.Popen(
-        [str(ENTRY_POINT), *argv], stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=child_env()
+    code, screen = run_on_terminal(
+        [str(ENTRY_POINT), *argv],
+        lambda screen, _process: on_output(screen) if on_output is not None else None,
+        columns=columns,
+        env=child_env(),
     )
-    os.close(follower)
-    screen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.05)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            screen += chunk
-            if on_output is not None:
-                on_output(screen)
-        elif process.poll() is not None:
-            break
-    os.close(leader)
-    return process.wait(timeout=30), screen.decode().replace("\r\n", "\n")
+    return code, screen.decode().replace("\r\n", "\n")
 
 
 def piped(*argv: str) -> subprocess.CompletedProcess[str]:
