@@ -76,16 +76,10 @@ def test_list_on_a_narrow_terminal_leaves_columns_out_not_names(emu: Emulator) -
 def test_service_management_names_keep_their_service(emu: Emulator) -> None:
     name = start_rollout(emu, duration=100)
     emu.advance(50)
-    argv = [
-        "--endpoint",
-        emu.target,
-        "--api",
-        "servicemanagement",
-        "list",
-        "--filter",
-        "serviceName=endpointsapis.appspot.com",
-    ]
-    code, screen = on_terminal(argv, columns=120)
+    service_filter = "serviceName=endpointsapis.appspot.com"
+    code, screen = on_terminal(
+        ["--endpoint", emu.target, "--api", "servicemanagement", "list", "--filter", service_filter], columns=120
+    )
     assert code == 0, screen
     row = screen.splitlines()[1]
     assert row.split()[:3] == [name, "RUNNING", "50%"]
