@@ -35,6 +35,31 @@ TITLES = {
     "bench_scaling.py": "How waiting scales with the number of operations (plots)",
 }
 
+NOTES = {
+    "bench_waiter.py": (
+        "Reading the figures: between rounds the b/a ratio moves by several percent on a shared "
+        "machine, often about the whole gap to its target. The c/b target is out of reach of the "
+        "measured floor: most of a poll's client CPU is gRPC's own per-call cost, which api-core and "
+        "lro_grpc pay alike; per completed operation api-core costs more, since its full-jitter "
+        "sleeps also poll more often."
+    ),
+    "bench_sweep.py": (
+        'Reading the figures: "one by one" is what polling each operation every second until it is '
+        "seen done costs (`sum(floor(d / 1 s) + 1)`, checked against the measured per-operation run). "
+        "When many operations finish within seconds, every one still costs the GetOperation that "
+        "confirms it is done; the emulator and the client share the machine's cores, so reports queue "
+        "behind that work: the time to report is then bound by the machine's capacity, not by the "
+        "polling (the RPC and CPU ratios hold)."
+    ),
+    "bench_scaling.py": (
+        "Reading the plots: polling each operation costs about one GetOperation per poll interval of "
+        "its life, whoever does it (api-core's full-jitter sleeps poll more often); sweeping costs one "
+        "ListOperations page per location per interval plus the one GetOperation that confirms each "
+        "end, so its RPCs per operation fall towards 1 as operations share the listings. Threads "
+        "(api-core) and the machine's load show in the time to report."
+    ),
+}
+
 
 def run_script(script: str) -> str:
     """Run one benchmark, echoing its output; returns the output."""
@@ -115,6 +140,8 @@ def write_page() -> Path:
         parts += [f"## {TITLES[script]}", "", f"`benchmarks/{script}`:", "", description(script), ""]
         if script == "bench_scaling.py" and (OUT / "scaling.json").exists():
             parts += [scaling_section(), ""]
+        if script in NOTES:
+            parts += [NOTES[script], ""]
         if output_path.exists():
             parts += ["Output of this run:", "", "```text", output_path.read_text().rstrip(), "```", ""]
         else:
