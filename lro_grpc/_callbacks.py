@@ -28,14 +28,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lro_grpc.apis import get_api
 from lro_grpc.names import parse_operation_name
 from lro_grpc.policies import DEFAULT_POLL_POLICY, PollPolicy
 
-if TYPE_CHECKING:
-    from lro_grpc.operation import AsyncOperation, Operation
+# The handles are typed Any here: this module sits below lro_grpc.operation, which calls it.
 
 __all__ = ["add_async_done_callback", "add_done_callback"]
 
@@ -67,13 +66,13 @@ class _Follower:
 
     def __init__(self) -> None:
         self._lock = threading.Condition()
-        self._queue: list[tuple[float, int, Operation[Any, Any]]] = []
+        self._queue: list[tuple[float, int, Any]] = []
         self._callbacks: dict[int, list[Callable[[Any], object]]] = {}
         self._attempts: dict[int, int] = {}
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def add(self, handle: Operation[Any, Any], callback: Callable[[Any], object]) -> None:
+    def add(self, handle: Any, callback: Callable[[Any], object]) -> None:
         with self._lock:
             key = id(handle)
             if key in self._callbacks:
@@ -88,7 +87,7 @@ class _Follower:
                 self._thread.start()
             self._lock.notify()
 
-    def _next(self) -> Operation[Any, Any] | None:
+    def _next(self) -> Any | None:
         with self._lock:
             while True:
                 if not self._queue:
@@ -118,7 +117,7 @@ class _Follower:
                 delay = _poll_policy(handle.name).delay(self._attempts[key])
                 heapq.heappush(self._queue, (time.monotonic() + delay, next(self._order), handle))
 
-    def _finish(self, handle: Operation[Any, Any]) -> None:
+    def _finish(self, handle: Any) -> None:
         with self._lock:
             callbacks = self._callbacks.pop(id(handle), [])
             self._attempts.pop(id(handle), None)
@@ -129,7 +128,7 @@ class _Follower:
 _follower = _Follower()
 
 
-def add_done_callback(handle: Operation[Any, Any], callback: Callable[[Any], object]) -> None:
+def add_done_callback(handle: Any, callback: Callable[[Any], object]) -> None:
     """Run ``callback(handle)`` once the operation is done (see the module docstring).
 
     Raises:
@@ -148,7 +147,7 @@ _tasks: set[asyncio.Task[None]] = set()
 """Tasks following asyncio handles (kept referenced until they end)."""
 
 
-def add_async_done_callback(handle: AsyncOperation[Any, Any], callback: Callable[[Any], object]) -> None:
+def add_async_done_callback(handle: Any, callback: Callable[[Any], object]) -> None:
     """Run ``callback(handle)`` on the running loop once the operation is done (see the module docstring).
 
     Raises:
