@@ -47,7 +47,8 @@ from google.longrunning import operations_pb2
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "benchmarks"
 STRATEGIES = ("per operation", "sweep", "google-api-core threads")
 OTHERS_SHARE = 0.2
 
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run(args)
         results_path.write_text(json.dumps(results, indent=2) + "\n")
     for path in plot(results, args.out):
-        print(f"wrote {path}")
+        print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 0
 
 

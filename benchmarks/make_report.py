@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             output = run_script(script)
             (OUT / f"{script.removesuffix('.py')}.txt").write_text(output)
     page = write_page()
-    print(f"wrote {page}")
+    print(f"wrote {page.relative_to(HERE.parent)}")
     return 0
 
 
