@@ -46,7 +46,15 @@ from lro_grpc.emulator._faults import STATUS_DETAILS_KEY
 from lro_grpc.emulator._limits import shown
 from lro_grpc.emulator._model import RequestError
 from lro_grpc.emulator._server import AMLService, Backend, OperationsService, ServiceManagerService
-from lro_grpc.emulator._transcoding import OutputOptions, build_request, error_body, find_route, output_options
+from lro_grpc.emulator._transcoding import (
+    OutputOptions,
+    build_request,
+    error_body,
+    find_route,
+    http_status,
+    output_options,
+)
+from lro_grpc.emulator._ui import OperationsPage, UiRequest, header_pairs
 from lro_grpc.registry import TypeRegistry, default_registry
 
 __all__ = ["REST_LISTEN_BACKLOG", "REST_MAX_BODY_BYTES", "REST_MAX_CONNECTIONS", "RestGateway"]
@@ -222,7 +230,35 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         with self.server.gateway.serving_request():
-            self._answer()
+            page = self.server.gateway.page
+            if page is not None and page.owns(urlsplit(self.path).path):
+                self._answer_page(page)
+            else:
+                self._answer()
+
+    def _answer_page(self, page: OperationsPage) -> None:
+        try:
+            body = self._read_body()
+        except (RequestError, _HttpRefusal) as error:
+            status = error.http_status if isinstance(error, _HttpRefusal) else http_status(error.code)
+            self._send_json(status, self._refusal_body(status, error.code, error.message), OutputOptions())
+            return
+        client_host = str(self.client_address[0]) if self.client_address else ""
+        request = UiRequest(self.command, self.path, header_pairs(list(self.headers.items())), body, client_host)
+        response = page.answer(request)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if self.server.gateway.closing:
+            self.close_connection = True
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+        self.wfile.flush()
 
     def _answer(self) -> None:
         gateway = self.server.gateway
@@ -343,6 +379,8 @@ class RestGateway:
         port: port to listen on; ``0`` picks a free one (see :attr:`port`).
         registry: resolves the types inside operations when printing JSON.
         max_connections: connections served at once (:data:`REST_MAX_CONNECTIONS`).
+        page_grpc_target: serve the operations page at ``/ui/`` (:mod:`._ui`), whose
+            commands name this gRPC target; ``None``: no page.
 
     Raises:
         OSError: the address cannot be bound (port taken).
@@ -357,6 +395,7 @@ class RestGateway:
         port: int,
         registry: TypeRegistry | None = None,
         max_connections: int = REST_MAX_CONNECTIONS,
+        page_grpc_target: str | None = None,
     ) -> None:
         self._loop = loop
         self._services: dict[str, Any] = {
@@ -367,6 +406,11 @@ class RestGateway:
         self._registry = registry if registry is not None else default_registry()
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
         self._server = _Server(address, family, self, max_connections)
+        self.page = (
+            None
+            if page_grpc_target is None
+            else OperationsPage(backend, registry=self._registry, grpc_target=page_grpc_target)
+        )
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self._in_flight = 0
