@@ -27,7 +27,7 @@ CHROMIUM_ARGUMENTS = (
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
-    "--window-size=1600,1000",
+    "--window-size=1600,1200",
 )
 
 

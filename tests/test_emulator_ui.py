@@ -121,7 +121,8 @@ def error_banner(driver: Any) -> str | None:
 def test_rows_appear_and_succeed_finishes_the_operation_for_grpc_clients(
     driver: Any, emu: Emulator, stub: operations_pb2_grpc.OperationsStub, tmp_path: Path
 ) -> None:
-    names = [emu.start_operation(PARENT) for _ in range(3)] + [emu.start_operation(f"services/{SERVICE}")]
+    names = [emu.start_operation(PARENT, duration=seconds) for seconds in (40, 90, 600)]
+    names.append(emu.start_operation(f"services/{SERVICE}", duration=30))
     failed = emu.start_operation(OTHER_PARENT, duration=0, fail=True)
     open_page(driver, emu, *names, failed)
     assert [state_of(driver, name) for name in names] == ["RUNNING"] * 4
@@ -142,6 +143,8 @@ def test_rows_appear_and_succeed_finishes_the_operation_for_grpc_clients(
     screenshot = tmp_path / "emulator-ui.png"
     row(driver, names[1]).click()
     eventually(lambda: driver.find_element("id", "details").is_displayed(), 5, "details")
+    driver.execute_script("document.getElementById('table-wrap').scrollLeft = 0")  # the click scrolled to the row
+    wait_refreshes(driver, 1)
     assert driver.save_screenshot(str(screenshot))
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     keep = os.environ.get("LRO_GRPC_UI_SCREENSHOT")

@@ -207,9 +207,9 @@
     progressCell.append(` ${row.progress}%`);
     progressCell.dataset.progress = String(row.progress);
     cell(tr, "", row.verb);
-    cell(tr, "", row.target);
-    cell(tr, "time", shortTime(row.created));
-    cell(tr, "time", shortTime(row.ends));
+    cell(tr, "target", row.target);
+    timeCell(tr, row.created);
+    timeCell(tr, row.ends);
     const running = row.state === "RUNNING";
     const actions = cell(tr, "actions", actionButton("succeed", "Succeed", running));
     actions.append(
@@ -246,6 +246,13 @@
 
   function shortTime(iso) {
     return iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "Z") : "";
+  }
+
+  function timeCell(tr, iso) {
+    const [day, clock] = shortTime(iso).split(" ");
+    const td = cell(tr, "time", day);
+    td.append(document.createElement("br"), clock || "");
+    td.title = iso;
   }
 
   function round(value) {
