@@ -253,6 +253,7 @@ class Emulator:
                 return
             backend.stopping = True
             backend.notify()
+            self._speed = backend.clock.speed  # the page may have changed it
             if self._gateway is not None:
                 self._gateway.stop(grace)
                 self._gateway = None

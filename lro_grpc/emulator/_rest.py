@@ -12,7 +12,7 @@ The HTTP server is the standard library's ``ThreadingHTTPServer``: one thread
 per connection, each blocking only on its own call to the event loop. Its
 limits (:mod:`._limits`): a listen backlog of :data:`REST_LISTEN_BACKLOG`
 (socketserver's default of 5 drops bursts of connections), request bodies of at
-most :data:`REST_MAX_BODY_BYTES` (``413`` above), and at most
+most :data:`REST_MAX_BODY_BYTES` (``413`` above; the body is dropped unstored), and at most
 :data:`REST_MAX_CONNECTIONS` connections served at once (one more is answered
 ``503 UNAVAILABLE`` with ``Retry-After``, from a short-lived thread that
 reads nothing but the request's head). Errors the HTTP layer itself finds (a
@@ -69,6 +69,7 @@ REST_MAX_CONNECTIONS = 256
 _LOG = logging.getLogger(__name__)
 _IDLE_CONNECTION_TIMEOUT = 60.0
 _REFUSAL_TIMEOUT = 2.0  # how long an over-capacity connection may take to send its request's head
+_DISCARD_LIMIT = 64 * 1024 * 1024  # past this, an oversized body is not read to its end: the connection is dropped
 _RESULT_POLL = 0.25
 
 
@@ -110,11 +111,12 @@ class _RestCallContext:
 class _HttpRefusal(Exception):
     """A request refused by the HTTP layer with a status of its own (``413``, ``503``)."""
 
-    def __init__(self, http_status: int, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, http_status: int, code: grpc.StatusCode, message: str, unread: int = 0) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.code = code
         self.message = message
+        self.unread = unread  # body bytes the client is sending: read and dropped after the answer
 
 
 class _Server(ThreadingHTTPServer):
@@ -242,6 +244,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (RequestError, _HttpRefusal) as error:
             status = error.http_status if isinstance(error, _HttpRefusal) else http_status(error.code)
             self._send_json(status, self._refusal_body(status, error.code, error.message), OutputOptions())
+            if isinstance(error, _HttpRefusal) and error.unread:
+                self._discard(error.unread)
             return
         client_host = str(self.client_address[0]) if self.client_address else ""
         request = UiRequest(self.command, self.path, header_pairs(list(self.headers.items())), body, client_host)
@@ -263,6 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         gateway = self.server.gateway
         options = OutputOptions()
+        unread = 0
         try:
             body = self._read_body()  # first, so that a refused request leaves nothing unread on the connection
             split = urlsplit(self.path)
@@ -281,12 +286,27 @@ class _Handler(BaseHTTPRequestHandler):
                 refusal.http_status,
                 self._refusal_body(refusal.http_status, refusal.code, refusal.message),
             )
+            unread = refusal.unread
         except Exception as error:  # an emulator defect: answer INTERNAL rather than drop the connection
             _LOG.exception("REST %s %s failed", self.command, self.path)
             status, payload = gateway.error(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}", (), options)
         if gateway.closing:
             self.close_connection = True
         self._send_json(status, payload, options)
+        if unread:
+            self._discard(unread)
+
+    def _discard(self, length: int) -> None:
+        """Read and drop up to ``length`` bytes of a refused body, so that a client that sends it all first
+        (most do, without ``Expect: 100-continue``) reads the answer instead of a reset connection."""
+        remaining = min(length, _DISCARD_LIMIT)
+        self.connection.settimeout(_REFUSAL_TIMEOUT)
+        with contextlib.suppress(OSError, ValueError):
+            while remaining > 0:
+                chunk = self.rfile.read1(min(65536, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
 
     def _send_json(
         self, status: int, payload: dict[str, Any], options: OutputOptions, headers: Sequence[tuple[str, str]] = ()
@@ -337,6 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
                 413,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"body: {length} bytes, over the emulator's limit of {REST_MAX_BODY_BYTES} bytes",
+                unread=length,
             )
         return length
 
