@@ -41,7 +41,7 @@ import ipaddress
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -276,7 +276,7 @@ class OperationsPage:
             "faults": {
                 "unavailable": faults.unavailable,
                 "resourceExhausted": faults.resource_exhausted,
-                "latencyMs": round(float(faults.latency) * 1000, 3),  # type: ignore[arg-type]
+                "latencyMs": round(_seconds(faults.latency) * 1000, 3),
             },
             "grpcTarget": self._grpc_target,
             "locations": sorted({collection.rsplit("/", 1)[-1] for collection in scopes[0]}),
@@ -388,6 +388,10 @@ class OperationsPage:
             faults.resource_exhausted = _number(body, "resourceExhausted")
         if "latencyMs" in body:
             faults.latency = _number(body, "latencyMs") / 1000
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else value
 
 
 def _text(body: Mapping[str, Any], field: str, default: str | None = None) -> str:
