@@ -418,3 +418,26 @@ def test_no_ui_turns_the_page_off() -> None:
         assert call(emu.rest_url, "GET", "/ui/api/state").status == 404
         with pytest.raises(RuntimeError, match="off"):
             _ = emu.ui_url
+
+
+@pytest.mark.parametrize("no_ui", [False, True])
+def test_the_command_line_serves_the_page_unless_no_ui(no_ui: bool) -> None:
+    import subprocess
+    import sys
+
+    arguments = [sys.executable, "-m", "lro_grpc.emulator", "--port", "0", "--rest-port", "0"]
+    process = subprocess.Popen([*arguments, *(["--no-ui"] if no_ui else [])], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # the gRPC target
+        base_url = process.stdout.readline().strip()
+        connection = http.client.HTTPConnection("127.0.0.1", int(base_url.rsplit(":", 1)[1]), timeout=10)
+        connection.request("GET", "/ui/")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Content-Type")) == (
+            (404, "application/json; charset=UTF-8") if no_ui else (200, "text/html; charset=utf-8")
+        )
+        connection.close()
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
