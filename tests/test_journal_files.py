@@ -82,6 +82,13 @@ def contents_of(path: Path) -> tuple[list[int], set[int]]:
     return [outcome.id for outcome in contents.outcomes], contents.delivered
 
 
+def journal_counts(capsys: pytest.CaptureFixture[str], journal: Path) -> dict[str, str]:
+    """``lro-grpc journal FILE``'s counts (it must succeed)."""
+    code, out, err = run_cli(capsys, "journal", str(journal))
+    assert code == ExitCode.OK, err
+    return dict(line.split(None, 1) for line in out.splitlines())
+
+
 @contextlib.contextmanager
 def mounted(*argv: str) -> Iterator[None]:
     """``mount argv`` for the duration (root only: skipped otherwise)."""
@@ -155,17 +162,12 @@ def test_a_full_disk_fails_the_batch_and_once_space_is_freed_it_resumes(
                 handled.append(operation.name)
         assert len(handled) < len(names)
         filler.unlink()
-        code, out, err = run_cli(capsys, "journal", str(journal))
-        assert code == ExitCode.OK, err
-        counts = dict(line.split(None, 1) for line in out.splitlines())
-        assert int(counts["operations"]) == len(names)
+        assert int(journal_counts(capsys, journal)["operations"]) == len(names)
         with OperationsClient(emu.target) as client:
             handled += [operation.name for operation in client.as_completed(names, journal=journal, poll_policy=POLL)]
         repeats = sum(count - 1 for count in collections.Counter(handled).values())
         assert set(handled) == set(names) and repeats <= 1
-        code, out, err = run_cli(capsys, "journal", str(journal))
-        assert code == ExitCode.OK, err
-        assert dict(line.split(None, 1) for line in out.splitlines())["delivered"] == str(len(names))
+        assert journal_counts(capsys, journal)["delivered"] == str(len(names))
 
 
 # --------------------------------------------------------------------------- creation
@@ -328,13 +330,9 @@ def test_lro_grpc_journal_reads_on_a_read_only_file_system(
         assert remounted.returncode == 0, remounted.stderr
         with pytest.raises(OSError):
             (view / "probe").write_bytes(b"")  # the mount is read-only indeed
-        code, out, err = run_cli(capsys, "journal", str(view / "clean"))
-        assert code == ExitCode.OK, err
-        counts = dict(line.split(None, 1) for line in out.splitlines())
+        counts = journal_counts(capsys, view / "clean")
         assert (counts["operations"], counts["pending"], counts["delivered"]) == ("6", "0", "6")
-        code, out, err = run_cli(capsys, "journal", str(view / "killed"))
-        assert code == ExitCode.OK, err
-        counts = dict(line.split(None, 1) for line in out.splitlines())
+        counts = journal_counts(capsys, view / "killed")
         printed = len(lines)
         assert counts["operations"] == "200"
         assert printed - 1 <= int(counts["delivered"]) <= printed  # the marks file is read too

@@ -45,7 +45,7 @@ import pathlib
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 from lro_grpc._batch._journal import JournalContents, JournalIdentity, StoredOutcome
@@ -140,30 +140,21 @@ class SqliteJournalStore:
             raise self._error("is not an lro-grpc journal (not a SQLite database)")
 
     def _open(self) -> sqlite3.Connection:
-        try:
-            connection = sqlite3.connect(self._real, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as error:
-            raise self._error(f"cannot be opened: {error}") from error
-        try:
-            # Before the first read: a WAL left by a killed writer is then replayed without a -shm file.
-            connection.execute("PRAGMA locking_mode=EXCLUSIVE")
-            tables = self._check_contents(connection)
-            # Only now that the file is known to be ours is anything written.
-            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()
-            if mode is None or str(mode[0]).lower() != "wal":
-                raise self._error(f"cannot be put in WAL mode (got {mode!r})")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            if not tables:  # an empty file: accepted as a new journal
-                connection.execute("BEGIN IMMEDIATE")
-                _create_tables(connection)
-                connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            connection.close()
-            raise self._error(f"is not a readable journal: {error}{self._length_note()}") from error
-        except BaseException:
-            connection.close()
-            raise
-        return connection
+        return self._connect(pathlib.Path(self._real).as_uri(), self._prepare)
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        # Before the first read: a WAL left by a killed writer is then replayed without a -shm file.
+        connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+        tables = self._check_contents(connection)
+        # Only now that the file is known to be ours is anything written.
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise self._error(f"cannot be put in WAL mode (got {mode!r})")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        if not tables:  # an empty file: accepted as a new journal
+            connection.execute("BEGIN IMMEDIATE")
+            _create_tables(connection)
+            connection.execute("COMMIT")
 
     def _open_read_only(self) -> sqlite3.Connection:
         wal = self._real + "-wal"
@@ -173,16 +164,21 @@ class SqliteJournalStore:
             copy = os.path.join(self._copy, "journal")
             shutil.copyfile(self._real, copy)
             shutil.copyfile(wal, copy + "-wal")
-            uri = pathlib.Path(copy).as_uri()
-        else:
-            uri = pathlib.Path(self._real).as_uri() + "?mode=ro&immutable=1"
+            return self._connect(pathlib.Path(copy).as_uri(), self._check_not_empty)
+        return self._connect(pathlib.Path(self._real).as_uri() + "?mode=ro&immutable=1", self._check_not_empty)
+
+    def _check_not_empty(self, connection: sqlite3.Connection) -> None:
+        if not self._check_contents(connection):
+            raise self._error("is empty: no journal was written to it yet")
+
+    def _connect(self, uri: str, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
+        """Connect to ``uri`` and ``prepare`` the connection; SQLite's errors become :class:`JournalError`."""
         try:
             connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as error:
             raise self._error(f"cannot be opened: {error}") from error
         try:
-            if not self._check_contents(connection):
-                raise self._error("is empty: no journal was written to it yet")
+            prepare(connection)
         except sqlite3.Error as error:
             connection.close()
             raise self._error(f"is not a readable journal: {error}{self._length_note()}") from error
