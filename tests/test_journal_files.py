@@ -147,11 +147,11 @@ def test_writers_killed_during_checkpoints_leave_journals_that_reopen_with_every
 def test_a_full_disk_fails_the_batch_and_once_space_is_freed_it_resumes(
     emu: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A batch on a nearly full 4 MiB tmpfs fails; with space freed, resume and ``lro-grpc journal`` work."""
+    """A batch on a nearly full 8 MiB tmpfs fails; with space freed, resume and ``lro-grpc journal`` work."""
     disk = tmp_path / "disk"
     disk.mkdir()
     names = start(emu.target, 300)
-    with mounted("-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(disk)):
+    with mounted("-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(disk)):
         filler = disk / "filler"
         free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
         filler.write_bytes(b"x" * (free - 160 * 1024))

@@ -38,7 +38,7 @@ try:
 except ImportError:  # pragma: no cover - not a POSIX system
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FILE_MODE", "JournalLock", "create_whole", "write_private"]
+__all__ = ["FILE_MODE", "JournalLock", "create_whole"]
 
 FILE_MODE: Final = 0o600
 """Permissions of every file a journal creates (before the umask, which can only narrow them)."""
@@ -59,7 +59,7 @@ def create_whole(path: str, content: bytes) -> bool:
     except (AttributeError, OSError):  # no O_TMPFILE here, or not on this file system
         return _create_through_temporary(path, directory, content)
     try:
-        write_private(fd, content)
+        _write_all(fd, content)
         directory_fd = os.open(directory, os.O_RDONLY)
         try:
             # A directory descriptor makes os.link call linkat(), which can follow /proc's link to the new file.
@@ -83,7 +83,7 @@ def _create_through_temporary(path: str, directory: str, content: bytes) -> bool
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         try:
-            write_private(fd, content)
+            _write_all(fd, content)
         finally:
             os.close(fd)
         try:
@@ -97,7 +97,7 @@ def _create_through_temporary(path: str, directory: str, content: bytes) -> bool
     return True
 
 
-def write_private(fd: int, content: bytes) -> None:
+def _write_all(fd: int, content: bytes) -> None:
     """Write all of ``content`` to ``fd`` and make it durable."""
     view = memoryview(content)
     while view:
