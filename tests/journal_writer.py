@@ -5,15 +5,18 @@ Usage:
 * ``python journal_writer.py append JOURNAL SIZE``: opens the journal and
   appends outcomes of SIZE bytes, four per commit, for ever, printing the
   number of outcomes committed after each commit (flushed at once).
-* ``python journal_writer.py create JOURNAL``: prints ``ready`` once
-  everything is imported, then creates the journal as a batch does (opens it,
-  records its identity, closes it) and prints ``done``.
-
-Only the journal store is imported (no gRPC), so the process starts quickly.
+* ``python journal_writer.py create``: a fork server, so that a test can
+  kill many creations without paying for a Python start-up each time. For
+  each journal path read from stdin, it forks a creator, which prints
+  ``ready PID`` and creates the journal as a batch does (opens it, records its
+  identity, closes it), then prints ``done`` and exits. The server reaps the
+  creator when it reads ``reap`` (so that its pid cannot be reused before the
+  test is through with it), then prints ``end killed`` or ``end done``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from lro_grpc._batch._journal import JournalIdentity, StoredOutcome
@@ -44,7 +47,7 @@ def append(journal: str, size: int) -> None:
 
 
 def create(journal: str) -> None:
-    sys.stdout.write("ready\n")
+    sys.stdout.write(f"ready {os.getpid()}\n")
     sys.stdout.flush()
     store = SqliteJournalStore(journal)
     try:
@@ -56,12 +59,28 @@ def create(journal: str) -> None:
     sys.stdout.flush()
 
 
+def serve_creations() -> None:
+    for line in sys.stdin:
+        journal = line.strip()
+        if not journal:
+            continue
+        pid = os.fork()
+        if pid == 0:
+            try:
+                create(journal)
+            finally:
+                os._exit(0)
+        assert sys.stdin.readline().strip() == "reap"
+        _, status = os.waitpid(pid, 0)
+        sys.stdout.write("end killed\n" if os.WIFSIGNALED(status) else "end done\n")
+        sys.stdout.flush()
+
+
 def main() -> None:
-    mode, journal = sys.argv[1:3]
-    if mode == "append":
-        append(journal, int(sys.argv[3]))
+    if sys.argv[1] == "append":
+        append(sys.argv[2], int(sys.argv[3]))
     else:
-        create(journal)
+        serve_creations()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import stat
+import statistics
 import subprocess
 import sys
 import threading
@@ -46,12 +47,16 @@ def spawn(*argv: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True, env=CHILD_ENV)
 
 
+READERS: dict[int, threading.Thread] = {}  # child pid -> the thread reading its output
+
+
 def collect(child: subprocess.Popen[str]) -> list[str]:
-    """The child's output lines, gathered by a thread as they come."""
+    """The child's output lines, gathered by a thread as they come (every one of them once :func:`kill` returns)."""
     lines: list[str] = []
     assert child.stdout is not None
     stream = child.stdout
-    threading.Thread(target=lambda: lines.extend(line.strip() for line in stream), daemon=True).start()
+    READERS[child.pid] = threading.Thread(target=lambda: lines.extend(line.strip() for line in stream), daemon=True)
+    READERS[child.pid].start()
     return lines
 
 
@@ -59,6 +64,9 @@ def kill(child: subprocess.Popen[str]) -> None:
     if child.poll() is None:
         child.send_signal(signal.SIGKILL)
     child.wait()
+    reader = READERS.pop(child.pid, None)
+    if reader is not None:
+        reader.join(30)  # the pipe is at its end: the child is gone
     if child.stdout is not None:
         child.stdout.close()
 
@@ -115,7 +123,7 @@ def test_writers_killed_during_checkpoints_leave_journals_that_reopen_with_every
         child = spawn(str(WRITER), "append", str(journal), "6000")
         lines = collect(child)
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 8
             while not journal.exists() and time.monotonic() < deadline:
                 time.sleep(0.001)
             fd = os.open(journal, os.O_RDONLY)
@@ -131,7 +139,6 @@ def test_writers_killed_during_checkpoints_leave_journals_that_reopen_with_every
                 os.close(fd)
         finally:
             kill(child)
-        time.sleep(0.05)  # the reading thread's last lines
         committed = int(lines[-1]) if lines else 0
         ids, _ = contents_of(journal)
         assert ids[:committed] == list(range(1, committed + 1)), f"round {round_}: outcomes lost"
@@ -175,33 +182,52 @@ def test_a_full_disk_fails_the_batch_and_once_space_is_freed_it_resumes(
 
 def test_a_kill_while_a_journal_is_created_leaves_no_journal_or_a_whole_one(tmp_path: Path) -> None:
     """Killed at random instants right after start: the file is absent, or a journal accepted as new."""
-    took: list[float] = []
-    for attempt in range(3):  # how long creation takes, seen from here
-        child = spawn(str(WRITER), "create", str(tmp_path / f"timing{attempt}"))
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        began = time.perf_counter()
-        assert child.stdout.readline().strip() == "done"
-        took.append(time.perf_counter() - began)
-        kill(child)
-    window = max(max(took) * 1.5, 0.003)
+    server = subprocess.Popen(
+        [sys.executable, str(WRITER), "create"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=CHILD_ENV
+    )
+    assert server.stdin is not None and server.stdout is not None
+    requests, answers = server.stdin, server.stdout
+
+    def begin(journal: Path) -> int:
+        requests.write(f"{journal}\n")
+        requests.flush()
+        word, pid = answers.readline().split()
+        assert word == "ready"
+        return int(pid)
+
+    def reap() -> str:
+        requests.write("reap\n")
+        requests.flush()
+        while not (line := answers.readline().strip()).startswith("end"):
+            assert line == "done", line
+        return line
+
     landed = collections.Counter[str]()
-    for attempt in range(40):
-        journal = tmp_path / f"j{attempt}"
-        child = spawn(str(WRITER), "create", str(journal))
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(random.uniform(0, window))
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        done = child.stdout.read().strip() == "done"
-        child.stdout.close()
-        if not journal.exists():
-            landed["before the journal existed"] += 1
-            continue
-        landed["after" if done else "during creation"] += 1
-        ids, delivered = contents_of(journal)  # accepted: a whole journal, empty
-        assert (ids, delivered) == ([], set())
+    try:
+        took: list[float] = []
+        for attempt in range(5):  # how long a creation takes, seen from here
+            begin(tmp_path / f"timing{attempt}")
+            began = time.perf_counter()
+            assert answers.readline().strip() == "done"
+            took.append(time.perf_counter() - began)
+            assert reap() == "end done"
+        window = max(statistics.median(took) * 1.2, 0.003)
+        for attempt in range(60):
+            journal = tmp_path / f"j{attempt}"
+            pid = begin(journal)
+            time.sleep(random.uniform(0, window))
+            os.kill(pid, signal.SIGKILL)  # not reaped yet: the pid is still the creator's
+            killed = reap() == "end killed"
+            if not journal.exists():
+                landed["before the journal existed"] += 1
+                continue
+            landed["during creation" if killed else "after"] += 1
+            ids, delivered = contents_of(journal)  # accepted: a whole journal, empty
+            assert (ids, delivered) == ([], set())
+    finally:
+        requests.close()
+        server.wait(10)
+        answers.close()
     print(dict(landed), f"window {window * 1000:.1f} ms")
     assert landed["before the journal existed"] + landed["during creation"] >= 5, dict(landed)
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".new")]  # no temporary file left
@@ -219,11 +245,13 @@ def hold_through(emu: Emulator, tmp_path: Path, journal: Path, count: int) -> tu
     return child, collect(child)
 
 
-def wait_for_lines(child: subprocess.Popen[str], lines: list[str], count: int) -> None:
-    deadline = time.monotonic() + 30
+def stop_after_lines(child: subprocess.Popen[str], lines: list[str], count: int) -> None:
+    """Let ``child`` print ``count`` lines, then stop it (SIGSTOP): it holds its journal, and goes no further."""
+    deadline = time.monotonic() + 60
     while len(lines) < count and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert len(lines) >= count and "END 0" not in lines, "the consumer ended before it could be killed"
+    child.send_signal(signal.SIGSTOP)
+    assert len(lines) >= count and "END 0" not in lines, "the consumer ended before it could be stopped"
 
 
 def test_a_journal_killed_through_a_symlink_resumes_through_its_real_path(emu: Emulator, tmp_path: Path) -> None:
@@ -232,9 +260,9 @@ def test_a_journal_killed_through_a_symlink_resumes_through_its_real_path(emu: E
     (tmp_path / "elsewhere").mkdir()
     link = tmp_path / "elsewhere" / "link.db"
     link.symlink_to(real)
-    child, lines = hold_through(emu, tmp_path, link, 400)
+    child, lines = hold_through(emu, tmp_path, link, 1000)
     try:
-        wait_for_lines(child, lines, 120)
+        stop_after_lines(child, lines, 120)
         # While the child holds it through the link, the real path (writer or reader) is refused, naming the child.
         with pytest.raises(JournalError, match=f"in use by process {child.pid}"):
             SqliteJournalStore(real)
@@ -242,7 +270,6 @@ def test_a_journal_killed_through_a_symlink_resumes_through_its_real_path(emu: E
             read_journal(real)
     finally:
         kill(child)
-    time.sleep(0.05)
     before = [line.split()[0] for line in lines]
     names = (tmp_path / "names").read_text().split()
     with OperationsClient(emu.target) as client:
@@ -256,9 +283,9 @@ def test_a_hard_linked_journal_is_refused_naming_the_holder_while_held(emu: Emul
     real = tmp_path / "real.db"
     (tmp_path / "elsewhere").mkdir()
     link = tmp_path / "elsewhere" / "link.db"
-    child, lines = hold_through(emu, tmp_path, real, 400)
+    child, lines = hold_through(emu, tmp_path, real, 1000)
     try:
-        wait_for_lines(child, lines, 20)
+        stop_after_lines(child, lines, 20)
         os.link(real, link)
         with pytest.raises(JournalError, match=f"in use by process {child.pid}"):
             SqliteJournalStore(link)
@@ -309,7 +336,7 @@ def test_lro_grpc_journal_reads_on_a_read_only_file_system(
     """A journal closed normally, and one left by a killed writer (WAL, marks file), read through a read-only mount."""
     data = tmp_path / "data"
     data.mkdir()
-    names = start(emu.target, 200)
+    names = start(emu.target, 1000)
     with OperationsClient(emu.target) as client:
         client.wait_all(names[:6], journal=data / "clean", poll_policy=POLL)
     names_file = tmp_path / "names"
@@ -317,8 +344,7 @@ def test_lro_grpc_journal_reads_on_a_read_only_file_system(
     child = spawn(str(CONSUMER), emu.target, str(data / "killed"), str(names_file), "sync")
     lines = collect(child)
     try:
-        while len(lines) < 50 and child.poll() is None:
-            time.sleep(0.001)
+        stop_after_lines(child, lines, 50)
     finally:
         kill(child)
     assert (data / "killed-wal").stat().st_size > 0 and (data / "killed.delivered").stat().st_size > 0
@@ -334,7 +360,7 @@ def test_lro_grpc_journal_reads_on_a_read_only_file_system(
         assert (counts["operations"], counts["pending"], counts["delivered"]) == ("6", "0", "6")
         counts = journal_counts(capsys, view / "killed")
         printed = len(lines)
-        assert counts["operations"] == "200"
+        assert counts["operations"] == "1000"
         assert printed - 1 <= int(counts["delivered"]) <= printed  # the marks file is read too
         with OperationsClient(emu.target) as client, pytest.raises(JournalError, match="Read-only"):
             client.wait_all(names, journal=view / "new")
