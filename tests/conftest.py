@@ -47,3 +47,18 @@ def channel(emu: Emulator) -> Iterator[grpc.Channel]:
     """A channel to the ``emu`` fixture the test module defines (each sets its own clock and options)."""
     with grpc.insecure_channel(emu.target) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """A local Ray (two CPUs) for the cluster waiter's tests, started once per session and stopped after.
+
+    Ray is imported here, not at module level: only the tests that ask for it pay its start-up.
+    """
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, namespace="lro-grpc-tests", log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
