@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -57,7 +58,9 @@ class WaiterActor:
         self._counter = CallCounter()
         self._hub = WaitHub(lambda: settings.make_client(interceptors=[self._counter]), journal=settings.journal)
         context = ray.get_runtime_context()
-        self._reconstructed = bool(context.was_current_actor_reconstructed)
+        with warnings.catch_warnings():  # Ray's own property reads a deprecated one of its own
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._reconstructed = bool(context.was_current_actor_reconstructed)
         logger.info(
             "cluster waiter actor %s %s (%s)",
             context.get_actor_name() or "?",
