@@ -292,6 +292,24 @@ def test_an_actor_killed_mid_batch_loses_nothing_and_repeats_nothing(actor_name:
     assert stats.resumed_calls >= 1
 
 
+def test_a_restarted_actor_hands_out_its_journals_outcomes_without_an_rpc(
+    server_calls: ServerCalls, actor_name: str, tmp_path: Any
+) -> None:
+    journal = tmp_path / "cluster.journal"
+    with Emulator(speed=1) as emu:
+        names = [emu.start_operation("projects/p/locations/us-east1", duration=0.2) for _ in range(20)]
+        waiter = ClusterWaiter.connect(emu.target, name=actor_name, poll_policy=POLL, journal=journal)
+        first = waiter.wait_all(names, timeout=60)
+        time.sleep(0.5)  # the journal's group commit (within 0.1 s)
+        ray.kill(ray.get_actor(actor_name), no_restart=False)
+        server_calls.reset()
+        again = waiter.wait_all(names, timeout=60)  # the restarted actor, on the same node
+        stats = waiter.stats()
+    assert [op.raw for op in again] == [op.raw for op in first]
+    assert server_calls.by_method["GetOperation"] == 0
+    assert stats.restarted_actors == 1
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
