@@ -86,7 +86,7 @@ class PerOperation:
         entry.failures = 0
         entry.last_error = None
         if pb.done:
-            scheduler.finish(entry, pb)
+            scheduler.finish(entry, pb, answered_at=time.monotonic())
         else:
             entry.last_seen = pb.SerializeToString()
             scheduler.requeue(entry, started)

@@ -50,6 +50,7 @@ from lro_grpc._core.plans import (
     unary_plan,
 )
 from lro_grpc._core.requests import (
+    MAX_EMPTY_PAGES,
     METHODS,
     USE_CLIENT_DEFAULT,
     ListPageState,
@@ -84,6 +85,7 @@ __all__ = [
     "FINAL_POLL_RESERVE",
     "FINAL_POLL_RTT_FACTOR",
     "LOOK_ONCE_TIMEOUT",
+    "MAX_EMPTY_PAGES",
     "METHODS",
     "MIN_FINAL_POLL_RESERVE",
     "OWN_CLOCK_MARGIN",
