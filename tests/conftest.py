@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
@@ -47,6 +48,11 @@ def channel(emu: Emulator) -> Iterator[grpc.Channel]:
     """A channel to the ``emu`` fixture the test module defines (each sets its own clock and options)."""
     with grpc.insecure_channel(emu.target) as opened:
         yield opened
+
+
+# Ray's own start-up waits 30 s for its GCS server by default; on a loaded 2-core machine
+# that is not always enough (the cluster waiter's tests and README example start Ray).
+os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
 
 
 @pytest.fixture(scope="session")

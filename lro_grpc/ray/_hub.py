@@ -160,7 +160,7 @@ class WaitHub:
                 if not call.ready:
                     try:
                         await asyncio.wait_for(call.wakeup.wait(), remaining)
-                    except TimeoutError:
+                    except asyncio.TimeoutError:  # not yet TimeoutError on Python 3.10
                         continue
                     await asyncio.sleep(COALESCE_SECONDS)
                 yield Chunk(self._take(call))
