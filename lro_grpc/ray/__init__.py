@@ -76,7 +76,6 @@ forwards to the driver, and in the callers); the client's own logs to
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import time
@@ -84,16 +83,13 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
 import ray
-from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
-from lro_grpc._batch._base import check_names, check_settings
-from lro_grpc._batch._waiter import with_results
-from lro_grpc.errors import BatchTimeoutError
-from lro_grpc.operation import Operation, check_expected_types
+from lro_grpc.operation import Operation
 from lro_grpc.policies import Duration, PollPolicy
 from lro_grpc.ray._actor import remote_class
 from lro_grpc.ray._calls import CallTimedOut, ShardCall, merged
+from lro_grpc.ray._handles import CallPlan, drive, in_order, in_order_async, timed_out
 from lro_grpc.ray._settings import ActorSettings, shard_of
 
 __all__ = ["ClusterStats", "ClusterWaiter"]
@@ -293,8 +289,8 @@ class ClusterWaiter:
                 carry their names only: the actor's last seen state is not sent).
             RuntimeError: called from a running event loop (use :meth:`as_completed_async`).
         """
-        plan = self._plan(names, timeout, poll_policy, response_type, metadata_type)
-        return self._sync_iterate(self._handles(plan))
+        plan = CallPlan.check(names, timeout, poll_policy, response_type, metadata_type)
+        return drive(self._handles(plan))
 
     @overload
     def wait_all(
@@ -345,9 +341,41 @@ class ClusterWaiter:
                 a handle carrying only the name).
             RuntimeError: called from a running event loop (use :meth:`wait_all_async`).
         """
-        plan = self._plan(names, timeout, poll_policy, response_type, metadata_type)
-        return _in_order(plan, self._sync_iterate(self._handles(plan)))
+        plan = CallPlan.check(names, timeout, poll_policy, response_type, metadata_type)
+        return in_order(plan, drive(self._handles(plan)))
 
+    @overload
+    def as_completed_async(
+        self, names: Iterable[str], *, timeout: Duration | None = ..., poll_policy: PollPolicy | None = ...
+    ) -> AsyncIterator[Operation[Any, Any]]: ...
+    @overload
+    def as_completed_async(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: Duration | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+    ) -> AsyncIterator[Operation[ResponseT, MetadataT]]: ...
+    @overload
+    def as_completed_async(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: Duration | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        response_type: type[ResponseT],
+    ) -> AsyncIterator[Operation[ResponseT, Any]]: ...
+    @overload
+    def as_completed_async(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: Duration | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        metadata_type: type[MetadataT],
+    ) -> AsyncIterator[Operation[Any, MetadataT]]: ...
     async def as_completed_async(
         self,
         names: Iterable[str],
@@ -361,10 +389,42 @@ class ClusterWaiter:
 
         The arguments are checked on the first iteration, before anything reaches the actor.
         """
-        plan = self._plan(names, timeout, poll_policy, response_type, metadata_type)
+        plan = CallPlan.check(names, timeout, poll_policy, response_type, metadata_type)
         async for handle in self._handles(plan):
             yield handle
 
+    @overload
+    async def wait_all_async(
+        self, names: Iterable[str], *, timeout: Duration | None = ..., poll_policy: PollPolicy | None = ...
+    ) -> list[Operation[Any, Any]]: ...
+    @overload
+    async def wait_all_async(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: Duration | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        response_type: type[ResponseT],
+        metadata_type: type[MetadataT],
+    ) -> list[Operation[ResponseT, MetadataT]]: ...
+    @overload
+    async def wait_all_async(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: Duration | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        response_type: type[ResponseT],
+    ) -> list[Operation[ResponseT, Any]]: ...
+    @overload
+    async def wait_all_async(
+        self,
+        names: Iterable[str],
+        *,
+        timeout: Duration | None = ...,
+        poll_policy: PollPolicy | None = ...,
+        metadata_type: type[MetadataT],
+    ) -> list[Operation[Any, MetadataT]]: ...
     async def wait_all_async(
         self,
         names: Iterable[str],
@@ -375,14 +435,8 @@ class ClusterWaiter:
         metadata_type: type[Message] | None = None,
     ) -> list[Operation[Any, Any]]:
         """:meth:`wait_all` for async code: ``await waiter.wait_all_async(names)``."""
-        plan = self._plan(names, timeout, poll_policy, response_type, metadata_type)
-        finished: dict[str, Operation[Any, Any]] = {}
-        try:
-            async for handle in self._handles(plan):
-                finished[handle.name] = handle
-        except BatchTimeoutError as error:
-            raise with_results(error, plan.names, finished) from None
-        return [finished[name] for name in plan.names]
+        plan = CallPlan.check(names, timeout, poll_policy, response_type, metadata_type)
+        return await in_order_async(plan, self._handles(plan))
 
     # ------------------------------------------------------------------------ the rest
 
@@ -415,19 +469,6 @@ class ClusterWaiter:
 
     # ------------------------------------------------------------------------ internals
 
-    def _plan(
-        self,
-        names: Iterable[str],
-        timeout: Duration | None,
-        poll_policy: PollPolicy | None,
-        response_type: type[Message] | None,
-        metadata_type: type[Message] | None,
-    ) -> _Plan:
-        ordered = list(check_names(names))
-        timeout_s, _, _ = check_settings(timeout, poll_policy, None, None)
-        check_expected_types(response_type, metadata_type)
-        return _Plan(ordered, timeout_s, poll_policy, response_type, metadata_type)
-
     def _resolver(self, shard: int) -> Any:
         def resolve(fresh: bool) -> Any:
             if fresh:
@@ -439,7 +480,7 @@ class ClusterWaiter:
     def _count_resume(self) -> None:
         self._resumed += 1
 
-    async def _handles(self, plan: _Plan) -> AsyncIterator[Operation[Any, Any]]:
+    async def _handles(self, plan: CallPlan) -> AsyncIterator[Operation[Any, Any]]:
         deadline = None if plan.timeout is None else time.monotonic() + plan.timeout
         by_shard: list[list[str]] = [[] for _ in self._actors]
         for name in dict.fromkeys(plan.names):
@@ -454,63 +495,9 @@ class ClusterWaiter:
         try:
             async for fresh in merged(calls):
                 for _, data in fresh:
-                    yield plan.handle(operations_pb2.Operation.FromString(data))
-        except CallTimedOut as timed_out:
-            pending = [plan.handle(operations_pb2.Operation(name=name)) for name in timed_out.names]
-            raise BatchTimeoutError(
-                f"{len(pending)} operation(s) still running after the batch timeout of {plan.timeout} s",
-                pending=pending,
-                pending_names=list(timed_out.names),
-                timeout=plan.timeout,
-            ) from None
-
-    @staticmethod
-    def _sync_iterate(handles: AsyncIterator[Operation[Any, Any]]) -> Iterator[Operation[Any, Any]]:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise RuntimeError("ClusterWaiter's blocking methods cannot run in an event loop: use the _async twins")
-        return _drive(handles)
-
-
-def _drive(handles: AsyncIterator[Operation[Any, Any]]) -> Iterator[Operation[Any, Any]]:
-    """Iterate an async iterator from blocking code, on an event loop of its own."""
-    loop = asyncio.new_event_loop()
-    try:
-        while True:
-            try:
-                yield loop.run_until_complete(anext(handles))
-            except StopAsyncIteration:
-                return
-    finally:
-        try:
-            loop.run_until_complete(handles.aclose())  # type: ignore[attr-defined]  # an async generator
-        finally:
-            loop.close()
-
-
-@dataclasses.dataclass(frozen=True)
-class _Plan:
-    names: list[str]
-    timeout: float | None
-    poll_policy: PollPolicy | None
-    response_type: type[Message] | None
-    metadata_type: type[Message] | None
-
-    def handle(self, pb: operations_pb2.Operation) -> Operation[Any, Any]:
-        return Operation(pb)._expect_types(self.response_type, self.metadata_type)
-
-
-def _in_order(plan: _Plan, handles: Iterable[Operation[Any, Any]]) -> list[Operation[Any, Any]]:
-    finished: dict[str, Operation[Any, Any]] = {}
-    try:
-        for handle in handles:
-            finished[handle.name] = handle
-    except BatchTimeoutError as error:
-        raise with_results(error, plan.names, finished) from None
-    return [finished[name] for name in plan.names]
+                    yield plan.handle(data)
+        except CallTimedOut as error:
+            raise timed_out(plan, error.names) from None
 
 
 def _existing(actor_name: str, namespace: str | None) -> Any:
