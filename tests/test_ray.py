@@ -322,6 +322,15 @@ def test_joining_with_conflicting_options_names_both(actor_name: str) -> None:
         assert ray.get_actor(actor_name) is not None  # operators find it by its name
 
 
+def test_a_conflict_on_one_shard_creates_no_other_shard(actor_name: str) -> None:
+    with Emulator() as emu, Emulator() as other:
+        ClusterWaiter.connect(emu.target, name=f"{actor_name}-0")  # shard 0 of 2, as another job made it
+        with pytest.raises(ValueError, match=re.escape(f"{actor_name}-0")):
+            ClusterWaiter.connect(other.target, name=actor_name, shards=2)
+        with pytest.raises(ValueError, match="no cluster waiter actor named"):
+            ClusterWaiter.connect(name=f"{actor_name}-1")  # nothing was created
+
+
 def test_an_invalid_name_is_raised_in_the_caller_before_the_actor_sees_it(actor_name: str) -> None:
     with Emulator() as emu:
         waiter = ClusterWaiter.connect(emu.target, name=actor_name)

@@ -200,6 +200,12 @@ class ClusterWaiter:
         if joining:
             actors = [_existing(actor_name, namespace) for actor_name in actor_names]
             return cls(actors, actor_names, namespace)
+        # Settings of the actors already running are compared first, so that a conflict
+        # creates nothing; get_if_exists then settles a race between two creators.
+        running_now = [_running(actor_name, namespace) for actor_name in actor_names]
+        _check_same(
+            actor_names, wanted, [ray.get(actor.settings.remote()) for actor in running_now if actor], running_now
+        )
         actor_class = remote_class()
         actors = [
             actor_class.options(
@@ -213,14 +219,7 @@ class ClusterWaiter:
             ).remote(settings)
             for actor_name, settings in zip(actor_names, wanted, strict=True)
         ]
-        running: list[ActorSettings] = ray.get([actor.settings.remote() for actor in actors])
-        for actor_name, settings, theirs in zip(actor_names, wanted, running, strict=True):
-            differences = theirs.differences(settings)
-            if differences:
-                raise ValueError(
-                    f"cluster waiter actor {actor_name!r} runs with {theirs.describe()}, but this caller asked for "
-                    f"{settings.describe()}: {'; '.join(differences)} (connect with no settings to join it)"
-                )
+        _check_same(actor_names, wanted, ray.get([actor.settings.remote() for actor in actors]), actors)
         return cls(actors, actor_names, namespace)
 
     # ------------------------------------------------------------------------ waiting
@@ -501,10 +500,35 @@ class ClusterWaiter:
 
 
 def _existing(actor_name: str, namespace: str | None) -> Any:
-    try:
-        return ray.get_actor(actor_name, namespace=namespace)
-    except ValueError:
+    actor = _running(actor_name, namespace)
+    if actor is None:
         raise ValueError(
             f"no cluster waiter actor named {actor_name!r} in namespace {namespace!r}: "
             "connect with target= or api= to create it"
-        ) from None
+        )
+    return actor
+
+
+def _running(actor_name: str, namespace: str | None) -> Any:
+    """The actor of that name, or ``None``."""
+    try:
+        return ray.get_actor(actor_name, namespace=namespace)
+    except ValueError:
+        return None
+
+
+def _check_same(
+    actor_names: list[str], wanted: list[ActorSettings], running: list[ActorSettings], actors: list[Any]
+) -> None:
+    """Raise if an actor (``actors[i]`` not ``None``) runs with other settings than ``wanted[i]``."""
+    found = iter(running)
+    for actor_name, settings, actor in zip(actor_names, wanted, actors, strict=True):
+        if actor is None:
+            continue
+        theirs = next(found)
+        differences = theirs.differences(settings)
+        if differences:
+            raise ValueError(
+                f"cluster waiter actor {actor_name!r} runs with {theirs.describe()}, but this caller asked for "
+                f"{settings.describe()}: {'; '.join(differences)} (connect with no settings to join it)"
+            )
