@@ -101,8 +101,9 @@ class ShardCall:
                 self._on_restart()
                 timeout = self._timeout()
                 logger.warning(
-                    "cluster waiter actor unavailable (%s); asking again for %d operation(s)",
+                    "cluster waiter actor unavailable (%s: %s); asking again for %d operation(s)",
                     type(error).__name__,
+                    str(error).strip().splitlines()[0] if str(error).strip() else "",
                     len(self.lacking),
                 )
                 if timeout is not None and timeout <= 0:
