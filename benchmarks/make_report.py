@@ -27,11 +27,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs"
 OUT = DOCS / "benchmarks"
-SCRIPTS = ("bench_waiter.py", "bench_sweep.py", "bench_journal.py", "bench_scaling.py")
+SCRIPTS = ("bench_waiter.py", "bench_sweep.py", "bench_journal.py", "bench_ray.py", "bench_scaling.py")
 TITLES = {
     "bench_waiter.py": "Polling one by one: client CPU per poll against the floor and google-api-core",
     "bench_sweep.py": "Sweeping with ListOperations against polling each operation",
     "bench_journal.py": "What a batch journal costs per operation",
+    "bench_ray.py": "Waiting from a Ray cluster",
     "bench_scaling.py": "How waiting scales with the number of operations (plots)",
 }
 
