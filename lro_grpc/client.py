@@ -28,7 +28,7 @@ from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
 from lro_grpc import _channels, _core, _telemetry
-from lro_grpc._batch._base import DEFAULT_MAX_IN_FLIGHT, check_limits
+from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc

@@ -8,7 +8,7 @@ No task, thread or polling loop exists per operation.
 
 The parts, each readable alone:
 
-* :mod:`._base`: settings checks, the tracked entry (a few slots per
+* :mod:`._settings`: settings checks, the tracked entry (a few slots per
   operation), progress counts, failed-RPC helpers; no I/O;
 * :mod:`._limits`: the calls-per-second budget and the ``RESOURCE_EXHAUSTED``
   throttle; no I/O;
@@ -42,7 +42,7 @@ state, never a handle or a message object.
 
 from typing import TYPE_CHECKING, Any
 
-from lro_grpc._batch._base import (
+from lro_grpc._batch._settings import (
     DEFAULT_BATCH_RPC_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
     SYNTHETIC_ERROR_DOMAIN,
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from lro_grpc._batch._waiter import BatchWaiter, JournalPath, as_completed, open_journal, read_journal, wait_all
 
 # The parts that need asyncio load on first use: a synchronous program that
-# never waits on a batch does not pay for them (importing _base alone is cheap).
+# never waits on a batch does not pay for them (importing _settings alone is cheap).
 _LAZY = {
     "BatchScheduler": "_scheduler",
     "ListScope": "_sweep",

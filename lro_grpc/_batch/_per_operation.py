@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._base import (
+from lro_grpc._batch._settings import (
     MAX_SUSPECT_FAILURES,
     MISSING,
     SUSPECT_CODES,

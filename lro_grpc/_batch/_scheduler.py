@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._base import (
+from lro_grpc._batch._limits import Throttle, TokenBucket
+from lro_grpc._batch._per_operation import PerOperation
+from lro_grpc._batch._settings import (
     DEFAULT_MAX_IN_FLIGHT,
     GONE,
     POLLING,
@@ -37,8 +39,6 @@ from lro_grpc._batch._base import (
     nominal_delay,
     retry_delay,
 )
-from lro_grpc._batch._limits import Throttle, TokenBucket
-from lro_grpc._batch._per_operation import PerOperation
 from lro_grpc._batch._sweep import Round, Sweeper
 
 if TYPE_CHECKING:
@@ -258,7 +258,7 @@ class BatchScheduler:
     def retry_later(self, entry: Entry) -> None:
         """A look at ``entry`` failed for a passing reason: try again after a backoff.
 
-        The backoff starts at :data:`~lro_grpc._batch._base.RETRY_INITIAL`,
+        The backoff starts at :data:`~lro_grpc._batch._settings.RETRY_INITIAL`,
         doubles with each consecutive failure (shortened by up to half at
         random) and never exceeds the entry's poll delay, so an operation that
         finished during an outage is seen at most one poll interval after the

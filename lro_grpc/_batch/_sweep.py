@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Final
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._base import (
+from lro_grpc._batch._settings import (
     QUEUED,
     SWEEPING,
     Entry,

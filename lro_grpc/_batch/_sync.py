@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 from google.longrunning import operations_pb2
 
 from lro_grpc import _core
-from lro_grpc._batch._base import (
+from lro_grpc._batch._journal import Journal
+from lro_grpc._batch._settings import (
     DEFAULT_BATCH_RPC_TIMEOUT,
     Aborted,
     BatchProgress,
@@ -27,7 +28,6 @@ from lro_grpc._batch._base import (
     check_settings,
     own_limits,
 )
-from lro_grpc._batch._journal import Journal
 from lro_grpc._batch._waiter import BatchWaiter, JournalPath, open_journal, with_results
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.policies import Duration, PollPolicy

@@ -17,7 +17,9 @@ from typing import Any, Generic, TypeVar
 from google.longrunning import operations_pb2
 
 from lro_grpc import _core
-from lro_grpc._batch._base import (
+from lro_grpc._batch._journal import Journal, JournalIdentity, JournalSummary, summarize
+from lro_grpc._batch._scheduler import BatchScheduler
+from lro_grpc._batch._settings import (
     DEFAULT_BATCH_RPC_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
     Aborted,
@@ -32,8 +34,6 @@ from lro_grpc._batch._base import (
     last_seen,
     own_limits,
 )
-from lro_grpc._batch._journal import Journal, JournalIdentity, JournalSummary, summarize
-from lro_grpc._batch._scheduler import BatchScheduler
 from lro_grpc._batch._sqlite_journal import SqliteJournalStore
 from lro_grpc.errors import BatchTimeoutError, JournalError
 from lro_grpc.names import parse_operation_name
