@@ -258,48 +258,26 @@ class AsyncOperationsClient(BaseOperationsClient):
         """One GetOperation of ``name``, the raw state (see :meth:`OperationsClient.fetch_operation`)."""
         return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
-    async def _get_operation_pb(
-        self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
-    ) -> operations_pb2.Operation:
-        """One GetOperation attempt for the batch scheduler.
+    async def _fetch_once(
+        self, name: str, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> operations_pb2.Operation | RpcFailure:
+        """One GetOperation attempt for the batch scheduler: the operation, or the failure as a value.
 
-        Headers as for :meth:`get`, the timeout clipped to ``deadline``. No
-        retry and no sleep here: the scheduler owns retry timing in a batch
-        (a failed poll is rescheduled; no worker waits out a backoff).
-
-        Args:
-            name: an operation name, already validated.
-            deadline: the absolute deadline the call may not outlive.
-            rpc_timeout: the call's timeout; ``None`` means the client's.
-
-        Raises:
-            OperationNotFoundError: no such operation.
-            RpcError: the call failed (``DEADLINE_EXCEEDED`` if the deadline has passed).
+        Headers as for :meth:`get`, the timeout clipped to ``deadline``
+        (``rpc_timeout`` ``None``: the client's). No retry and no sleep here:
+        the scheduler owns retry timing in a batch (a failed poll is
+        rescheduled; no worker waits out a backoff).
         """
-        return await self._batch_call(
-            "GetOperation", _core.get_request(name), name, deadline=deadline, rpc_timeout=rpc_timeout
-        )
+        return await self._attempt("GetOperation", _core.get_request(name), name, deadline, rpc_timeout)
 
-    async def _list_operations_pb(
-        self,
-        request: operations_pb2.ListOperationsRequest,
-        *,
-        deadline: Deadline,
-        rpc_timeout: float | None = None,
-    ) -> operations_pb2.ListOperationsResponse:
-        """One ListOperations attempt (one page) for the batch scheduler's sweeps.
+    async def _list_page_once(
+        self, request: operations_pb2.ListOperationsRequest, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> operations_pb2.ListOperationsResponse | RpcFailure:
+        """One ListOperations attempt (one page) for the batch scheduler's sweeps, as :meth:`_fetch_once`."""
+        return await self._attempt("ListOperations", request, request.name, deadline, rpc_timeout)
 
-        As :meth:`_get_operation_pb`, for a page of ``request.name``.
-
-        Raises:
-            RpcError: the call failed.
-        """
-        return await self._batch_call(
-            "ListOperations", request, request.name, deadline=deadline, rpc_timeout=rpc_timeout
-        )
-
-    async def _batch_call(
-        self, method: _core.Method, request: Any, routing_name: str, *, deadline: Deadline, rpc_timeout: float | None
+    async def _attempt(
+        self, method: _core.Method, request: Any, routing_name: str, deadline: Deadline, rpc_timeout: float | None
     ) -> Any:
         plan = _core.attempt_plan(
             method,
@@ -309,10 +287,20 @@ class AsyncOperationsClient(BaseOperationsClient):
             rpc_timeout=self._rpc_timeout if rpc_timeout is None else rpc_timeout,
             clock=self._clock,
         )
-        checked = await _core.run_async(plan, self._invoke)
-        if isinstance(checked, RpcFailure):
-            raise _core.rpc_error(checked, method=method, operation_name=routing_name or None)
-        return checked
+        return await _core.run_async(plan, self._invoke)
+
+    def _batch_source(self) -> _batch.BatchSource[AsyncOperation[Any, Any]]:
+        """What a batch needs from this client (the waiter, the sync runner and the CLI take it)."""
+        endpoint = self.endpoint.target if self.endpoint is not None else ""
+        return _batch.BatchSource(
+            fetch=self._fetch_once,
+            wrap=self._wrap,
+            list_page=self._list_page_once if self._batch_sweep else None,
+            poll_policy_for=self._poll_policy_for,
+            scheduler=self._batch_scheduler,
+            endpoint=endpoint if isinstance(endpoint, str) else "",
+            api=self.api.name if self.api is not None else "",
+        )
 
     async def follow_operation(
         self,
@@ -705,10 +693,10 @@ class AsyncOperationsClient(BaseOperationsClient):
             raise RuntimeError("the AsyncOperationsClient is closed")
         if self._scheduler is None:
             self._scheduler = _batch.BatchScheduler(
-                self._get_operation_pb,
+                self._fetch_once,
                 max_in_flight=self._batch_max_in_flight,
                 qps=self._batch_qps,
-                list_fetch=self._list_operations_pb if self._batch_sweep else None,
+                list_fetch=self._list_page_once if self._batch_sweep else None,
             )
         return self._scheduler
 

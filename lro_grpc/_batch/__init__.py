@@ -8,10 +8,15 @@ No task, thread or polling loop exists per operation.
 
 The parts, each readable alone:
 
-* :mod:`._settings`: settings checks, the tracked entry (a few slots per
-  operation), progress counts, failed-RPC helpers; no I/O;
-* :mod:`._limits`: the calls-per-second budget and the ``RESOURCE_EXHAUSTED``
-  throttle; no I/O;
+* :mod:`._settings`: defaults, argument checks, progress counts; no I/O;
+* :mod:`._ports`: the tracked entry (a few slots per operation) and the named
+  ports the parts call each other through: ``Subscriber`` (what the scheduler
+  calls on a waiter), ``Scheduling`` (what a strategy calls on the scheduler),
+  ``Fetch`` and ``ListPage`` (one RPC attempt, failures as values);
+* :mod:`._source`: :class:`BatchSource`, a client's side of a batch as one
+  frozen value (an :class:`~lro_grpc.AsyncOperationsClient` builds it);
+* :mod:`._limits` and :mod:`._timing`: the calls-per-second budget, the
+  ``RESOURCE_EXHAUSTED`` throttle, the poll and retry arithmetic; no I/O;
 * :mod:`._scheduler`: *when* each operation is looked at: a heap of due
   times (earliest first, so nothing starves), one dispatcher, at most
   ``max_in_flight`` worker coroutines, next-look times rounded onto a coarse
@@ -47,10 +52,10 @@ from lro_grpc._batch._settings import (
     DEFAULT_MAX_IN_FLIGHT,
     SYNTHETIC_ERROR_DOMAIN,
     BatchProgress,
-    BatchSource,
     check_limits,
-    coalesce,
 )
+from lro_grpc._batch._source import BatchSource, as_batch_source
+from lro_grpc._batch._timing import coalesce
 from lro_grpc.errors import BatchTimeoutError
 
 if TYPE_CHECKING:
@@ -112,6 +117,7 @@ __all__ = [
     "SqliteJournalStore",
     "SyncBatchRunner",
     "SyncBatchWaiter",
+    "as_batch_source",
     "as_completed",
     "check_limits",
     "coalesce",
