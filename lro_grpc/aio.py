@@ -22,7 +22,7 @@ import functools
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
@@ -321,81 +321,27 @@ class AsyncOperationsClient(BaseOperationsClient):
 
     # -- public API -------------------------------------------------------------------------------
 
-    @overload
-    def operation(self, name: str) -> AsyncOperation[Any, Any]: ...
-
-    @overload
-    def operation(
-        self, name: str, *, response_type: type[ResponseT], metadata_type: type[MetadataT]
-    ) -> AsyncOperation[ResponseT, MetadataT]: ...
-
-    @overload
-    def operation(self, name: str, *, response_type: type[ResponseT]) -> AsyncOperation[ResponseT, Any]: ...
-
-    @overload
-    def operation(self, name: str, *, metadata_type: type[MetadataT]) -> AsyncOperation[Any, MetadataT]: ...
-
     def operation(
         self,
         name: str,
         *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
-    ) -> AsyncOperation[Any, Any]:
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
+    ) -> AsyncOperation[ResponseT, MetadataT]:
         """A handle on operation ``name`` without fetching it (see :meth:`OperationsClient.operation`)."""
         check_expected_types(response_type, metadata_type)
         handle = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
         return handle._expect_types(response_type, metadata_type)
 
-    @overload
     async def get(
         self,
         name: str,
         *,
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> AsyncOperation[Any, Any]: ...
-
-    @overload
-    async def get(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> AsyncOperation[ResponseT, MetadataT]: ...
-
-    @overload
-    async def get(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> AsyncOperation[ResponseT, Any]: ...
-
-    @overload
-    async def get(
-        self,
-        name: str,
-        *,
-        metadata_type: type[MetadataT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> AsyncOperation[Any, MetadataT]: ...
-
-    async def get(
-        self,
-        name: str,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
-    ) -> AsyncOperation[Any, Any]:
+    ) -> AsyncOperation[ResponseT, MetadataT]:
         """Fetch an operation (see :meth:`OperationsClient.get`)."""
         name = validate_operation_name(name)
         check_expected_types(response_type, metadata_type)
@@ -439,51 +385,15 @@ class AsyncOperationsClient(BaseOperationsClient):
         """Delete an operation's record (see :meth:`OperationsClient.delete`)."""
         await self._run(self._delete_plan(validate_operation_name(name), timeout))
 
-    @overload
-    async def wait(
-        self, name: str, *, timeout: float | timedelta | None = ..., poll_policy: PollPolicy | None = ...
-    ) -> AsyncOperation[Any, Any]: ...
-
-    @overload
     async def wait(
         self,
         name: str,
         *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> AsyncOperation[ResponseT, MetadataT]: ...
-
-    @overload
-    async def wait(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> AsyncOperation[ResponseT, Any]: ...
-
-    @overload
-    async def wait(
-        self,
-        name: str,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> AsyncOperation[Any, MetadataT]: ...
-
-    async def wait(
-        self,
-        name: str,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
-    ) -> AsyncOperation[Any, Any]:
+    ) -> AsyncOperation[ResponseT, MetadataT]:
         """Wait until an operation is done, with WaitOperation (see :meth:`OperationsClient.wait`)."""
         check_expected_types(response_type, metadata_type)
         handle: AsyncOperation[Any, Any] = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
@@ -493,65 +403,17 @@ class AsyncOperationsClient(BaseOperationsClient):
 
     # -- many operations at once --------------------------------------------------------------------
 
-    @overload
     def as_completed(
         self,
         names: Iterable[str] | None,
         *,
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> AsyncIterator[AsyncOperation[Any, Any]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> AsyncIterator[AsyncOperation[ResponseT, MetadataT]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> AsyncIterator[AsyncOperation[ResponseT, Any]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> AsyncIterator[AsyncOperation[Any, MetadataT]]: ...
-
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
         journal: _batch.JournalPath | None = None,
-    ) -> AsyncIterator[AsyncOperation[Any, Any]]:
+    ) -> AsyncIterator[AsyncOperation[ResponseT, MetadataT]]:
         """Yield each operation as soon as a poll sees it done, however many there are.
 
         One scheduler per client polls every operation of all its batches over
@@ -598,65 +460,17 @@ class AsyncOperationsClient(BaseOperationsClient):
             return completed
         return _expect_types_async(completed, response_type, metadata_type)
 
-    @overload
     async def wait_all(
         self,
         names: Iterable[str] | None,
         *,
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[AsyncOperation[Any, Any]]: ...
-
-    @overload
-    async def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[AsyncOperation[ResponseT, MetadataT]]: ...
-
-    @overload
-    async def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[AsyncOperation[ResponseT, Any]]: ...
-
-    @overload
-    async def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[AsyncOperation[Any, MetadataT]]: ...
-
-    async def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
         journal: _batch.JournalPath | None = None,
-    ) -> builtins.list[AsyncOperation[Any, Any]]:
+    ) -> builtins.list[AsyncOperation[ResponseT, MetadataT]]:
         """Wait for every operation and return them in input order.
 
         Arguments as for :meth:`as_completed`. Failed, cancelled and not-found

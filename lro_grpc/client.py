@@ -21,11 +21,10 @@ import types
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
-from google.protobuf.message import Message
 
 from lro_grpc import _channels, _core, _telemetry
 from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT, check_limits
@@ -376,27 +375,13 @@ class OperationsClient(BaseOperationsClient):
 
     # -- public API -------------------------------------------------------------------------------
 
-    @overload
-    def operation(self, name: str) -> Operation[Any, Any]: ...
-
-    @overload
-    def operation(
-        self, name: str, *, response_type: type[ResponseT], metadata_type: type[MetadataT]
-    ) -> Operation[ResponseT, MetadataT]: ...
-
-    @overload
-    def operation(self, name: str, *, response_type: type[ResponseT]) -> Operation[ResponseT, Any]: ...
-
-    @overload
-    def operation(self, name: str, *, metadata_type: type[MetadataT]) -> Operation[Any, MetadataT]: ...
-
     def operation(
         self,
         name: str,
         *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
-    ) -> Operation[Any, Any]:
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
+    ) -> Operation[ResponseT, MetadataT]:
         """A handle on operation ``name`` without fetching it (e.g. a batch job that restarts).
 
         Its ``done`` is ``False`` and its metadata ``None`` until it is refreshed or waited on.
@@ -416,55 +401,15 @@ class OperationsClient(BaseOperationsClient):
         handle = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
         return handle._expect_types(response_type, metadata_type)
 
-    @overload
     def get(
         self,
         name: str,
         *,
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> Operation[Any, Any]: ...
-
-    @overload
-    def get(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> Operation[ResponseT, MetadataT]: ...
-
-    @overload
-    def get(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> Operation[ResponseT, Any]: ...
-
-    @overload
-    def get(
-        self,
-        name: str,
-        *,
-        metadata_type: type[MetadataT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> Operation[Any, MetadataT]: ...
-
-    def get(
-        self,
-        name: str,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
-    ) -> Operation[Any, Any]:
+    ) -> Operation[ResponseT, MetadataT]:
         """Fetch an operation (GetOperation, with retries).
 
         Args:
@@ -541,51 +486,15 @@ class OperationsClient(BaseOperationsClient):
         """
         self._run(self._delete_plan(validate_operation_name(name), timeout))
 
-    @overload
-    def wait(
-        self, name: str, *, timeout: float | timedelta | None = ..., poll_policy: PollPolicy | None = ...
-    ) -> Operation[Any, Any]: ...
-
-    @overload
     def wait(
         self,
         name: str,
         *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> Operation[ResponseT, MetadataT]: ...
-
-    @overload
-    def wait(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> Operation[ResponseT, Any]: ...
-
-    @overload
-    def wait(
-        self,
-        name: str,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> Operation[Any, MetadataT]: ...
-
-    def wait(
-        self,
-        name: str,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
-    ) -> Operation[Any, Any]:
+    ) -> Operation[ResponseT, MetadataT]:
         """Wait until an operation is done, with the WaitOperation RPC.
 
         If the server answers WaitOperation with ``UNIMPLEMENTED``, this and
@@ -657,65 +566,17 @@ class OperationsClient(BaseOperationsClient):
 
         return open_on_loop
 
-    @overload
     def as_completed(
         self,
         names: Iterable[str] | None,
         *,
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> Iterator[Operation[Any, Any]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> Iterator[Operation[ResponseT, MetadataT]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> Iterator[Operation[ResponseT, Any]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> Iterator[Operation[Any, MetadataT]]: ...
-
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
         journal: _batch.JournalPath | None = None,
-    ) -> Iterator[Operation[Any, Any]]:
+    ) -> Iterator[Operation[ResponseT, MetadataT]]:
         """Yield each operation as soon as a poll sees it done, however many there are.
 
         The same scheduler as :meth:`lro_grpc.AsyncOperationsClient.as_completed`,
@@ -763,65 +624,17 @@ class OperationsClient(BaseOperationsClient):
             return completed
         return expect_types_each(completed, response_type, metadata_type)
 
-    @overload
     def wait_all(
         self,
         names: Iterable[str] | None,
         *,
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[Operation[Any, Any]]: ...
-
-    @overload
-    def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[Operation[ResponseT, MetadataT]]: ...
-
-    @overload
-    def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[Operation[ResponseT, Any]]: ...
-
-    @overload
-    def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[Operation[Any, MetadataT]]: ...
-
-    def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
         journal: _batch.JournalPath | None = None,
-    ) -> builtins.list[Operation[Any, Any]]:
+    ) -> builtins.list[Operation[ResponseT, MetadataT]]:
         """Wait for every operation and return them in input order.
 
         Arguments as for :meth:`as_completed`. Failed, cancelled and not-found

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
@@ -46,11 +46,19 @@ Timeout = float | timedelta | _core.UseClientDefault | None
 RpcTimeout = float | _core.UseClientDefault | None
 """A per-attempt timeout: seconds, ``USE_CLIENT_DEFAULT`` or ``None`` (bounded by the deadline only)."""
 
-ResponseT = TypeVar("ResponseT", bound=Message)
-"""The message type of an operation's response (e.g. ``Instance``)."""
+if TYPE_CHECKING:
+    # PEP 696 defaults: a call without response_type=/metadata_type= gives Operation[Any, Any],
+    # so one signature per entry point replaces a stack of overloads. Type checkers read these
+    # from typing_extensions (bundled with them); at run time a plain TypeVar is all that is needed.
+    from typing_extensions import TypeVar as _DefaultTypeVar
 
-MetadataT = TypeVar("MetadataT", bound=Message)
-"""The message type of an operation's metadata (e.g. ``OperationMetadata``)."""
+    ResponseT = _DefaultTypeVar("ResponseT", bound=Message, default=Any)
+    MetadataT = _DefaultTypeVar("MetadataT", bound=Message, default=Any)
+else:
+    ResponseT = TypeVar("ResponseT", bound=Message)
+    """The message type of an operation's response (e.g. ``Instance``)."""
+    MetadataT = TypeVar("MetadataT", bound=Message)
+    """The message type of an operation's metadata (e.g. ``OperationMetadata``)."""
 
 _HandleT = TypeVar("_HandleT", bound="BaseOperation[Any, Any]")
 
