@@ -20,18 +20,19 @@ import asyncio
 import builtins
 import functools
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
 from lro_grpc import _batch, _channels, _core, _telemetry
-from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
+from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
+from lro_grpc._pagers import AsyncOperationPager
 from lro_grpc.apis import ApiPreset, get_api
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import validate_operation_name
@@ -49,61 +50,6 @@ from lro_grpc.registry import TypeRegistry
 __all__ = ["AsyncOperationPager", "AsyncOperationsClient"]
 
 T = TypeVar("T")
-
-
-class AsyncOperationPager(Generic[HandleT]):
-    """Operations of a ListOperations call, fetched page by page as you ``async for`` over it.
-
-    Iterate it for the operations, or over :attr:`pages` for whole pages (one
-    or the other: they share one position). Nothing is fetched before
-    iteration starts.
-    """
-
-    def __init__(
-        self,
-        state: _core.ListPageState,
-        fetch: Callable[[operations_pb2.ListOperationsRequest], Awaitable[operations_pb2.ListOperationsResponse]],
-        wrap: Callable[[operations_pb2.Operation], HandleT],
-    ) -> None:
-        self._state = state
-        self._fetch = fetch
-        self._wrap = wrap
-
-    @property
-    def unreachable(self) -> list[str]:
-        """Locations the server reported unreachable in the pages fetched so far."""
-        return list(self._state.unreachable)
-
-    @property
-    def next_page_token(self) -> str | None:
-        """Token of the next page; ``None`` before the first page, empty after the last."""
-        return self._state.next_page_token
-
-    @property
-    def pages_fetched(self) -> int:
-        """How many pages have been fetched."""
-        return self._state.pages_fetched
-
-    @property
-    def pages(self) -> AsyncIterator[OperationPage[HandleT]]:
-        """The remaining pages, each fetched when reached."""
-        return self._pages()
-
-    async def _pages(self) -> AsyncIterator[OperationPage[HandleT]]:
-        while (request := self._state.next_request()) is not None:
-            response = await self._fetch(request)
-            self._state.record(response)
-            yield OperationPage(
-                operations=[self._wrap(op) for op in response.operations],
-                next_page_token=response.next_page_token,
-                unreachable=list(response.unreachable),
-                raw=response,
-            )
-
-    async def __aiter__(self) -> AsyncIterator[HandleT]:
-        async for page in self._pages():
-            for operation in page.operations:
-                yield operation
 
 
 class AsyncOperationsClient(BaseOperationsClient):

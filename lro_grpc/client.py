@@ -21,16 +21,17 @@ import types
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
 
 from lro_grpc import _channels, _core, _telemetry
 from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT, check_limits
-from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
+from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
+from lro_grpc._pagers import OperationPager
 from lro_grpc.apis import ApiPreset, get_api
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import validate_operation_name
@@ -54,57 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "OperationPage", "OperationPager", "OperationsClient"]
 
 T = TypeVar("T")
-
-
-class OperationPager(Generic[HandleT]):
-    """Operations of a ListOperations call, fetched page by page as you iterate.
-
-    Iterate it for the operations, or over :attr:`pages` for whole pages (use
-    one or the other: they share one position). Nothing is fetched before
-    iteration starts.
-    """
-
-    def __init__(
-        self,
-        state: _core.ListPageState,
-        fetch: Callable[[operations_pb2.ListOperationsRequest], operations_pb2.ListOperationsResponse],
-        wrap: Callable[[operations_pb2.Operation], HandleT],
-    ) -> None:
-        self._state = state
-        self._fetch = fetch
-        self._wrap = wrap
-
-    @property
-    def unreachable(self) -> list[str]:
-        """Locations the server reported unreachable in the pages fetched so far."""
-        return list(self._state.unreachable)
-
-    @property
-    def next_page_token(self) -> str | None:
-        """Token of the next page; ``None`` before the first page, empty after the last."""
-        return self._state.next_page_token
-
-    @property
-    def pages_fetched(self) -> int:
-        """How many pages have been fetched."""
-        return self._state.pages_fetched
-
-    @property
-    def pages(self) -> Iterator[OperationPage[HandleT]]:
-        """The remaining pages, each fetched when reached."""
-        while (request := self._state.next_request()) is not None:
-            response = self._fetch(request)
-            self._state.record(response)
-            yield OperationPage(
-                operations=[self._wrap(op) for op in response.operations],
-                next_page_token=response.next_page_token,
-                unreachable=list(response.unreachable),
-                raw=response,
-            )
-
-    def __iter__(self) -> Iterator[HandleT]:
-        for page in self.pages:
-            yield from page.operations
 
 
 class OperationsClient(BaseOperationsClient):
