@@ -33,7 +33,7 @@ from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc._pagers import AsyncOperationPager
-from lro_grpc.apis import ApiPreset, get_api
+from lro_grpc.apis import ApiPreset
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import validate_operation_name
 from lro_grpc.operation import (
@@ -87,15 +87,15 @@ class AsyncOperationsClient(BaseOperationsClient):
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         super().__init__(
-            registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
+            registry=registry,
+            retry_policy=retry_policy,
+            rpc_timeout=rpc_timeout,
+            poll_policy=poll_policy,
+            api=api,
+            batch_max_in_flight=batch_max_in_flight,
+            batch_qps=batch_qps,
+            batch_sweep=batch_sweep,
         )
-        self._batch_max_in_flight, self._batch_qps = _batch.check_limits(
-            batch_max_in_flight, batch_qps, prefix="batch_"
-        )
-        if not isinstance(batch_sweep, bool):
-            raise TypeError(f"batch_sweep must be a bool, got {batch_sweep!r}")
-        self._batch_sweep = batch_sweep
-        self._closed = False
         self._scheduler: _batch.BatchScheduler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channel: grpc.aio.Channel | None = None
@@ -146,12 +146,12 @@ class AsyncOperationsClient(BaseOperationsClient):
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> AsyncOperationsClient:
         """A client for one API's default host (see :meth:`OperationsClient.for_api`)."""
-        preset = get_api(api)
+        target, preset, rpc_timeout_s = cls._for_api_target(api, endpoint, rpc_timeout)
         return cls(
-            endpoint if endpoint is not None else preset.default_host,
+            target,
             registry=registry,
             retry_policy=retry_policy,
-            rpc_timeout=preset.rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else rpc_timeout,
+            rpc_timeout=rpc_timeout_s,
             poll_policy=poll_policy,
             credentials=credentials,
             quota_project_id=quota_project_id,
@@ -390,8 +390,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             InvalidNameError: a malformed name (before any RPC).
             JournalError: the journal is in use, unreadable, or another endpoint's or API's.
         """
-        check_expected_types(response_type, metadata_type)
-        names = None if names is None else builtins.list(names)
+        names = self._batch_names(names, response_type, metadata_type)
         completed = _batch.as_completed(
             self,
             names,
@@ -427,8 +426,7 @@ class AsyncOperationsClient(BaseOperationsClient):
                 deadline; its ``results`` holds every name's finished operation
                 or last seen state, in input order.
         """
-        check_expected_types(response_type, metadata_type)
-        names = None if names is None else builtins.list(names)
+        names = self._batch_names(names, response_type, metadata_type)
         with _telemetry.tracing_batch(names or []) as trace:
             try:
                 results = await _batch.wait_all(
@@ -443,9 +441,8 @@ class AsyncOperationsClient(BaseOperationsClient):
             except BatchTimeoutError as error:
                 expect_types_on_error(error, response_type, metadata_type)
                 raise
-            for handle in results:
-                trace.seen(handle.raw)
-        return [handle._expect_types(response_type, metadata_type) for handle in results]
+            typed = self._typed_results(results, trace, response_type, metadata_type)
+        return typed
 
     def _batch_scheduler(self) -> _batch.BatchScheduler:
         """The client's one batch scheduler (made on first use)."""
