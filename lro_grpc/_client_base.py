@@ -22,9 +22,10 @@ from google.protobuf.message import Message
 from lro_grpc import _core
 from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, UseClientDefault
+from lro_grpc._handle import check_expected_types
 from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
 from lro_grpc.names import parse_operation_name, validate_list_parent
-from lro_grpc.operation import BaseOperation, check_expected_types
+from lro_grpc.operation import BaseOperation
 from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy, to_seconds
 from lro_grpc.registry import TypeRegistry, default_registry
 

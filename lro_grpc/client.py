@@ -30,19 +30,12 @@ from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
+from lro_grpc._handle import check_expected_types, expect_types_each, expect_types_on_error
 from lro_grpc._pagers import OperationPager
 from lro_grpc.apis import ApiPreset
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import validate_operation_name
-from lro_grpc.operation import (
-    BaseOperation,
-    MetadataT,
-    Operation,
-    ResponseT,
-    check_expected_types,
-    expect_types_each,
-    expect_types_on_error,
-)
+from lro_grpc.operation import BaseOperation, MetadataT, Operation, ResponseT
 from lro_grpc.policies import DEFAULT_RETRY_POLICY, PollPolicy, RetryPolicy
 from lro_grpc.registry import TypeRegistry
 
