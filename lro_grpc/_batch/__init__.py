@@ -24,7 +24,8 @@ The parts, each readable alone:
 * two strategies for *how*: :mod:`._per_operation` (its own GetOperation)
   and :mod:`._sweep` (one ListOperations listing of the operation's list
   scope answers for every tracked operation in it, when that is cheaper);
-* :mod:`._waiter`: :class:`BatchWaiter`, :func:`as_completed`, :func:`wait_all`;
+* :mod:`._waiter`: :class:`BatchWaiter`, :func:`as_completed`, :func:`wait_all`
+  (:mod:`._journal_open` opens their journal for a client);
 * :mod:`._sync`: :class:`SyncBatchRunner`, the same scheduler on one
   background event loop thread for synchronous code;
 * the journal, which makes a batch durable: :mod:`._journal` (what a
@@ -60,11 +61,12 @@ from lro_grpc.errors import BatchTimeoutError
 
 if TYPE_CHECKING:
     from lro_grpc._batch._journal import Journal, JournalIdentity, JournalStore, JournalSummary
+    from lro_grpc._batch._journal_open import JournalPath, open_journal, read_journal
     from lro_grpc._batch._scheduler import BatchScheduler
     from lro_grpc._batch._sqlite_journal import SqliteJournalStore
     from lro_grpc._batch._sweep import ListScope, list_scope
     from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
-    from lro_grpc._batch._waiter import BatchWaiter, JournalPath, as_completed, open_journal, read_journal, wait_all
+    from lro_grpc._batch._waiter import BatchWaiter, as_completed, wait_all
 
 # The parts that need asyncio load on first use: a synchronous program that
 # never waits on a batch does not pay for them (importing _settings alone is cheap).
@@ -77,9 +79,9 @@ _LAZY = {
     "BatchWaiter": "_waiter",
     "as_completed": "_waiter",
     "wait_all": "_waiter",
-    "open_journal": "_waiter",
-    "read_journal": "_waiter",
-    "JournalPath": "_waiter",
+    "open_journal": "_journal_open",
+    "read_journal": "_journal_open",
+    "JournalPath": "_journal_open",
     "Journal": "_journal",
     "JournalIdentity": "_journal",
     "JournalStore": "_journal",

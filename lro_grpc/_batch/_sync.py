@@ -19,6 +19,7 @@ from google.longrunning import operations_pb2
 
 from lro_grpc import _core
 from lro_grpc._batch._journal import Journal
+from lro_grpc._batch._journal_open import JournalPath, open_journal
 from lro_grpc._batch._settings import (
     DEFAULT_BATCH_RPC_TIMEOUT,
     BatchProgress,
@@ -28,7 +29,7 @@ from lro_grpc._batch._settings import (
     own_limits,
 )
 from lro_grpc._batch._source import BatchClient, BatchSource, as_batch_source
-from lro_grpc._batch._waiter import Aborted, BatchWaiter, JournalPath, open_journal, with_results
+from lro_grpc._batch._waiter import Aborted, BatchWaiter, with_results
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.policies import Duration, PollPolicy
 

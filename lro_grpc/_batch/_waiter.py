@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 from google.longrunning import operations_pb2
 
 from lro_grpc import _core
-from lro_grpc._batch._journal import Journal, JournalIdentity, JournalSummary, summarize
+from lro_grpc._batch._journal import Journal
+from lro_grpc._batch._journal_open import JournalPath, open_journal
 from lro_grpc._batch._ports import Entry, last_seen
 from lro_grpc._batch._scheduler import BatchScheduler
 from lro_grpc._batch._settings import (
@@ -30,85 +31,19 @@ from lro_grpc._batch._settings import (
     own_limits,
 )
 from lro_grpc._batch._source import BatchClient, BatchSource, as_batch_source
-from lro_grpc._batch._sqlite_journal import SqliteJournalStore
-from lro_grpc.errors import BatchTimeoutError, JournalError
-from lro_grpc.names import parse_operation_name
+from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.policies import Deadline, Duration, PollPolicy
 
 __all__ = [
     "Aborted",
     "BatchWaiter",
-    "JournalPath",
     "TimedOut",
     "as_completed",
-    "open_journal",
-    "read_journal",
     "wait_all",
     "with_results",
 ]
 
 T = TypeVar("T")
-
-JournalPath = str | os.PathLike[str]
-"""A journal file's path (see :class:`BatchWaiter`'s ``journal``)."""
-
-
-def open_journal(
-    client: BatchSource[Any] | BatchClient[Any],
-    path: JournalPath,
-    names: list[str] | None,
-    *,
-    replay_delivered: bool = False,
-    waiter_marks: bool = True,
-) -> Journal:
-    """Open (or create) the journal at ``path`` for ``client``'s batch of ``names``.
-
-    The journal records the client's endpoint and API; resuming it with another
-    is an error naming both.
-
-    Raises:
-        JournalError: the journal is in use, unreadable, or made for another endpoint or API.
-    """
-    identity = _identity_of(as_batch_source(client), names)
-    store = SqliteJournalStore(path)
-    try:
-        recorded = store.read_identity()
-        if recorded is None:
-            store.write_identity(identity)
-        elif recorded.conflicts_with(identity):
-            raise JournalError(
-                f"journal {store.path!r} was made for endpoint {recorded.endpoint or '(unknown)'!r}, "
-                f"API {recorded.api or '(unknown)'!r}; this client is endpoint "
-                f"{identity.endpoint or '(unknown)'!r}, API {identity.api or '(unknown)'!r}; nothing was changed",
-                store.path,
-            )
-        return Journal(store, replay_delivered=replay_delivered, waiter_marks=waiter_marks)
-    except BaseException:
-        store.close()
-        raise
-
-
-def read_journal(path: JournalPath) -> JournalSummary:
-    """What the journal at ``path`` holds (it is locked while being read, and left unchanged).
-
-    Raises:
-        JournalError: the file is missing, in use, or not a readable journal.
-    """
-    if not os.path.exists(path):
-        raise JournalError(f"journal {os.fspath(path)!r} does not exist", os.fspath(path))
-    store = SqliteJournalStore(path)
-    try:
-        identity = store.read_identity() or JournalIdentity(endpoint="", api="")
-        return summarize(identity, store.load())
-    finally:
-        store.close()
-
-
-def _identity_of(source: BatchSource[Any], names: list[str] | None) -> JournalIdentity:
-    api = source.api
-    if not api and names:
-        api = parse_operation_name(names[0]).api
-    return JournalIdentity(endpoint=source.endpoint, api=api)
 
 
 class TimedOut:
