@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
+import grpc
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
@@ -24,6 +25,7 @@ from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, UseClientDefault
 from lro_grpc._handle import check_expected_types
 from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
+from lro_grpc.errors import RpcError
 from lro_grpc.names import parse_operation_name, validate_list_parent
 from lro_grpc.operation import BaseOperation
 from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy, to_seconds
@@ -221,6 +223,41 @@ class BaseOperationsClient:
             operation_name=request.name or None,
             retry_resource_exhausted=retry_resource_exhausted,
         )
+
+    def _page_plans(
+        self, timeout: float | timedelta | UseClientDefault | None
+    ) -> Callable[[operations_pb2.ListOperationsRequest], Plan[operations_pb2.ListOperationsResponse]]:
+        """The plan of each page of one listing.
+
+        Without ``timeout`` each page gets the client's (the retry policy's
+        timeout, across its retries); with one, the whole listing does: the
+        clock starts at the first page's request and every page gets the time
+        left. ``None`` bounds neither.
+        """
+        if isinstance(timeout, UseClientDefault):
+            settings = self._call_settings()
+            return lambda request: self._list_plan(request, settings)
+        seconds = None if timeout is None else to_seconds(timeout, what="timeout")
+        settings = self._call_settings(timeout=None)
+        if seconds is None:
+            return lambda request: self._list_plan(request, settings)
+        listing_seconds = seconds
+        deadlines: list[Deadline] = []
+
+        def plan(request: operations_pb2.ListOperationsRequest) -> Plan[operations_pb2.ListOperationsResponse]:
+            now = self._clock()
+            if not deadlines:
+                deadlines.append(Deadline.after(listing_seconds, now=now))
+            elif deadlines[0].expired(now):
+                raise RpcError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"the listing did not end within its timeout of {listing_seconds:g} s",
+                    method="ListOperations",
+                    operation_name=request.name or None,
+                )
+            return self._list_plan(request, settings, deadline=deadlines[0])
+
+        return plan
 
     def _list_state(
         self, parent: object, *, filter: object, page_size: object, return_partial_success: object

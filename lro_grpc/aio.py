@@ -299,17 +299,20 @@ class AsyncOperationsClient(BaseOperationsClient):
     ) -> AsyncOperationPager[AsyncOperation[Any, Any]]:
         """List operations under ``parent`` as an async iterator (see :meth:`OperationsClient.list`).
 
+        ``timeout`` bounds the whole listing, as there.
+
         Raises:
             InvalidNameError: ``parent`` is malformed (no RPC is made).
+            TypeError: ``timeout`` is not a duration.
+            ValueError: ``timeout`` is negative or not finite.
         """
         state = self._list_state(
             parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
         )
-
-        settings = self._call_settings(timeout=timeout)
+        plans = self._page_plans(timeout)
 
         async def fetch(request: operations_pb2.ListOperationsRequest) -> operations_pb2.ListOperationsResponse:
-            return await self._run(self._list_plan(request, settings))
+            return await self._run(plans(request))
 
         return AsyncOperationPager(state, fetch, self._wrap)
 

@@ -380,16 +380,26 @@ class OperationsClient(BaseOperationsClient):
             page_size: operations per page (default: the server's).
             return_partial_success: let the server skip unreachable locations
                 (see :attr:`OperationPager.unreachable`).
-            timeout: overall time for each page's call and its retries (see :meth:`get`).
+            timeout: overall time for the whole listing, every page and its
+                retries, counted from the first page's request; iterating past
+                it raises ``RpcError`` (``DEADLINE_EXCEEDED``). Not given: no
+                limit on the listing, each page's call ends within the
+                client's overall timeout (see :meth:`get`); ``None``: neither.
+
+        A listing always ends: a page token given twice, or more than
+        :data:`~lro_grpc._core.MAX_EMPTY_PAGES` (100) empty pages in a row that
+        each name a next page, raise ``RpcError`` (``INTERNAL``) naming ``parent``.
 
         Raises:
             InvalidNameError: ``parent`` is malformed (no RPC is made).
+            TypeError: ``timeout`` is not a duration.
+            ValueError: ``timeout`` is negative or not finite.
         """
         state = self._list_state(
             parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
         )
-        settings = self._call_settings(timeout=timeout)
-        return OperationPager(state, lambda request: self._run(self._list_plan(request, settings)), self._wrap)
+        plans = self._page_plans(timeout)
+        return OperationPager(state, lambda request: self._run(plans(request)), self._wrap)
 
     def cancel(self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT) -> None:
         """Ask the server to cancel an operation (best effort: it may still finish).

@@ -74,7 +74,7 @@ class PerOperation:
         entry.failures = 0
         entry.last_error = None
         if reply.done:
-            scheduler.finish(entry, reply)
+            scheduler.finish(entry, reply, answered_at=time.monotonic())
         else:
             entry.last_seen = reply.SerializeToString()
             scheduler.requeue(entry, started)

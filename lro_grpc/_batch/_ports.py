@@ -183,8 +183,11 @@ class Scheduling(Protocol):
         """An RPC started at ``rpc_started`` was refused for quota: pause every look."""
         ...
 
-    def finish(self, entry: Entry, pb: operations_pb2.Operation) -> None:
-        """``entry`` is done (``pb`` is its final state): deliver it to its subscriber."""
+    def finish(self, entry: Entry, pb: operations_pb2.Operation, *, answered_at: float | None = None) -> None:
+        """``entry`` is done (``pb`` is its final state): deliver it to its subscriber.
+
+        ``answered_at``: when its own GetOperation's answer said so (listings shown later are held to it).
+        """
         ...
 
 

@@ -264,8 +264,14 @@ class BatchScheduler:
         backoff = min(ceiling, RETRY_INITIAL * 2.0 ** min(failures, 32)) * (0.5 + 0.5 * self.rng.random())
         self.push(entry, time.monotonic() + backoff)
 
-    def finish(self, entry: Entry, pb: operations_pb2.Operation) -> None:
-        """``entry`` is done (``pb`` is its final state): report it to its waiter."""
+    def finish(self, entry: Entry, pb: operations_pb2.Operation, *, answered_at: float | None = None) -> None:
+        """``entry`` is done (``pb`` is its final state): report it to its waiter.
+
+        ``answered_at``: when its own GetOperation's answer said so (listings
+        shown later are held to it).
+        """
+        if answered_at is not None and self._sweeper is not None:
+            self._sweeper.saw_done(entry, answered_at)
         self._forget(entry)
         entry.waiter.deliver(entry, pb)
 

@@ -53,6 +53,7 @@ from lro_grpc._core.plans import (
     unary_plan,
 )
 from lro_grpc._core.requests import (
+    MAX_EMPTY_PAGES,
     METHODS,
     USE_CLIENT_DEFAULT,
     ListPageState,
@@ -89,6 +90,7 @@ __all__ = [
     "LIST_REJECTED_CODES",
     "LOOK_AGAIN_CODES",
     "LOOK_ONCE_TIMEOUT",
+    "MAX_EMPTY_PAGES",
     "METHODS",
     "MIN_FINAL_POLL_RESERVE",
     "OWN_CLOCK_MARGIN",
