@@ -17,7 +17,39 @@ from lro_grpc._client_base import HandleT, OperationPage
 __all__ = ["AsyncOperationPager", "OperationPager"]
 
 
-class OperationPager(Generic[HandleT]):
+class _Pager(Generic[HandleT]):
+    """Where a listing stands, and how a fetched page becomes an :class:`OperationPage` (both pagers)."""
+
+    def __init__(self, state: _core.ListPageState, wrap: Callable[[operations_pb2.Operation], HandleT]) -> None:
+        self._state = state
+        self._wrap = wrap
+
+    @property
+    def unreachable(self) -> list[str]:
+        """Locations the server reported unreachable in the pages fetched so far."""
+        return list(self._state.unreachable)
+
+    @property
+    def next_page_token(self) -> str | None:
+        """Token of the next page; ``None`` before the first page, empty after the last."""
+        return self._state.next_page_token
+
+    @property
+    def pages_fetched(self) -> int:
+        """How many pages have been fetched."""
+        return self._state.pages_fetched
+
+    def _page(self, response: operations_pb2.ListOperationsResponse) -> OperationPage[HandleT]:
+        self._state.record(response)
+        return OperationPage(
+            operations=[self._wrap(op) for op in response.operations],
+            next_page_token=response.next_page_token,
+            unreachable=list(response.unreachable),
+            raw=response,
+        )
+
+
+class OperationPager(_Pager[HandleT]):
     """Operations of a ListOperations call, fetched page by page as you iterate.
 
     Iterate it for the operations, or over :attr:`pages` for whole pages (use
@@ -31,44 +63,21 @@ class OperationPager(Generic[HandleT]):
         fetch: Callable[[operations_pb2.ListOperationsRequest], operations_pb2.ListOperationsResponse],
         wrap: Callable[[operations_pb2.Operation], HandleT],
     ) -> None:
-        self._state = state
+        super().__init__(state, wrap)
         self._fetch = fetch
-        self._wrap = wrap
-
-    @property
-    def unreachable(self) -> list[str]:
-        """Locations the server reported unreachable in the pages fetched so far."""
-        return list(self._state.unreachable)
-
-    @property
-    def next_page_token(self) -> str | None:
-        """Token of the next page; ``None`` before the first page, empty after the last."""
-        return self._state.next_page_token
-
-    @property
-    def pages_fetched(self) -> int:
-        """How many pages have been fetched."""
-        return self._state.pages_fetched
 
     @property
     def pages(self) -> Iterator[OperationPage[HandleT]]:
         """The remaining pages, each fetched when reached."""
         while (request := self._state.next_request()) is not None:
-            response = self._fetch(request)
-            self._state.record(response)
-            yield OperationPage(
-                operations=[self._wrap(op) for op in response.operations],
-                next_page_token=response.next_page_token,
-                unreachable=list(response.unreachable),
-                raw=response,
-            )
+            yield self._page(self._fetch(request))
 
     def __iter__(self) -> Iterator[HandleT]:
         for page in self.pages:
             yield from page.operations
 
 
-class AsyncOperationPager(Generic[HandleT]):
+class AsyncOperationPager(_Pager[HandleT]):
     """Operations of a ListOperations call, fetched page by page as you ``async for`` over it.
 
     Iterate it for the operations, or over :attr:`pages` for whole pages (one
@@ -82,24 +91,8 @@ class AsyncOperationPager(Generic[HandleT]):
         fetch: Callable[[operations_pb2.ListOperationsRequest], Awaitable[operations_pb2.ListOperationsResponse]],
         wrap: Callable[[operations_pb2.Operation], HandleT],
     ) -> None:
-        self._state = state
+        super().__init__(state, wrap)
         self._fetch = fetch
-        self._wrap = wrap
-
-    @property
-    def unreachable(self) -> list[str]:
-        """Locations the server reported unreachable in the pages fetched so far."""
-        return list(self._state.unreachable)
-
-    @property
-    def next_page_token(self) -> str | None:
-        """Token of the next page; ``None`` before the first page, empty after the last."""
-        return self._state.next_page_token
-
-    @property
-    def pages_fetched(self) -> int:
-        """How many pages have been fetched."""
-        return self._state.pages_fetched
 
     @property
     def pages(self) -> AsyncIterator[OperationPage[HandleT]]:
@@ -108,14 +101,7 @@ class AsyncOperationPager(Generic[HandleT]):
 
     async def _pages(self) -> AsyncIterator[OperationPage[HandleT]]:
         while (request := self._state.next_request()) is not None:
-            response = await self._fetch(request)
-            self._state.record(response)
-            yield OperationPage(
-                operations=[self._wrap(op) for op in response.operations],
-                next_page_token=response.next_page_token,
-                unreachable=list(response.unreachable),
-                raw=response,
-            )
+            yield self._page(await self._fetch(request))
 
     async def __aiter__(self) -> AsyncIterator[HandleT]:
         async for page in self._pages():
