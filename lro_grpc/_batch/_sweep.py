@@ -48,32 +48,20 @@ it anew, so a busy location that quiets down is swept again.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import math
 import re
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._base import (
-    QUEUED,
-    SWEEPING,
-    Entry,
-    ListFetch,
-    is_message_size_failure,
-    nominal_delay,
-    rpc_code,
-)
+from lro_grpc._batch._ports import QUEUED, SWEEPING, Entry, ListPage, Scheduling
+from lro_grpc._batch._timing import nominal_delay
 from lro_grpc._batch._trust import MAX_EMPTY_PAGES, ScopeTrust, page_budget
-from lro_grpc.errors import RpcError
+from lro_grpc._core import LIST_REJECTED_CODES, RpcFailure, is_message_size_failure, is_throttling
 from lro_grpc.policies import Deadline
-
-if TYPE_CHECKING:
-    from lro_grpc._batch._scheduler import BatchScheduler
 
 __all__ = [
     "ESTIMATE_TTL",
@@ -105,11 +93,6 @@ _LOOKAHEAD: Final = 0.15
 # Up to this fraction of a poll delay, drawn per round, a scope's next round is
 # brought forward by (see Sweeper.sweep).
 _SPREAD: Final = 0.2
-
-# Listing failures on the first page that mean "this server will not list this scope".
-_REJECTED: Final = frozenset(
-    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED}
-)
 
 _SM_PREFIXES: Final = ("rollouts.", "serviceConfigs.", "services.")
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
@@ -259,11 +242,10 @@ class Sweeper:
 
     Args:
         scheduler: the scheduler whose limits and queue it works with.
-        list_fetch: one logical ListOperations page (``await list_fetch(request,
-            deadline=..., rpc_timeout=...)``, ``RESOURCE_EXHAUSTED`` raised at once).
+        list_fetch: one ListOperations page attempt (see :class:`~lro_grpc._batch._ports.ListPage`).
     """
 
-    def __init__(self, scheduler: BatchScheduler, list_fetch: ListFetch) -> None:
+    def __init__(self, scheduler: Scheduling, list_fetch: ListPage) -> None:
         self._scheduler = scheduler
         self._list = list_fetch
         self._scopes: dict[ListScope, Scope] = {}
@@ -289,8 +271,9 @@ class Sweeper:
 
     def untrack(self, entry: Entry) -> None:
         """``entry`` is reported or removed: out of its scope."""
-        if entry.scope is not None:
-            entry.scope.entries.discard(entry)
+        scope: Scope | None = entry.scope
+        if scope is not None:
+            scope.entries.discard(entry)
 
     def round_for(self, entry: Entry, now: float) -> Round | None:
         """A listing round of ``entry``'s scope, if listing is the cheaper way to look at it now.
@@ -298,7 +281,7 @@ class Sweeper:
         ``entry`` is due (taken off the heap by the scheduler). Returns
         ``None`` when it is to be polled on its own.
         """
-        scope = entry.scope
+        scope: Scope | None = entry.scope
         if scope is None or scope.rejected or scope.in_round or now < scope.one_by_one_until:
             return None
         if now < scope.trust.distrusted_until:
@@ -400,7 +383,6 @@ class Sweeper:
         scope = sweep.scope
         listing = scope.listing
         trust = scope.trust
-        unlisted = listed.unlisted
         tokens: set[str] = set()
         token = ""
         deadline = _latest_deadline(sweep.claimed)
@@ -418,36 +400,13 @@ class Sweeper:
             )
             scheduler.count_call("ListOperations")
             started = time.monotonic()
-            try:
-                response = await self._list(request, deadline=deadline, rpc_timeout=None)
-            except asyncio.CancelledError:
-                raise
-            except (RpcError, grpc.RpcError) as error:
-                return self._failed(scope, error, started, pages)
-            except TimeoutError:
-                return "incomplete"
+            response = await self._list(request, deadline=deadline, rpc_timeout=None)
+            if isinstance(response, RpcFailure):
+                return self._failed(scope, response, started, pages)
             pages += 1
             listed.pages = pages
             scheduler.throttle.succeeded()
-            contradicted = ""
-            for pb in response.operations:
-                if not pb.done:
-                    listed.running += 1
-                entry = unlisted.pop(pb.name, None)
-                if entry is None or entry.state != SWEEPING:
-                    if not pb.done and trust.done_at and trust.contradicts(pb.name, started):
-                        contradicted = pb.name
-                    continue
-                if pb.done:  # the server ignored the filter: this answer is about it, use it
-                    scheduler.sweeping.discard(entry)
-                    listed.reported += 1
-                    scheduler.finish(entry, pb)
-                else:
-                    entry.last_seen = pb.SerializeToString()
-                    entry.failures = 0
-                    entry.last_error = None
-                    entry.confirm = False  # listed: no GetOperation owed for an earlier absence
-                    listed.seen.append(entry)
+            contradicted = self._take_page(response, listed, trust, started)
             if contradicted:
                 return self._distrust(sweep, f"it shows {contradicted!r} running, which GetOperation saw done")
             if response.unreachable:
@@ -470,6 +429,37 @@ class Sweeper:
                 return self._distrust(sweep, f"{empty_in_a_row} empty pages in a row, each naming a next page")
             if pages >= max(len(sweep.claimed), page_budget(expected, largest or scope.page_size)):
                 return self._over_budget(sweep, listed, pages, expected)
+
+    def _take_page(
+        self, response: operations_pb2.ListOperationsResponse, listed: _Listed, trust: ScopeTrust, started: float
+    ) -> str:
+        """Settle the claimed operations one page shows; the name of one it contradicts (or ``""``).
+
+        A contradiction is an operation listed as running that its own GetOperation saw done
+        before this page was asked for.
+        """
+        scheduler = self._scheduler
+        unlisted = listed.unlisted
+        contradicted = ""
+        for pb in response.operations:
+            if not pb.done:
+                listed.running += 1
+            entry = unlisted.pop(pb.name, None)
+            if entry is None or entry.state != SWEEPING:
+                if not pb.done and trust.done_at and trust.contradicts(pb.name, started):
+                    contradicted = pb.name
+                continue
+            if pb.done:  # the server ignored the filter: this answer is about it, use it
+                scheduler.sweeping.discard(entry)
+                listed.reported += 1
+                scheduler.finish(entry, pb)
+            else:
+                entry.last_seen = pb.SerializeToString()
+                entry.failures = 0
+                entry.last_error = None
+                entry.confirm = False  # listed: no GetOperation owed for an earlier absence
+                listed.seen.append(entry)
+        return contradicted
 
     def _over_budget(self, sweep: Round, listed: _Listed, pages: int, expected: int) -> str:
         """A round's listing went past its page budget: discard it; distrust the scope if it was known smaller."""
@@ -502,19 +492,19 @@ class Sweeper:
             )
         return "stale"
 
-    def _failed(self, scope: Scope, error: BaseException, started: float, pages: int) -> str:
+    def _failed(self, scope: Scope, failure: RpcFailure, started: float, pages: int) -> str:
         scheduler = self._scheduler
-        code = rpc_code(error) or grpc.StatusCode.UNKNOWN
-        if is_message_size_failure(error):
+        code = failure.code
+        if is_message_size_failure(failure):
             # No quota signal: the page was too large to receive. Ask for smaller ones.
             scope.ask_size = max(1, scope.ask_size // 4)
             scope.page_size = min(scope.page_size, scope.ask_size)
             self._fell_back(scope, f"a page was too large ({code.name}); asking for {scope.ask_size} a page")
             return "incomplete"
-        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            scheduler.refused(error, started)
+        if is_throttling(failure):
+            scheduler.refused(failure, started)
             return "refused"
-        if pages == 0 and code in _REJECTED:
+        if pages == 0 and code in LIST_REJECTED_CODES:
             scope.rejected = True
             if _log.isEnabledFor(logging.INFO):
                 _log.info(
@@ -542,7 +532,7 @@ def _latest_deadline(entries: list[Entry]) -> Deadline:
     """The latest of the entries' waiters' deadlines (none if any waiter has none)."""
     latest = -math.inf
     for waiter in {entry.waiter for entry in entries}:
-        expires_at = waiter._deadline.expires_at
+        expires_at = waiter.deadline.expires_at
         if expires_at is None:
             return Deadline(None)
         latest = max(latest, expires_at)
