@@ -143,7 +143,10 @@ async def test_a_sweep_answers_for_a_whole_location_with_about_one_get_per_opera
     # for listings that raced with an operation finishing; ~20 rounds of one page.
     assert server.calls["GetOperation"] <= 1.2 * len(names)
     assert 5 <= server.calls["ListOperations"] <= 40
-    assert all(request.filter == "done=false" for request in server.list_requests)
+    # Running listings; and a done listing once, which this server answers as if
+    # it were the running one (it ignores the filter): not used again.
+    filters = [request.filter for request in server.list_requests]
+    assert filters.count("done=true") <= 1 and set(filters) <= {"done=false", "done=true"}
     assert {request.name for request in server.list_requests} == {"projects/p/locations/us-east1"}
 
 
@@ -216,7 +219,8 @@ async def test_an_incomplete_listing_is_discarded_and_the_scope_polled_one_by_on
 
     assert_each_reported_once_after_it_finished(server, names, reported)
     assert server.calls["ListOperations"] >= 2  # tried again each round: not remembered as rejected
-    assert server.calls["GetOperation"] > 2 * len(names)  # every round fell back to polling
+    # No listing could report any operation: each came out of its own GetOperation.
+    assert server.calls["GetOperation"] >= len(names)
 
 
 async def test_a_few_operations_in_a_busy_location_are_polled_one_by_one() -> None:

@@ -51,6 +51,11 @@ TRANSIENT_CODES: Final = frozenset(
 # the operation is reported failed with that error, so one bad answer never ends a batch.
 SUSPECT_CODES: Final = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
 
+# Listing failures on the first page that mean "this server will not list this scope (with this filter)".
+LISTING_REJECTED_CODES: Final = frozenset(
+    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED}
+)
+
 MAX_SUSPECT_FAILURES: Final = 3
 """Consecutive failed looks with a :data:`SUSPECT_CODES` code before the operation is reported failed."""
 

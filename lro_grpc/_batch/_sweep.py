@@ -17,7 +17,11 @@ page a call under the scheduler's limits):
 
 * an operation in the listing takes its state (metadata, progress) from it;
   one listed as done (a server that ignores the filter) is reported at once;
-* an operation absent from a complete listing gets one GetOperation, which
+* the operations absent from a complete listing are looked for in the
+  scope's listing of *finished* operations when that is cheaper than one
+  GetOperation each (see :mod:`._done_listing`); each one it shows is
+  reported with its outcome;
+* an operation still unaccounted for gets one GetOperation, which
   decides: **absence never declares an operation done** (listings can be
   stale, paged inconsistently, or filtered differently than asked);
 * **a listing that says running is checked now and then**: after each
@@ -60,6 +64,7 @@ import grpc
 from google.longrunning import operations_pb2
 
 from lro_grpc._batch._base import (
+    LISTING_REJECTED_CODES,
     QUEUED,
     SWEEPING,
     Entry,
@@ -68,6 +73,7 @@ from lro_grpc._batch._base import (
     nominal_delay,
     rpc_code,
 )
+from lro_grpc._batch._done_listing import DoneListing, walk_done
 from lro_grpc._batch._trust import MAX_EMPTY_PAGES, ScopeTrust, page_budget
 from lro_grpc.errors import RpcError
 from lro_grpc.policies import Deadline
@@ -105,11 +111,6 @@ _LOOKAHEAD: Final = 0.15
 # Up to this fraction of a poll delay, drawn per round, a scope's next round is
 # brought forward by (see Sweeper.sweep).
 _SPREAD: Final = 0.2
-
-# Listing failures on the first page that mean "this server will not list this scope".
-_REJECTED: Final = frozenset(
-    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED}
-)
 
 _SM_PREFIXES: Final = ("rollouts.", "serviceConfigs.", "services.")
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
@@ -175,10 +176,12 @@ class Scope:
         in_round: a listing round is under way.
         one_by_one_until: the last cost comparison chose polling one by one until then.
         trust: page budgets, spot checks and distrust windows of its listings.
+        done: what its listing of finished operations costs, or that it is refused.
     """
 
     __slots__ = (
         "ask_size",
+        "done",
         "entries",
         "estimated_at",
         "in_round",
@@ -201,6 +204,7 @@ class Scope:
         self.in_round = False
         self.one_by_one_until = -math.inf
         self.trust = ScopeTrust()
+        self.done = DoneListing()
 
     def listing_cost(self, now: float) -> int:
         """Calls a complete listing of the scope is expected to take."""
@@ -360,6 +364,13 @@ class Sweeper:
                 nominal = nominal_delay(entry.policy, entry.attempts)
                 lead = min(took + spread * nominal, 0.5 * nominal)
                 scheduler.requeue(entry, sweep.started - lead)
+        if outcome == "complete":
+            departed = {name: entry for name, entry in listed.unlisted.items() if entry.state == SWEEPING}
+            if scope.done.worth_walking(len(departed), scope.page_size):
+                # Their outcomes from one listing of the scope's finished operations; the rest get their own
+                # look. The next round may start meanwhile: it claims none of these.
+                await walk_done(scheduler, self._list, scope, departed, _latest_deadline(list(departed.values())))
+                now = time.monotonic()
         for entry in listed.unlisted.values():
             if entry.state != SWEEPING:
                 continue
@@ -514,7 +525,7 @@ class Sweeper:
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
             scheduler.refused(error, started)
             return "refused"
-        if pages == 0 and code in _REJECTED:
+        if pages == 0 and code in LISTING_REJECTED_CODES:
             scope.rejected = True
             if _log.isEnabledFor(logging.INFO):
                 _log.info(
