@@ -90,6 +90,7 @@ START_SLACK: Final = 300.0
 """Seconds a Service Management done listing reaches back before the earliest start looked for (clock skew)."""
 
 _SM_METADATA = "type.googleapis.com/google.api.servicemanagement.v1.OperationMetadata"
+_SM_KINDS: Final = frozenset({"rollouts", "serviceConfigs", "services"})
 
 
 def done_filter(listing: ListScope, since: float | None) -> str | None:
@@ -161,9 +162,9 @@ def _other_scope(listing: ListScope, name: str) -> bool:
     if listing.parent.startswith("projects/"):
         return not name.startswith(listing.parent + "/operations/")
     service = listing.filter.split(" ", 1)[0].removeprefix("serviceName=")
-    _, dot, rest = name.removeprefix("operations/").partition(".")
+    kind, _, rest = name.removeprefix("operations/").partition(".")
     other, colon, _ = rest.partition(":")
-    return bool(dot and colon and other != service)  # ids of other shapes name no service
+    return kind in _SM_KINDS and bool(colon) and other != service  # ids of other shapes name no service
 
 
 async def walk_done(
