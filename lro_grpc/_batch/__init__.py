@@ -18,7 +18,10 @@ The parts, each readable alone:
   grid so that looks due together start together, each waiter's deadline;
 * two strategies for *how*: :mod:`._per_operation` (its own GetOperation)
   and :mod:`._sweep` (one ListOperations listing of the operation's list
-  scope answers for every tracked operation in it, when that is cheaper);
+  scope, :mod:`._scopes`, answers for every tracked operation in it, when
+  that is cheaper; those that left it are looked for in the scope's listing
+  of finished operations when that is cheaper still, :mod:`._done_listing`;
+  page budgets and spot checks keep listings honest, :mod:`._trust`);
 * :mod:`._waiter`: :class:`BatchWaiter`, :func:`as_completed`, :func:`wait_all`;
 * :mod:`._sync`: :class:`SyncBatchRunner`, the same scheduler on one
   background event loop thread for synchronous code;
@@ -56,8 +59,8 @@ from lro_grpc.errors import BatchTimeoutError
 if TYPE_CHECKING:
     from lro_grpc._batch._journal import Journal, JournalIdentity, JournalStore, JournalSummary
     from lro_grpc._batch._scheduler import BatchScheduler
+    from lro_grpc._batch._scopes import ListScope, list_scope
     from lro_grpc._batch._sqlite_journal import SqliteJournalStore
-    from lro_grpc._batch._sweep import ListScope, list_scope
     from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
     from lro_grpc._batch._waiter import BatchWaiter, JournalPath, as_completed, open_journal, read_journal, wait_all
 
@@ -65,8 +68,8 @@ if TYPE_CHECKING:
 # never waits on a batch does not pay for them (importing _base alone is cheap).
 _LAZY = {
     "BatchScheduler": "_scheduler",
-    "ListScope": "_sweep",
-    "list_scope": "_sweep",
+    "ListScope": "_scopes",
+    "list_scope": "_scopes",
     "SyncBatchRunner": "_sync",
     "SyncBatchWaiter": "_sync",
     "BatchWaiter": "_waiter",

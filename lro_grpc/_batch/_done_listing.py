@@ -11,9 +11,11 @@ operations a walk did not account for get their GetOperation as before.
 
 * Financial Services: ``done=true`` under the location.
 * Service Management: ``serviceName=S AND status=done AND startTime>="T"``,
-  ``T`` the earliest ``start_time`` among the operations looked for, less
+  ``T`` the earliest ``start_time`` among the operations looked for (or when
+  the scope's first operation was tracked, if earlier), less
   :data:`START_SLACK` (the filter grammar of ``operations.list``). An
-  operation whose start time is not known yet is looked for with GetOperation.
+  operation that started earlier still is not on it, and gets its
+  GetOperation.
 
 A server that rejects the filter (``INVALID_ARGUMENT``, ``UNIMPLEMENTED``,
 ``PERMISSION_DENIED`` on the first page) or ignores it (the walk shows a
@@ -32,31 +34,13 @@ or once every operation looked for is accounted for.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
-import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._base import (
-    LISTING_REJECTED_CODES,
-    SWEEPING,
-    Entry,
-    ListFetch,
-    is_message_size_failure,
-    rpc_code,
-)
-from lro_grpc._batch._trust import MAX_EMPTY_PAGES
-from lro_grpc.errors import RpcError
-from lro_grpc.policies import Deadline
-
-if TYPE_CHECKING:
-    from lro_grpc._batch._scheduler import BatchScheduler
-    from lro_grpc._batch._sweep import ListScope, Scope
+from lro_grpc._batch._scopes import ListScope
 
 __all__ = [
     "OPERATION_WEIGHT",
@@ -64,12 +48,10 @@ __all__ = [
     "START_SLACK",
     "DoneListing",
     "done_filter",
+    "other_scope",
     "page_cost",
     "start_time",
-    "walk_done",
 ]
-
-_log = logging.getLogger("lro_grpc.batch")
 
 PAGE_WEIGHT: Final = 1.0
 """Server work of one done page, besides its operations, in GetOperations.
@@ -108,13 +90,13 @@ def done_filter(listing: ListScope, since: float | None) -> str | None:
     return f'serviceName={service} AND status=done AND startTime>="{moment.strftime("%Y-%m-%dT%H:%M:%SZ")}"'
 
 
-def start_time(entry: Entry) -> float | None:
+def start_time(last_seen: bytes | None) -> float | None:
     """A Service Management operation's ``start_time`` (epoch seconds) from its last seen state, if known."""
-    if entry.last_seen is None:
+    if last_seen is None:
         return None
     from lro_grpc._generated import servicemanagement_v1_pb2  # only Service Management scopes need it
 
-    pb = operations_pb2.Operation.FromString(entry.last_seen)
+    pb = operations_pb2.Operation.FromString(last_seen)
     if pb.metadata.type_url != _SM_METADATA:
         return None
     metadata = servicemanagement_v1_pb2.OperationMetadata.FromString(pb.metadata.value)
@@ -157,7 +139,7 @@ class DoneListing:
         return self.expected_cost(looked_for, page_size) < looked_for
 
 
-def _other_scope(listing: ListScope, name: str) -> bool:
+def other_scope(listing: ListScope, name: str) -> bool:
     """Whether operation ``name`` visibly belongs to another scope than ``listing``'s."""
     if listing.parent.startswith("projects/"):
         return not name.startswith(listing.parent + "/operations/")
@@ -165,87 +147,3 @@ def _other_scope(listing: ListScope, name: str) -> bool:
     kind, _, rest = name.removeprefix("operations/").partition(".")
     other, colon, _ = rest.partition(":")
     return kind in _SM_KINDS and bool(colon) and other != service  # ids of other shapes name no service
-
-
-async def walk_done(
-    scheduler: BatchScheduler, list_fetch: ListFetch, scope: Scope, looking_for: dict[str, Entry], deadline: Deadline
-) -> None:
-    """Walk ``scope``'s done listing and report each operation of ``looking_for`` (by name) it shows.
-
-    The operations it reports leave ``looking_for``; the others are for the
-    caller to confirm with GetOperation.
-    """
-    done = scope.done
-    listing = scope.listing
-    since = None
-    if not listing.parent.startswith("projects/"):
-        since = min((t for t in map(start_time, looking_for.values()) if t is not None), default=None)
-    text = done_filter(listing, since)
-    if text is None:
-        return
-    done.walks += 1
-    budget = float(len(looking_for))
-    spent = 0.0
-    shown = 0
-    pages = 0
-    empty_in_a_row = 0
-    tokens: set[str] = set()
-    token = ""
-    while looking_for:
-        await scheduler.call_slot()
-        if not any(entry.state == SWEEPING for entry in looking_for.values()):  # their waiters went away
-            return
-        request = operations_pb2.ListOperationsRequest(
-            name=listing.parent, filter=text, page_size=scope.ask_size, page_token=token
-        )
-        scheduler.count_call("ListOperations")
-        started = time.monotonic()
-        try:
-            response = await list_fetch(request, deadline=deadline, rpc_timeout=None)
-        except asyncio.CancelledError:
-            raise
-        except (RpcError, grpc.RpcError) as error:
-            code = rpc_code(error) or grpc.StatusCode.UNKNOWN
-            if code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(error):
-                scheduler.refused(error, started)
-            elif pages == 0 and code in LISTING_REJECTED_CODES:
-                _refuse(scope, text, f"it failed with {code.name}")
-            return
-        except TimeoutError:
-            return
-        answered_at = time.monotonic()
-        pages += 1
-        scheduler.throttle.succeeded()
-        spent += page_cost(len(response.operations))
-        shown += len(response.operations)
-        for pb in response.operations:
-            if not pb.done or _other_scope(listing, pb.name):
-                what = "running" if not pb.done else "of another scope"
-                _refuse(scope, text, f"it shows {pb.name!r}, {what}")
-                return
-            entry = looking_for.pop(pb.name, None)
-            if entry is not None and entry.state == SWEEPING:
-                scheduler.sweeping.discard(entry)
-                scheduler.finish(entry, pb, answered_at=answered_at)
-        token = response.next_page_token
-        if not token:
-            done.size = shown
-            return
-        empty_in_a_row = 0 if response.operations else empty_in_a_row + 1
-        if token in tokens or response.unreachable or empty_in_a_row > MAX_EMPTY_PAGES or spent >= budget:
-            done.size = max(done.size, shown + 1)  # at least this large: the next comparison knows
-            return
-        tokens.add(token)
-    done.size = max(done.size, shown)
-
-
-def _refuse(scope: Scope, text: str, why: str) -> None:
-    scope.done.refused = True
-    if _log.isEnabledFor(logging.INFO):
-        _log.info(
-            "done listing of %s (filter %r) not used: %s; operations leaving its running listing get "
-            "GetOperation from now on",
-            scope.listing.parent,
-            text,
-            why,
-        )

@@ -53,10 +53,8 @@ it anew, so a busy location that quiets down is swept again.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
-import re
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -73,7 +71,13 @@ from lro_grpc._batch._base import (
     nominal_delay,
     rpc_code,
 )
-from lro_grpc._batch._done_listing import DoneListing, walk_done
+from lro_grpc._batch._done_listing import DoneListing, done_filter, other_scope, page_cost, start_time
+from lro_grpc._batch._scopes import (
+    FINANCIAL_SERVICES_PAGE_SIZE,
+    SERVICE_MANAGEMENT_PAGE_SIZE,
+    ListScope,
+    list_scope,
+)
 from lro_grpc._batch._trust import MAX_EMPTY_PAGES, ScopeTrust, page_budget
 from lro_grpc.errors import RpcError
 from lro_grpc.policies import Deadline
@@ -94,12 +98,6 @@ __all__ = [
 
 _log = logging.getLogger("lro_grpc.batch")
 
-FINANCIAL_SERVICES_PAGE_SIZE: Final = 1000
-"""Page size a sweep asks Financial Services for (a server that caps it lower is followed)."""
-
-SERVICE_MANAGEMENT_PAGE_SIZE: Final = 100
-"""Page size a sweep asks Service Management for: the operations.list maximum."""
-
 ESTIMATE_TTL: Final = 600.0
 """Seconds a scope's count of running operations is trusted before a round lists again."""
 
@@ -111,55 +109,6 @@ _LOOKAHEAD: Final = 0.15
 # Up to this fraction of a poll delay, drawn per round, a scope's next round is
 # brought forward by (see Sweeper.sweep).
 _SPREAD: Final = 0.2
-
-_SM_PREFIXES: Final = ("rollouts.", "serviceConfigs.", "services.")
-_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
-_FS_SEPARATOR: Final = "/operations/"
-
-
-@dataclasses.dataclass(frozen=True)
-class ListScope:
-    """The listing that covers an operation.
-
-    Attributes:
-        parent: the ``name`` of the ListOperations request.
-        filter: the filter selecting the scope's running operations.
-        page_size: the page size to ask for.
-    """
-
-    parent: str
-    filter: str
-    page_size: int
-
-
-def list_scope(name: str) -> ListScope | None:
-    """The list scope of a (validated) operation name, or ``None`` if it cannot be told.
-
-    * Financial Services ``projects/P/locations/L/operations/ID``: parent
-      ``projects/P/locations/L``, filter ``done=false``.
-    * Service Management ``operations/rollouts.<service>:<id>``,
-      ``operations/serviceConfigs.<service>:<id>`` and
-      ``operations/services.<service>:<id>``: parent ``operations``, filter
-      ``serviceName=<service> AND status=in_progress`` (the operations.list
-      grammar), at most 100 a page. Other Service Management ids have no
-      service to list by.
-    """
-    if name.startswith("projects/"):
-        parent, separator, _ = name.rpartition(_FS_SEPARATOR)
-        if not separator or parent.count("/") != 3:
-            return None
-        return ListScope(parent, "done=false", FINANCIAL_SERVICES_PAGE_SIZE)
-    if name.startswith("operations/"):
-        operation_id = name[len("operations/") :]
-        for prefix in _SM_PREFIXES:
-            if operation_id.startswith(prefix):
-                service, colon, rest = operation_id[len(prefix) :].partition(":")
-                if colon and rest and _SERVICE_NAME.fullmatch(service):
-                    return ListScope(
-                        "operations", f"serviceName={service} AND status=in_progress", SERVICE_MANAGEMENT_PAGE_SIZE
-                    )
-                return None
-    return None
 
 
 class Scope:
@@ -177,6 +126,7 @@ class Scope:
         one_by_one_until: the last cost comparison chose polling one by one until then.
         trust: page budgets, spot checks and distrust windows of its listings.
         done: what its listing of finished operations costs, or that it is refused.
+        tracked_since: when (``time.time()``) its first operation was tracked.
     """
 
     __slots__ = (
@@ -190,6 +140,7 @@ class Scope:
         "page_size",
         "rejected",
         "running",
+        "tracked_since",
         "trust",
     )
 
@@ -205,6 +156,7 @@ class Scope:
         self.one_by_one_until = -math.inf
         self.trust = ScopeTrust()
         self.done = DoneListing()
+        self.tracked_since = time.time()
 
     def listing_cost(self, now: float) -> int:
         """Calls a complete listing of the scope is expected to take."""
@@ -369,7 +321,7 @@ class Sweeper:
             if scope.done.worth_walking(len(departed), scope.page_size):
                 # Their outcomes from one listing of the scope's finished operations; the rest get their own
                 # look. The next round may start meanwhile: it claims none of these.
-                await walk_done(scheduler, self._list, scope, departed, _latest_deadline(list(departed.values())))
+                await self._walk_done(scope, departed, _latest_deadline(list(departed.values())))
                 now = time.monotonic()
         for entry in listed.unlisted.values():
             if entry.state != SWEEPING:
@@ -481,6 +433,85 @@ class Sweeper:
                 return self._distrust(sweep, f"{empty_in_a_row} empty pages in a row, each naming a next page")
             if pages >= max(len(sweep.claimed), page_budget(expected, largest or scope.page_size)):
                 return self._over_budget(sweep, listed, pages, expected)
+
+    async def _walk_done(self, scope: Scope, looking_for: dict[str, Entry], deadline: Deadline) -> None:
+        """Walk ``scope``'s done listing; report each operation of ``looking_for`` it shows (they leave it).
+
+        The others are for the caller to confirm with GetOperation. See :mod:`._done_listing`.
+        """
+        scheduler = self._scheduler
+        done = scope.done
+        listing = scope.listing
+        since = None
+        if not listing.parent.startswith("projects/"):
+            # Those never seen yet (their start unknown) most likely started before they were tracked.
+            starts = [start_time(entry.last_seen) for entry in looking_for.values()]
+            since = min((start for start in starts if start is not None), default=scope.tracked_since)
+            since = min(since, scope.tracked_since)
+        text = done_filter(listing, since)
+        if text is None:
+            return
+        done.walks += 1
+        budget, spent, shown, empty_in_a_row = float(len(looking_for)), 0.0, 0, 0
+        tokens: set[str] = set()
+        token = ""
+        while looking_for:
+            await scheduler.call_slot()
+            if not any(entry.state == SWEEPING for entry in looking_for.values()):  # their waiters went away
+                return
+            request = operations_pb2.ListOperationsRequest(
+                name=listing.parent, filter=text, page_size=scope.ask_size, page_token=token
+            )
+            scheduler.count_call("ListOperations")
+            started = time.monotonic()
+            try:
+                response = await self._list(request, deadline=deadline, rpc_timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except (RpcError, grpc.RpcError) as error:
+                code = rpc_code(error) or grpc.StatusCode.UNKNOWN
+                if code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(error):
+                    scheduler.refused(error, started)
+                elif not tokens and code in LISTING_REJECTED_CODES:
+                    self._refuse_done(scope, text, f"it failed with {code.name}")
+                return
+            except TimeoutError:
+                return
+            answered_at = time.monotonic()
+            scheduler.throttle.succeeded()
+            spent += page_cost(len(response.operations))
+            shown += len(response.operations)
+            for pb in response.operations:
+                if not pb.done or other_scope(listing, pb.name):
+                    what = "running" if not pb.done else "of another scope"
+                    self._refuse_done(scope, text, f"it shows {pb.name!r}, {what}")
+                    return
+                entry = looking_for.pop(pb.name, None)
+                if entry is not None and entry.state == SWEEPING:
+                    scheduler.sweeping.discard(entry)
+                    scheduler.finish(entry, pb, answered_at=answered_at)
+            token = response.next_page_token
+            if not token:
+                done.size = shown
+                return
+            empty_in_a_row = 0 if response.operations else empty_in_a_row + 1
+            if token in tokens or response.unreachable or empty_in_a_row > MAX_EMPTY_PAGES or spent >= budget:
+                done.size = max(done.size, shown + 1)  # at least this large: the next comparison knows
+                return
+            tokens.add(token)
+        done.size = max(done.size, shown)
+
+    @staticmethod
+    def _refuse_done(scope: Scope, text: str, why: str) -> None:
+        scope.done.refused = True
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "done listing of %s (filter %r) not used: %s; operations leaving its running listing get "
+                "GetOperation from now on",
+                scope.listing.parent,
+                text,
+                why,
+            )
 
     def _over_budget(self, sweep: Round, listed: _Listed, pages: int, expected: int) -> str:
         """A round's listing went past its page budget: discard it; distrust the scope if it was known smaller."""
