@@ -122,7 +122,8 @@ class OperationRecord:
         outcome: ``"success"``, ``"fail"`` or ``"cancel"``.
         cancel_requested_at: when a cancel was requested, or ``None``.
         metadata: the serialized metadata message without its time-dependent fields.
-        response: the serialized ``Any`` response it carries on success.
+        response: the serialized ``Any`` response it carries on success (a
+            ``google.rpc.Status`` for one failed on demand: the error it ends with).
         request_key: the Financial Services ``request_id`` it was started with, or ``None``.
         seq: insertion sequence number, assigned by the store (0 until stored).
         request_digest: what the request asked for (method and fields but the
@@ -616,6 +617,11 @@ def cancelled(record: OperationRecord, now: float, grace: float) -> OperationRec
 def _error(record: OperationRecord) -> status_pb2.Status:
     if record.outcome == CANCEL:
         return status_pb2.Status(code=code_pb2.CANCELLED, message="Operation was cancelled.")
+    chosen = any_pb2.Any.FromString(record.response)  # a failure chosen on demand keeps its status here
+    if chosen.Is(status_pb2.Status.DESCRIPTOR):
+        status = status_pb2.Status()
+        chosen.Unpack(status)
+        return status
     status = status_pb2.Status(
         code=code_pb2.FAILED_PRECONDITION,
         message=f"{record.method} failed: simulated failure requested with {OUTCOME_HEADER}: fail",
