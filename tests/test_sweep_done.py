@@ -124,14 +124,14 @@ async def test_a_done_filter_ignored_or_rejected_is_used_once_then_getoperation(
 
 
 async def test_operations_a_stale_done_listing_leaves_out_come_out_through_getoperation() -> None:
-    server = DoneListings(stale_for=4.0)  # shows each finished operation only 4 s after its end
+    server = DoneListings(stale_for=6.0)  # shows each finished operation only 6 s after its end
     names = spread(server, [fs_name("us-east1", index) for index in range(300)], 0.2, 1.5)
     async with serving(server) as target, client_for(target) as client:
         delays = await reported_after_their_end(server, client, names)
 
     # Not waited for until the done listing shows them: each got its GetOperation
-    # in the round it left the running listing (a second is room for a loaded machine).
-    assert max(delays) < 1.0 + 2 * POLL.maximum
+    # in the round it left the running listing (what passes 2 rounds is a loaded machine's).
+    assert max(delays) < 3.0
     assert server.calls["GetOperation"] >= len(names)
     assert server.done_walks() >= 3
 
