@@ -376,13 +376,9 @@ class Sweeper:
                 await scheduler.call_slot()
                 if not any(entry.state == SWEEPING for entry in sweep.claimed):  # every waiter went away
                     return "incomplete"
-            request = operations_pb2.ListOperationsRequest(
-                name=listing.parent, filter=listing.filter, page_size=scope.ask_size, page_token=token
-            )
-            scheduler.count_call("ListOperations")
             started = time.monotonic()
             try:
-                response = await self._list(request, deadline=deadline, rpc_timeout=None)
+                response = await self._page(scope, listing.filter, token, deadline)
             except asyncio.CancelledError:
                 raise
             except (RpcError, grpc.RpcError) as error:
@@ -434,6 +430,16 @@ class Sweeper:
             if pages >= max(len(sweep.claimed), page_budget(expected, largest or scope.page_size)):
                 return self._over_budget(sweep, listed, pages, expected)
 
+    async def _page(
+        self, scope: Scope, text: str, token: str, deadline: Deadline
+    ) -> operations_pb2.ListOperationsResponse:
+        """One page (counted) of ``scope``'s listing with filter ``text``, from ``token``."""
+        request = operations_pb2.ListOperationsRequest(
+            name=scope.listing.parent, filter=text, page_size=scope.ask_size, page_token=token
+        )
+        self._scheduler.count_call("ListOperations")
+        return await self._list(request, deadline=deadline, rpc_timeout=None)
+
     async def _walk_done(self, scope: Scope, looking_for: dict[str, Entry], deadline: Deadline) -> None:
         """Walk ``scope``'s done listing; report each operation of ``looking_for`` it shows (they leave it).
 
@@ -459,13 +465,9 @@ class Sweeper:
             await scheduler.call_slot()
             if not any(entry.state == SWEEPING for entry in looking_for.values()):  # their waiters went away
                 return
-            request = operations_pb2.ListOperationsRequest(
-                name=listing.parent, filter=text, page_size=scope.ask_size, page_token=token
-            )
-            scheduler.count_call("ListOperations")
             started = time.monotonic()
             try:
-                response = await self._list(request, deadline=deadline, rpc_timeout=None)
+                response = await self._page(scope, text, token, deadline)
             except asyncio.CancelledError:
                 raise
             except (RpcError, grpc.RpcError) as error:
