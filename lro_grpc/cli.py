@@ -47,7 +47,8 @@ in FILE (SQLite): run again with the same FILE after a crash or a kill, it
 resumes (outcomes already recorded come from the file, without an RPC; with
 no NAME, every name in FILE). ``journal FILE`` counts what FILE holds
 (pending, succeeded, failed, cancelled, delivered); with ``--json`` it prints
-each recorded outcome as one JSON line. A journal in use by another process,
+each recorded outcome as one JSON line, changing nothing (a read-only
+directory will do). A journal in use by another process,
 unreadable, or made for another endpoint or API is a usage error (exit 2).
 
 Errors are one line on stderr, ``lro-grpc: error: ...``.

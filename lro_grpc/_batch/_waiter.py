@@ -91,14 +91,15 @@ def open_journal(
 
 
 def read_journal(path: JournalPath) -> JournalSummary:
-    """What the journal at ``path`` holds (it is locked while being read, and left unchanged).
+    """What the journal at ``path`` holds: read under a shared lock, nothing changed or created.
+
+    Works on a read-only file system: after a killed writer's run, a private
+    copy of the file and its WAL is read instead.
 
     Raises:
-        JournalError: the file is missing, in use, or not a readable journal.
+        JournalError: the file is missing, being written, or not a readable journal.
     """
-    if not os.path.exists(path):
-        raise JournalError(f"journal {os.fspath(path)!r} does not exist", os.fspath(path))
-    store = SqliteJournalStore(path)
+    store = SqliteJournalStore(path, read_only=True)
     try:
         identity = store.read_identity() or JournalIdentity(endpoint="", api="")
         return summarize(identity, store.load())
