@@ -52,38 +52,25 @@ it anew, so a busy location that quiets down is swept again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._base import (
-    LISTING_REJECTED_CODES,
-    QUEUED,
-    SWEEPING,
-    Entry,
-    ListFetch,
-    is_message_size_failure,
-    nominal_delay,
-    rpc_code,
-)
 from lro_grpc._batch._done_listing import DoneListing, done_filter, other_scope, page_cost, start_time
+from lro_grpc._batch._ports import QUEUED, SWEEPING, Entry, ListPage, Scheduling
 from lro_grpc._batch._scopes import (
     FINANCIAL_SERVICES_PAGE_SIZE,
     SERVICE_MANAGEMENT_PAGE_SIZE,
     ListScope,
     list_scope,
 )
+from lro_grpc._batch._timing import nominal_delay
 from lro_grpc._batch._trust import MAX_EMPTY_PAGES, ScopeTrust, page_budget
-from lro_grpc.errors import RpcError
+from lro_grpc._core import LIST_REJECTED_CODES, RpcFailure, is_message_size_failure, is_throttling
 from lro_grpc.policies import Deadline
-
-if TYPE_CHECKING:
-    from lro_grpc._batch._scheduler import BatchScheduler
 
 __all__ = [
     "ESTIMATE_TTL",
@@ -215,11 +202,10 @@ class Sweeper:
 
     Args:
         scheduler: the scheduler whose limits and queue it works with.
-        list_fetch: one logical ListOperations page (``await list_fetch(request,
-            deadline=..., rpc_timeout=...)``, ``RESOURCE_EXHAUSTED`` raised at once).
+        list_fetch: one ListOperations page attempt (see :class:`~lro_grpc._batch._ports.ListPage`).
     """
 
-    def __init__(self, scheduler: BatchScheduler, list_fetch: ListFetch) -> None:
+    def __init__(self, scheduler: Scheduling, list_fetch: ListPage) -> None:
         self._scheduler = scheduler
         self._list = list_fetch
         self._scopes: dict[ListScope, Scope] = {}
@@ -245,8 +231,9 @@ class Sweeper:
 
     def untrack(self, entry: Entry) -> None:
         """``entry`` is reported or removed: out of its scope."""
-        if entry.scope is not None:
-            entry.scope.entries.discard(entry)
+        scope: Scope | None = entry.scope
+        if scope is not None:
+            scope.entries.discard(entry)
 
     def round_for(self, entry: Entry, now: float) -> Round | None:
         """A listing round of ``entry``'s scope, if listing is the cheaper way to look at it now.
@@ -254,7 +241,7 @@ class Sweeper:
         ``entry`` is due (taken off the heap by the scheduler). Returns
         ``None`` when it is to be polled on its own.
         """
-        scope = entry.scope
+        scope: Scope | None = entry.scope
         if scope is None or scope.rejected or scope.in_round or now < scope.one_by_one_until:
             return None
         if now < scope.trust.distrusted_until:
@@ -363,7 +350,6 @@ class Sweeper:
         scope = sweep.scope
         listing = scope.listing
         trust = scope.trust
-        unlisted = listed.unlisted
         tokens: set[str] = set()
         token = ""
         deadline = _latest_deadline(sweep.claimed)
@@ -377,36 +363,13 @@ class Sweeper:
                 if not any(entry.state == SWEEPING for entry in sweep.claimed):  # every waiter went away
                     return "incomplete"
             started = time.monotonic()
-            try:
-                response = await self._page(scope, listing.filter, token, deadline)
-            except asyncio.CancelledError:
-                raise
-            except (RpcError, grpc.RpcError) as error:
-                return self._failed(scope, error, started, pages)
-            except TimeoutError:
-                return "incomplete"
+            response = await self._page(scope, listing.filter, token, deadline)
+            if isinstance(response, RpcFailure):
+                return self._failed(scope, response, started, pages)
             pages += 1
             listed.pages = pages
             scheduler.throttle.succeeded()
-            contradicted = ""
-            for pb in response.operations:
-                if not pb.done:
-                    listed.running += 1
-                entry = unlisted.pop(pb.name, None)
-                if entry is None or entry.state != SWEEPING:
-                    if not pb.done and trust.done_at and trust.contradicts(pb.name, started):
-                        contradicted = pb.name
-                    continue
-                if pb.done:  # the server ignored the filter: this answer is about it, use it
-                    scheduler.sweeping.discard(entry)
-                    listed.reported += 1
-                    scheduler.finish(entry, pb)
-                else:
-                    entry.last_seen = pb.SerializeToString()
-                    entry.failures = 0
-                    entry.last_error = None
-                    entry.confirm = False  # listed: no GetOperation owed for an earlier absence
-                    listed.seen.append(entry)
+            contradicted = self._take_page(response, listed, trust, started)
             if contradicted:
                 return self._distrust(sweep, f"it shows {contradicted!r} running, which GetOperation saw done")
             if response.unreachable:
@@ -430,9 +393,40 @@ class Sweeper:
             if pages >= max(len(sweep.claimed), page_budget(expected, largest or scope.page_size)):
                 return self._over_budget(sweep, listed, pages, expected)
 
+    def _take_page(
+        self, response: operations_pb2.ListOperationsResponse, listed: _Listed, trust: ScopeTrust, started: float
+    ) -> str:
+        """Settle the claimed operations one page shows; the name of one it contradicts (or ``""``).
+
+        A contradiction is an operation listed as running that its own GetOperation saw done
+        before this page was asked for.
+        """
+        scheduler = self._scheduler
+        unlisted = listed.unlisted
+        contradicted = ""
+        for pb in response.operations:
+            if not pb.done:
+                listed.running += 1
+            entry = unlisted.pop(pb.name, None)
+            if entry is None or entry.state != SWEEPING:
+                if not pb.done and trust.done_at and trust.contradicts(pb.name, started):
+                    contradicted = pb.name
+                continue
+            if pb.done:  # the server ignored the filter: this answer is about it, use it
+                scheduler.sweeping.discard(entry)
+                listed.reported += 1
+                scheduler.finish(entry, pb)
+            else:
+                entry.last_seen = pb.SerializeToString()
+                entry.failures = 0
+                entry.last_error = None
+                entry.confirm = False  # listed: no GetOperation owed for an earlier absence
+                listed.seen.append(entry)
+        return contradicted
+
     async def _page(
         self, scope: Scope, text: str, token: str, deadline: Deadline
-    ) -> operations_pb2.ListOperationsResponse:
+    ) -> operations_pb2.ListOperationsResponse | RpcFailure:
         """One page (counted) of ``scope``'s listing with filter ``text``, from ``token``."""
         request = operations_pb2.ListOperationsRequest(
             name=scope.listing.parent, filter=text, page_size=scope.ask_size, page_token=token
@@ -447,14 +441,7 @@ class Sweeper:
         """
         scheduler = self._scheduler
         done = scope.done
-        listing = scope.listing
-        since = None
-        if not listing.parent.startswith("projects/"):
-            # Those never seen yet (their start unknown) most likely started before they were tracked.
-            starts = [start_time(entry.last_seen) for entry in looking_for.values()]
-            since = min((start for start in starts if start is not None), default=scope.tracked_since)
-            since = min(since, scope.tracked_since)
-        text = done_filter(listing, since)
+        text = done_filter(scope.listing, _earliest_start(scope, looking_for))
         if text is None:
             return
         done.walks += 1
@@ -466,32 +453,18 @@ class Sweeper:
             if not any(entry.state == SWEEPING for entry in looking_for.values()):  # their waiters went away
                 return
             started = time.monotonic()
-            try:
-                response = await self._page(scope, text, token, deadline)
-            except asyncio.CancelledError:
-                raise
-            except (RpcError, grpc.RpcError) as error:
-                code = rpc_code(error) or grpc.StatusCode.UNKNOWN
-                if code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(error):
-                    scheduler.refused(error, started)
-                elif not tokens and code in LISTING_REJECTED_CODES:
-                    self._refuse_done(scope, text, f"it failed with {code.name}")
+            response = await self._page(scope, text, token, deadline)
+            if isinstance(response, RpcFailure):
+                if is_throttling(response):
+                    scheduler.refused(response, started)
+                elif not tokens and response.code in LIST_REJECTED_CODES:
+                    self._refuse_done(scope, text, f"it failed with {response.code.name}")
                 return
-            except TimeoutError:
-                return
-            answered_at = time.monotonic()
             scheduler.throttle.succeeded()
             spent += page_cost(len(response.operations))
             shown += len(response.operations)
-            for pb in response.operations:
-                if not pb.done or other_scope(listing, pb.name):
-                    what = "running" if not pb.done else "of another scope"
-                    self._refuse_done(scope, text, f"it shows {pb.name!r}, {what}")
-                    return
-                entry = looking_for.pop(pb.name, None)
-                if entry is not None and entry.state == SWEEPING:
-                    scheduler.sweeping.discard(entry)
-                    scheduler.finish(entry, pb, answered_at=answered_at)
+            if not self._take_done_page(scope, text, response, looking_for):
+                return
             token = response.next_page_token
             if not token:
                 done.size = shown
@@ -502,6 +475,23 @@ class Sweeper:
                 return
             tokens.add(token)
         done.size = max(done.size, shown)
+
+    def _take_done_page(
+        self, scope: Scope, text: str, response: operations_pb2.ListOperationsResponse, looking_for: dict[str, Entry]
+    ) -> bool:
+        """Report the operations looked for that a done page shows; ``False`` if it shows the filter ignored."""
+        scheduler = self._scheduler
+        answered_at = time.monotonic()
+        for pb in response.operations:
+            if not pb.done or other_scope(scope.listing, pb.name):
+                what = "running" if not pb.done else "of another scope"
+                self._refuse_done(scope, text, f"it shows {pb.name!r}, {what}")
+                return False
+            entry = looking_for.pop(pb.name, None)
+            if entry is not None and entry.state == SWEEPING:
+                scheduler.sweeping.discard(entry)
+                scheduler.finish(entry, pb, answered_at=answered_at)
+        return True
 
     @staticmethod
     def _refuse_done(scope: Scope, text: str, why: str) -> None:
@@ -546,19 +536,19 @@ class Sweeper:
             )
         return "stale"
 
-    def _failed(self, scope: Scope, error: BaseException, started: float, pages: int) -> str:
+    def _failed(self, scope: Scope, failure: RpcFailure, started: float, pages: int) -> str:
         scheduler = self._scheduler
-        code = rpc_code(error) or grpc.StatusCode.UNKNOWN
-        if is_message_size_failure(error):
+        code = failure.code
+        if is_message_size_failure(failure):
             # No quota signal: the page was too large to receive. Ask for smaller ones.
             scope.ask_size = max(1, scope.ask_size // 4)
             scope.page_size = min(scope.page_size, scope.ask_size)
             self._fell_back(scope, f"a page was too large ({code.name}); asking for {scope.ask_size} a page")
             return "incomplete"
-        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            scheduler.refused(error, started)
+        if is_throttling(failure):
+            scheduler.refused(failure, started)
             return "refused"
-        if pages == 0 and code in LISTING_REJECTED_CODES:
+        if pages == 0 and code in LIST_REJECTED_CODES:
             scope.rejected = True
             if _log.isEnabledFor(logging.INFO):
                 _log.info(
@@ -582,11 +572,24 @@ class Sweeper:
             )
 
 
+def _earliest_start(scope: Scope, looking_for: dict[str, Entry]) -> float | None:
+    """Where a Service Management done listing starts (``None`` for Financial Services, which needs none).
+
+    The earliest known start among the operations looked for, or when the
+    scope's first operation was tracked if earlier: those never seen yet
+    (their start unknown) most likely started before they were tracked.
+    """
+    if scope.listing.parent.startswith("projects/"):
+        return None
+    starts = [start_time(entry.last_seen) for entry in looking_for.values()]
+    return min([scope.tracked_since, *(start for start in starts if start is not None)])
+
+
 def _latest_deadline(entries: list[Entry]) -> Deadline:
     """The latest of the entries' waiters' deadlines (none if any waiter has none)."""
     latest = -math.inf
     for waiter in {entry.waiter for entry in entries}:
-        expires_at = waiter._deadline.expires_at
+        expires_at = waiter.deadline.expires_at
         if expires_at is None:
             return Deadline(None)
         latest = max(latest, expires_at)

@@ -21,7 +21,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
-from lro_grpc.emulator import _listing, _model
+from lro_grpc.emulator import _financial_services, _listing, _model, _service_management
 from lro_grpc.emulator._clock import SimulatedClock
 from lro_grpc.emulator._faults import Faults
 from lro_grpc.emulator._limits import oversized_string_field, shown
@@ -32,14 +32,14 @@ __all__ = ["STARTING_METHODS", "Backend", "add_services", "server_options"]
 
 
 _PLANNERS: dict[str, Callable[..., OperationRecord]] = {
-    "CreateInstance": _model.create_instance,
-    "UpdateInstance": _model.update_instance,
-    "DeleteInstance": _model.delete_instance,
-    "CreateService": _model.create_service,
-    "DeleteService": _model.delete_service,
-    "UndeleteService": _model.undelete_service,
-    "SubmitConfigSource": _model.submit_config_source,
-    "CreateServiceRollout": _model.create_service_rollout,
+    "CreateInstance": _financial_services.create_instance,
+    "UpdateInstance": _financial_services.update_instance,
+    "DeleteInstance": _financial_services.delete_instance,
+    "CreateService": _service_management.create_service,
+    "DeleteService": _service_management.delete_service,
+    "UndeleteService": _service_management.undelete_service,
+    "SubmitConfigSource": _service_management.submit_config_source,
+    "CreateServiceRollout": _service_management.create_service_rollout,
 }
 STARTING_METHODS = tuple(_PLANNERS)
 """The RPCs that start an operation (keys of the emulator's ``durations``)."""

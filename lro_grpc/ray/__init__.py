@@ -178,23 +178,9 @@ class ClusterWaiter:
                 settings (the error names both).
             TypeError: an option that is not forwarded (``credentials``, ...) or of the wrong type.
         """
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty string, got {name!r}")
-        if namespace is not None and not isinstance(namespace, str):
-            raise TypeError(f"namespace must be a string or None, got {namespace!r}")
-        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
-            raise ValueError(f"shards must be an int >= 1, got {shards!r}")
-        actor_names = [name] if shards == 1 else [f"{name}-{index}" for index in range(shards)]
+        actor_names = _actor_names(name, namespace, shards)
         joining = target is None and api is None and journal is None and not client_options
-        wanted: list[ActorSettings] = []
-        if not joining:
-            options = dict(client_options)
-            qps = options.get("batch_qps")
-            if shards > 1 and isinstance(qps, int | float) and not isinstance(qps, bool):
-                options["batch_qps"] = qps / shards
-            for index in range(shards):
-                shard_journal = journal if journal is None or shards == 1 else f"{os.fspath(journal)}.{index}"
-                wanted.append(ActorSettings.build(target, api, options, shard_journal))
+        wanted = [] if joining else _shard_settings(target, api, shards, journal, client_options)
         if not ray.is_initialized():
             ray.init()
         if joining:
@@ -497,6 +483,36 @@ class ClusterWaiter:
                     yield plan.handle(data)
         except CallTimedOut as error:
             raise timed_out(plan, error.names) from None
+
+
+def _actor_names(name: object, namespace: object, shards: object) -> list[str]:
+    """The actors' names for ``connect``'s checked ``name`` and ``shards``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if namespace is not None and not isinstance(namespace, str):
+        raise TypeError(f"namespace must be a string or None, got {namespace!r}")
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"shards must be an int >= 1, got {shards!r}")
+    return [name] if shards == 1 else [f"{name}-{index}" for index in range(shards)]
+
+
+def _shard_settings(
+    target: str | None,
+    api: str | None,
+    shards: int,
+    journal: str | os.PathLike[str] | None,
+    client_options: dict[str, Any],
+) -> list[ActorSettings]:
+    """Each shard's actor settings: ``batch_qps`` split evenly, a journal file of its own."""
+    options = dict(client_options)
+    qps = options.get("batch_qps")
+    if shards > 1 and isinstance(qps, int | float) and not isinstance(qps, bool):
+        options["batch_qps"] = qps / shards
+    wanted = []
+    for index in range(shards):
+        shard_journal = journal if journal is None or shards == 1 else f"{os.fspath(journal)}.{index}"
+        wanted.append(ActorSettings.build(target, api, options, shard_journal))
+    return wanted
 
 
 def _existing(actor_name: str, namespace: str | None) -> Any:

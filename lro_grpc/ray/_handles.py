@@ -10,10 +10,11 @@ from typing import Any
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
-from lro_grpc._batch._base import check_names, check_settings
+from lro_grpc._batch._settings import check_names, check_settings
 from lro_grpc._batch._waiter import with_results
+from lro_grpc._handle import check_expected_types
 from lro_grpc.errors import BatchTimeoutError
-from lro_grpc.operation import Operation, check_expected_types
+from lro_grpc.operation import Operation
 from lro_grpc.policies import Duration, PollPolicy
 
 __all__ = ["CallPlan", "drive", "in_order", "in_order_async", "timed_out"]
