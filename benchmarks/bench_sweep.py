@@ -9,7 +9,9 @@ The emulator runs in a process of its own. Every figure comes from this one run:
 2. for N = 10,000 and 100,000 (``--sizes``): N Financial Services operations
    spread over the eight documented locations, plus 20% more operations of
    "other callers" running in the same locations for the whole phase; ours
-   finish uniformly 2 to 20 s after the wait starts. lro_grpc's
+   finish uniformly 2 to 20 s after the wait starts (``--backlog``: that many
+   finished operations of other callers in the same locations too, which
+   every done listing carries). lro_grpc's
    ``as_completed`` (sweeping, its default) waits for them with a 1 s poll
    interval. Measured: client CPU, RPCs by method, time from each
    operation's ``end_time`` to its report (median, p99).
@@ -19,6 +21,9 @@ The emulator runs in a process of its own. Every figure comes from this one run:
    checks that formula against a measured per-operation run;
 3. per-operation polling (``batch_sweep=False``) of 1,000 such operations:
    measured calls against the formula;
+5. Service Management: ``--sm`` SubmitConfigSource operations over four
+   services, finishing 2 to 20 s after the wait starts, swept at the same
+   interval: RPCs and client CPU per operation, p99 time to report;
 4. correctness runs, 2,000 operations each, against an emulator that ignores
    list filters, rejects them, or leaves 20% of running operations out of
    every listing: each operation reported exactly once, with its outcome,
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import random
 import statistics
 import sys
@@ -46,6 +52,8 @@ from bench_waiter import EmulatorProcess, Meter, bare_loop, percentile
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
+from lro_grpc._generated import servicemanagement_v1_pb2 as sm
+from lro_grpc._generated import servicemanagement_v1_pb2_grpc as sm_grpc
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER
 from lro_grpc.names import FINANCIAL_SERVICES_LOCATIONS
@@ -88,6 +96,33 @@ async def create(
         return list(await asyncio.gather(*(one(index) for index in range(count))))
 
 
+SERVICES = tuple(f"svc-{index}.example.com" for index in range(4))
+
+
+async def submit(target: str, durations: Sequence[float], start_at: float) -> list[str]:
+    """One SubmitConfigSource per duration over the four services, each ending ``durations[i]`` after ``start_at``."""
+    semaphore = asyncio.Semaphore(CONCURRENCY)
+    async with grpc.aio.insecure_channel(target) as channel:
+        manager = sm_grpc.ServiceManagerStub(channel)
+
+        async def one(index: int) -> str:
+            async with semaphore:
+                request = sm.SubmitConfigSourceRequest(
+                    service_name=SERVICES[index % len(SERVICES)],
+                    config_source=sm.ConfigSource(
+                        files=[sm.ConfigFile(file_path="api.yaml", file_contents=b"type: google.api.Service")]
+                    ),
+                )
+                duration = max(0.0, start_at + durations[index] - time.time())
+                metadata = [(DURATION_HEADER, f"{duration:.3f}")]
+                if index % 9 == 0:
+                    metadata.append((OUTCOME_HEADER, "fail"))
+                operation = await manager.SubmitConfigSource(request, metadata=metadata)
+            return str(operation.name)
+
+        return list(await asyncio.gather(*(one(index) for index in range(len(durations)))))
+
+
 def one_by_one_calls(durations: Sequence[float]) -> int:
     """GetOperations of polling each operation every INTERVAL s from the start until it is seen done."""
     return sum(int(duration // INTERVAL) + 1 for duration in durations)
@@ -112,7 +147,8 @@ class Waited:
         self.early = 0  # reported before its end_time
 
 
-async def wait_for(target: str, names: Sequence[str], *, sweep: bool) -> Waited:
+async def wait_for(target: str, names: Sequence[str], *, sweep: bool, ends: dict[str, float] | None = None) -> Waited:
+    """Wait for ``names``; an operation's end is its FS metadata's ``end_time``, or ``ends[name]`` (time.time())."""
     result = Waited()
     async with AsyncOperationsClient(target, batch_sweep=sweep, poll_policy=POLICY) as client:
         await client.get(names[0])  # connect before measuring
@@ -120,10 +156,12 @@ async def wait_for(target: str, names: Sequence[str], *, sweep: bool) -> Waited:
         cpu, wall = time.process_time(), time.perf_counter()
         async for operation in client.as_completed(names, timeout=600):
             now = time.time()
-            end = operation.raw.metadata  # Any: unpack only what the measure needs
-            metadata = fs.OperationMetadata()
-            end.Unpack(metadata)
-            end_time = metadata.end_time.seconds + metadata.end_time.nanos / 1e9
+            if ends is not None:
+                end_time = ends[operation.name]
+            else:
+                metadata = fs.OperationMetadata()  # unpack only what the measure needs
+                operation.raw.metadata.Unpack(metadata)
+                end_time = metadata.end_time.seconds + metadata.end_time.nanos / 1e9
             result.delays.append(now - end_time)
             result.early += now < end_time
             if operation.name in result.reported:
@@ -135,8 +173,15 @@ async def wait_for(target: str, names: Sequence[str], *, sweep: bool) -> Waited:
     return result
 
 
-def start_batch(emulator: EmulatorProcess, project: str, count: int, seed: int) -> tuple[list[str], list[float]]:
-    """Other callers' operations first (their pace sets the start), then ours, timed from a common start."""
+def start_batch(
+    emulator: EmulatorProcess, project: str, count: int, seed: int, backlog: int = 0
+) -> tuple[list[str], list[float]]:
+    """Other callers' operations first (their pace sets the start), then ours, timed from a common start.
+
+    ``backlog``: that many of other callers' operations already finished, created first.
+    """
+    if backlog:
+        asyncio.run(create(emulator.target, f"{project}-others", [0.0] * backlog, backlog))
     others = int(count * OTHERS_SHARE)
     started = time.perf_counter()
     asyncio.run(create(emulator.target, f"{project}-others", None, others))
@@ -176,6 +221,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--floor-calls", type=int, default=20_000, help="calls in the floor (default: %(default)s)")
     parser.add_argument("--per-operation", type=int, default=1000, help="operations in phase 3 (default: %(default)s)")
     parser.add_argument("--correctness", type=int, default=2000, help="operations per run in 4 (default: %(default)s)")
+    parser.add_argument(
+        "--backlog", type=int, default=20_000, help="finished operations of others in phase 2 (default: %(default)s)"
+    )
+    parser.add_argument("--sm", type=int, default=2000, help="operations in phase 5 (default: %(default)s)")
+    parser.add_argument("--docs", default="docs/benchmarks.md", help="write the figures there ('' not to)")
     return parser.parse_args(argv)
 
 
@@ -208,8 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         for size in sizes:
-            print(f"(2) sweeping {size} operations (+{int(size * OTHERS_SHARE)} of other callers) ...", flush=True)
-            names, durations = start_batch(emulator, f"sweep-{size}", size, seed=size)
+            print(
+                f"(2) sweeping {size} operations (+{int(size * OTHERS_SHARE)} of other callers running, "
+                f"{args.backlog} finished) ...",
+                flush=True,
+            )
+            names, durations = start_batch(emulator, f"sweep-{size}", size, seed=size, backlog=args.backlog)
             server_cpu = emulator.cpu_seconds()
             waited = asyncio.run(wait_for(emulator.target, names, sweep=True))
             server_share = (emulator.cpu_seconds() - server_cpu) / waited.wall
@@ -225,6 +279,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"against {1e6 * floor_per_op:.0f} us at the floor -> {cpu_per_op / floor_per_op:.3f}x "
                 f"(target <= 0.35); report median {p50:.2f} s, p99 {p99:.2f} s (target <= {1.1 * INTERVAL:.2f}); "
                 f"{check(waited, names)}; wall {waited.wall:.0f} s, emulator busy {100 * server_share:.0f}% of a core"
+            )
+        if args.sm:
+            print(f"(5) sweeping {args.sm} Service Management operations over {len(SERVICES)} services ...", flush=True)
+            rng = random.Random(5)
+            durations = [rng.uniform(2.0, 20.0) for _ in range(args.sm)]
+            start_at = time.time() + 2.0 + args.sm / 500
+            names = asyncio.run(submit(emulator.target, durations, start_at))
+            time.sleep(max(0.0, start_at - time.time()))
+            ends = {name: start_at + duration for name, duration in zip(names, durations, strict=True)}
+            waited = asyncio.run(wait_for(emulator.target, names, sweep=True, ends=ends))
+            calls = waited.calls["GetOperation"] + waited.calls["ListOperations"]
+            lines.append(
+                f"sweep, Service Management, {args.sm}: {waited.calls['GetOperation']} GetOperation + "
+                f"{waited.calls['ListOperations']} ListOperations = {calls / args.sm:.3f} RPCs per operation; "
+                f"client CPU {1e6 * waited.cpu / args.sm:.0f} us per operation; report median "
+                f"{statistics.median(waited.delays):.2f} s, p99 {percentile(waited.delays, 0.99):.2f} s; "
+                f"{check(waited, names)}"
             )
     finally:
         emulator.stop()
@@ -249,7 +320,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for line in lines:
         print(line)
+    if args.docs:
+        write_docs(args.docs, argv, lines)
+        print(f"written to {args.docs}")
     return 0
+
+
+def write_docs(path: str, argv: Sequence[str] | None, lines: Sequence[str]) -> None:
+    """Write this run's figures to ``path`` (Markdown), with the command and the machine."""
+    command = " ".join(["benchmarks/bench_sweep.py", *(sys.argv[1:] if argv is None else argv)])
+    text = [
+        "# Sweep benchmark figures",
+        "",
+        f"Written by `{command}` (run by `make bench`) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},",
+        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at the end; every figure is from this run.",
+        "",
+        *(f"- {line}" for line in lines),
+        "",
+    ]
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("\n".join(text))
 
 
 if __name__ == "__main__":

@@ -27,11 +27,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs"
 OUT = DOCS / "benchmarks"
-SCRIPTS = ("bench_waiter.py", "bench_sweep.py", "bench_journal.py", "bench_ray.py", "bench_scaling.py")
+SCRIPTS = (
+    "bench_waiter.py",
+    "bench_sweep.py",
+    "bench_journal.py",
+    "bench_list_weights.py",
+    "bench_ray.py",
+    "bench_scaling.py",
+)
+ARGUMENTS = {"bench_sweep.py": ["--docs", ""]}
+"""Arguments per script: bench_sweep.py would write this page itself; here its output goes into the page."""
 TITLES = {
     "bench_waiter.py": "Polling one by one: client CPU per poll against the floor and google-api-core",
     "bench_sweep.py": "Sweeping with ListOperations against polling each operation",
     "bench_journal.py": "What a batch journal costs per operation",
+    "bench_list_weights.py": "What ListOperations pages weigh",
     "bench_ray.py": "Waiting from a Ray cluster",
     "bench_scaling.py": "How waiting scales with the number of operations (plots)",
 }
@@ -66,7 +76,7 @@ def run_script(script: str) -> str:
     """Run one benchmark, echoing its output; returns the output."""
     print(f"== {script}", flush=True)
     process = subprocess.Popen(
-        [sys.executable, str(HERE / script)],
+        [sys.executable, str(HERE / script), *ARGUMENTS.get(script, [])],
         cwd=HERE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

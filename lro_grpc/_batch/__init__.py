@@ -23,7 +23,10 @@ The parts, each readable alone:
   grid so that looks due together start together, each waiter's deadline;
 * two strategies for *how*: :mod:`._per_operation` (its own GetOperation)
   and :mod:`._sweep` (one ListOperations listing of the operation's list
-  scope answers for every tracked operation in it, when that is cheaper);
+  scope, :mod:`._scopes`, answers for every tracked operation in it, when
+  that is cheaper; those that left it are looked for in the scope's listing
+  of finished operations when that is cheaper still, :mod:`._done_listing`;
+  page budgets and spot checks keep listings honest, :mod:`._trust`);
 * :mod:`._waiter`: :class:`BatchWaiter`, :func:`as_completed`, :func:`wait_all`
   (:mod:`._journal_open` opens their journal for a client);
 * :mod:`._sync`: :class:`SyncBatchRunner`, the same scheduler on one
@@ -63,8 +66,8 @@ if TYPE_CHECKING:
     from lro_grpc._batch._journal import Journal, JournalIdentity, JournalStore, JournalSummary
     from lro_grpc._batch._journal_open import JournalPath, open_journal, read_journal
     from lro_grpc._batch._scheduler import BatchScheduler
+    from lro_grpc._batch._scopes import ListScope, list_scope
     from lro_grpc._batch._sqlite_journal import SqliteJournalStore
-    from lro_grpc._batch._sweep import ListScope, list_scope
     from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
     from lro_grpc._batch._waiter import BatchWaiter, as_completed, wait_all
 
@@ -72,8 +75,8 @@ if TYPE_CHECKING:
 # never waits on a batch does not pay for them (importing _settings alone is cheap).
 _LAZY = {
     "BatchScheduler": "_scheduler",
-    "ListScope": "_sweep",
-    "list_scope": "_sweep",
+    "ListScope": "_scopes",
+    "list_scope": "_scopes",
     "SyncBatchRunner": "_sync",
     "SyncBatchWaiter": "_sync",
     "BatchWaiter": "_waiter",

@@ -17,7 +17,11 @@ page a call under the scheduler's limits):
 
 * an operation in the listing takes its state (metadata, progress) from it;
   one listed as done (a server that ignores the filter) is reported at once;
-* an operation absent from a complete listing gets one GetOperation, which
+* the operations absent from a complete listing are looked for in the
+  scope's listing of *finished* operations when that is cheaper than one
+  GetOperation each (see :mod:`._done_listing`); each one it shows is
+  reported with its outcome;
+* an operation still unaccounted for gets one GetOperation, which
   decides: **absence never declares an operation done** (listings can be
   stale, paged inconsistently, or filtered differently than asked);
 * **a listing that says running is checked now and then**: after each
@@ -48,16 +52,21 @@ it anew, so a busy location that quiets down is swept again.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import re
 import time
 from typing import Final
 
 from google.longrunning import operations_pb2
 
+from lro_grpc._batch._done_listing import DoneListing, done_filter, other_scope, page_cost, start_time
 from lro_grpc._batch._ports import QUEUED, SWEEPING, Entry, ListPage, Scheduling
+from lro_grpc._batch._scopes import (
+    FINANCIAL_SERVICES_PAGE_SIZE,
+    SERVICE_MANAGEMENT_PAGE_SIZE,
+    ListScope,
+    list_scope,
+)
 from lro_grpc._batch._timing import nominal_delay
 from lro_grpc._batch._trust import MAX_EMPTY_PAGES, ScopeTrust, page_budget
 from lro_grpc._core import LIST_REJECTED_CODES, RpcFailure, is_message_size_failure, is_throttling
@@ -76,12 +85,6 @@ __all__ = [
 
 _log = logging.getLogger("lro_grpc.batch")
 
-FINANCIAL_SERVICES_PAGE_SIZE: Final = 1000
-"""Page size a sweep asks Financial Services for (a server that caps it lower is followed)."""
-
-SERVICE_MANAGEMENT_PAGE_SIZE: Final = 100
-"""Page size a sweep asks Service Management for: the operations.list maximum."""
-
 ESTIMATE_TTL: Final = 600.0
 """Seconds a scope's count of running operations is trusted before a round lists again."""
 
@@ -93,55 +96,6 @@ _LOOKAHEAD: Final = 0.15
 # Up to this fraction of a poll delay, drawn per round, a scope's next round is
 # brought forward by (see Sweeper.sweep).
 _SPREAD: Final = 0.2
-
-_SM_PREFIXES: Final = ("rollouts.", "serviceConfigs.", "services.")
-_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
-_FS_SEPARATOR: Final = "/operations/"
-
-
-@dataclasses.dataclass(frozen=True)
-class ListScope:
-    """The listing that covers an operation.
-
-    Attributes:
-        parent: the ``name`` of the ListOperations request.
-        filter: the filter selecting the scope's running operations.
-        page_size: the page size to ask for.
-    """
-
-    parent: str
-    filter: str
-    page_size: int
-
-
-def list_scope(name: str) -> ListScope | None:
-    """The list scope of a (validated) operation name, or ``None`` if it cannot be told.
-
-    * Financial Services ``projects/P/locations/L/operations/ID``: parent
-      ``projects/P/locations/L``, filter ``done=false``.
-    * Service Management ``operations/rollouts.<service>:<id>``,
-      ``operations/serviceConfigs.<service>:<id>`` and
-      ``operations/services.<service>:<id>``: parent ``operations``, filter
-      ``serviceName=<service> AND status=in_progress`` (the operations.list
-      grammar), at most 100 a page. Other Service Management ids have no
-      service to list by.
-    """
-    if name.startswith("projects/"):
-        parent, separator, _ = name.rpartition(_FS_SEPARATOR)
-        if not separator or parent.count("/") != 3:
-            return None
-        return ListScope(parent, "done=false", FINANCIAL_SERVICES_PAGE_SIZE)
-    if name.startswith("operations/"):
-        operation_id = name[len("operations/") :]
-        for prefix in _SM_PREFIXES:
-            if operation_id.startswith(prefix):
-                service, colon, rest = operation_id[len(prefix) :].partition(":")
-                if colon and rest and _SERVICE_NAME.fullmatch(service):
-                    return ListScope(
-                        "operations", f"serviceName={service} AND status=in_progress", SERVICE_MANAGEMENT_PAGE_SIZE
-                    )
-                return None
-    return None
 
 
 class Scope:
@@ -158,10 +112,13 @@ class Scope:
         in_round: a listing round is under way.
         one_by_one_until: the last cost comparison chose polling one by one until then.
         trust: page budgets, spot checks and distrust windows of its listings.
+        done: what its listing of finished operations costs, or that it is refused.
+        tracked_since: when (``time.time()``) its first operation was tracked.
     """
 
     __slots__ = (
         "ask_size",
+        "done",
         "entries",
         "estimated_at",
         "in_round",
@@ -170,6 +127,7 @@ class Scope:
         "page_size",
         "rejected",
         "running",
+        "tracked_since",
         "trust",
     )
 
@@ -184,6 +142,8 @@ class Scope:
         self.in_round = False
         self.one_by_one_until = -math.inf
         self.trust = ScopeTrust()
+        self.done = DoneListing()
+        self.tracked_since = time.time()
 
     def listing_cost(self, now: float) -> int:
         """Calls a complete listing of the scope is expected to take."""
@@ -343,6 +303,13 @@ class Sweeper:
                 nominal = nominal_delay(entry.policy, entry.attempts)
                 lead = min(took + spread * nominal, 0.5 * nominal)
                 scheduler.requeue(entry, sweep.started - lead)
+        if outcome == "complete":
+            departed = {name: entry for name, entry in listed.unlisted.items() if entry.state == SWEEPING}
+            if scope.done.worth_walking(len(departed), scope.page_size):
+                # Their outcomes from one listing of the scope's finished operations; the rest get their own
+                # look. The next round may start meanwhile: it claims none of these.
+                await self._walk_done(scope, departed, _latest_deadline(list(departed.values())))
+                now = time.monotonic()
         for entry in listed.unlisted.values():
             if entry.state != SWEEPING:
                 continue
@@ -395,12 +362,8 @@ class Sweeper:
                 await scheduler.call_slot()
                 if not any(entry.state == SWEEPING for entry in sweep.claimed):  # every waiter went away
                     return "incomplete"
-            request = operations_pb2.ListOperationsRequest(
-                name=listing.parent, filter=listing.filter, page_size=scope.ask_size, page_token=token
-            )
-            scheduler.count_call("ListOperations")
             started = time.monotonic()
-            response = await self._list(request, deadline=deadline, rpc_timeout=None)
+            response = await self._page(scope, listing.filter, token, deadline)
             if isinstance(response, RpcFailure):
                 return self._failed(scope, response, started, pages)
             pages += 1
@@ -460,6 +423,87 @@ class Sweeper:
                 entry.confirm = False  # listed: no GetOperation owed for an earlier absence
                 listed.seen.append(entry)
         return contradicted
+
+    async def _page(
+        self, scope: Scope, text: str, token: str, deadline: Deadline
+    ) -> operations_pb2.ListOperationsResponse | RpcFailure:
+        """One page (counted) of ``scope``'s listing with filter ``text``, from ``token``."""
+        request = operations_pb2.ListOperationsRequest(
+            name=scope.listing.parent, filter=text, page_size=scope.ask_size, page_token=token
+        )
+        self._scheduler.count_call("ListOperations")
+        return await self._list(request, deadline=deadline, rpc_timeout=None)
+
+    async def _walk_done(self, scope: Scope, looking_for: dict[str, Entry], deadline: Deadline) -> None:
+        """Walk ``scope``'s done listing; report each operation of ``looking_for`` it shows (they leave it).
+
+        The others are for the caller to confirm with GetOperation. See :mod:`._done_listing`.
+        """
+        scheduler = self._scheduler
+        done = scope.done
+        text = done_filter(scope.listing, _earliest_start(scope, looking_for))
+        if text is None:
+            return
+        done.walks += 1
+        budget, spent, shown, empty_in_a_row = float(len(looking_for)), 0.0, 0, 0
+        tokens: set[str] = set()
+        token = ""
+        while looking_for:
+            await scheduler.call_slot()
+            if not any(entry.state == SWEEPING for entry in looking_for.values()):  # their waiters went away
+                return
+            started = time.monotonic()
+            response = await self._page(scope, text, token, deadline)
+            if isinstance(response, RpcFailure):
+                if is_throttling(response):
+                    scheduler.refused(response, started)
+                elif not tokens and response.code in LIST_REJECTED_CODES:
+                    self._refuse_done(scope, text, f"it failed with {response.code.name}")
+                return
+            scheduler.throttle.succeeded()
+            spent += page_cost(len(response.operations))
+            shown += len(response.operations)
+            if not self._take_done_page(scope, text, response, looking_for):
+                return
+            token = response.next_page_token
+            if not token:
+                done.size = shown
+                return
+            empty_in_a_row = 0 if response.operations else empty_in_a_row + 1
+            if token in tokens or response.unreachable or empty_in_a_row > MAX_EMPTY_PAGES or spent >= budget:
+                done.size = max(done.size, shown + 1)  # at least this large: the next comparison knows
+                return
+            tokens.add(token)
+        done.size = max(done.size, shown)
+
+    def _take_done_page(
+        self, scope: Scope, text: str, response: operations_pb2.ListOperationsResponse, looking_for: dict[str, Entry]
+    ) -> bool:
+        """Report the operations looked for that a done page shows; ``False`` if it shows the filter ignored."""
+        scheduler = self._scheduler
+        answered_at = time.monotonic()
+        for pb in response.operations:
+            if not pb.done or other_scope(scope.listing, pb.name):
+                what = "running" if not pb.done else "of another scope"
+                self._refuse_done(scope, text, f"it shows {pb.name!r}, {what}")
+                return False
+            entry = looking_for.pop(pb.name, None)
+            if entry is not None and entry.state == SWEEPING:
+                scheduler.sweeping.discard(entry)
+                scheduler.finish(entry, pb, answered_at=answered_at)
+        return True
+
+    @staticmethod
+    def _refuse_done(scope: Scope, text: str, why: str) -> None:
+        scope.done.refused = True
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "done listing of %s (filter %r) not used: %s; operations leaving its running listing get "
+                "GetOperation from now on",
+                scope.listing.parent,
+                text,
+                why,
+            )
 
     def _over_budget(self, sweep: Round, listed: _Listed, pages: int, expected: int) -> str:
         """A round's listing went past its page budget: discard it; distrust the scope if it was known smaller."""
@@ -526,6 +570,19 @@ class Sweeper:
                 scope.listing.filter,
                 why,
             )
+
+
+def _earliest_start(scope: Scope, looking_for: dict[str, Entry]) -> float | None:
+    """Where a Service Management done listing starts (``None`` for Financial Services, which needs none).
+
+    The earliest known start among the operations looked for, or when the
+    scope's first operation was tracked if earlier: those never seen yet
+    (their start unknown) most likely started before they were tracked.
+    """
+    if scope.listing.parent.startswith("projects/"):
+        return None
+    starts = [start_time(entry.last_seen) for entry in looking_for.values()]
+    return min([scope.tracked_since, *(start for start in starts if start is not None)])
 
 
 def _latest_deadline(entries: list[Entry]) -> Deadline:
