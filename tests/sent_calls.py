@@ -1,4 +1,4 @@
-"""What a client sends and when: a ``grpc.aio`` client interceptor, and a calls-per-second check over its times.
+"""What a client sends and when: client interceptors (``grpc.aio`` and ``grpc``), and a calls-per-second check.
 
 A calls-per-second budget is a promise about what the client *sends*. Arrival
 times at a server that shares the client's event loop (or merely its two CPU
@@ -17,18 +17,48 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
-__all__ = ["SentCalls", "assert_calls_per_second", "most_in_any_window"]
+__all__ = ["SentCall", "SentCalls", "SyncSentCalls", "assert_calls_per_second", "most_in_any_window"]
 
 
-class SentCalls(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Records ``(time.monotonic(), method)`` for every unary call a ``grpc.aio`` channel starts."""
+class SentCall(NamedTuple):
+    """One call as the client started it.
 
+    Attributes:
+        at: ``time.monotonic()`` when the interceptor saw it (just after the client chose its timeout).
+        method: RPC short name, e.g. ``"GetOperation"``.
+        timeout: the timeout the client gave the call, in seconds (``None``: none).
+    """
+
+    at: float
+    method: str
+    timeout: float | None
+
+
+class _Recorder:
     def __init__(self) -> None:
-        self.calls: list[tuple[float, str]] = []
+        self.calls: list[SentCall] = []
+
+    def _record(self, details: Any) -> None:
+        method = details.method
+        if isinstance(method, bytes):
+            method = method.decode()
+        self.calls.append(SentCall(time.monotonic(), method.rsplit("/", 1)[-1], details.timeout))
+
+    def sent(self, method: str | None = None) -> list[SentCall]:
+        """The calls sent (of ``method`` only, if given), in order."""
+        return [call for call in self.calls if method is None or call.method == method]
+
+    def times(self, method: str | None = None) -> list[float]:
+        """Start times of the calls sent (of ``method`` only, if given), in order."""
+        return [call.at for call in self.sent(method)]
+
+
+class SentCalls(_Recorder, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Records every unary call a ``grpc.aio`` channel starts."""
 
     async def intercept_unary_unary(
         self,
@@ -36,15 +66,21 @@ class SentCalls(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
-        method = client_call_details.method
-        if isinstance(method, bytes):
-            method = method.decode()
-        self.calls.append((time.monotonic(), method.rsplit("/", 1)[-1]))
+        self._record(client_call_details)
         return await continuation(client_call_details, request)
 
-    def times(self, method: str | None = None) -> list[float]:
-        """Start times of the calls sent (of ``method`` only, if given), in order."""
-        return [at for at, called in self.calls if method is None or called == method]
+
+class SyncSentCalls(_Recorder, grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Records every unary call a synchronous ``grpc`` channel starts."""
+
+    def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Any], Any],
+        client_call_details: grpc.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        self._record(client_call_details)
+        return continuation(client_call_details, request)
 
 
 def most_in_any_window(times: Sequence[float], window: float) -> int:
