@@ -31,30 +31,38 @@ class SentCall(NamedTuple):
         at: ``time.monotonic()`` when the interceptor saw it (just after the client chose its timeout).
         method: RPC short name, e.g. ``"GetOperation"``.
         timeout: the timeout the client gave the call, in seconds (``None``: none).
+        name: the request's ``name`` field (the operation, or the listing's parent).
     """
 
     at: float
     method: str
     timeout: float | None
+    name: str
 
 
 class _Recorder:
     def __init__(self) -> None:
         self.calls: list[SentCall] = []
 
-    def _record(self, details: Any) -> None:
+    def _record(self, details: Any, request: Any) -> None:
+        at = time.monotonic()
         method = details.method
         if isinstance(method, bytes):
             method = method.decode()
-        self.calls.append(SentCall(time.monotonic(), method.rsplit("/", 1)[-1], details.timeout))
+        name = str(getattr(request, "name", ""))
+        self.calls.append(SentCall(at, method.rsplit("/", 1)[-1], details.timeout, name))
 
-    def sent(self, method: str | None = None) -> list[SentCall]:
-        """The calls sent (of ``method`` only, if given), in order."""
-        return [call for call in self.calls if method is None or call.method == method]
+    def sent(self, method: str | None = None, *, name: str | None = None) -> list[SentCall]:
+        """The calls sent (of ``method`` only, and about ``name`` only, if given), in order."""
+        return [
+            call
+            for call in self.calls
+            if (method is None or call.method == method) and (name is None or call.name == name)
+        ]
 
-    def times(self, method: str | None = None) -> list[float]:
-        """Start times of the calls sent (of ``method`` only, if given), in order."""
-        return [call.at for call in self.sent(method)]
+    def times(self, method: str | None = None, *, name: str | None = None) -> list[float]:
+        """Start times of the calls sent (of ``method`` only, and about ``name`` only, if given), in order."""
+        return [call.at for call in self.sent(method, name=name)]
 
 
 class SentCalls(_Recorder, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
@@ -66,7 +74,7 @@ class SentCalls(_Recorder, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignor
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
-        self._record(client_call_details)
+        self._record(client_call_details, request)
         return await continuation(client_call_details, request)
 
 
@@ -79,7 +87,7 @@ class SyncSentCalls(_Recorder, grpc.UnaryUnaryClientInterceptor):  # type: ignor
         client_call_details: grpc.ClientCallDetails,
         request: Any,
     ) -> Any:
-        self._record(client_call_details)
+        self._record(client_call_details, request)
         return continuation(client_call_details, request)
 
 

@@ -230,7 +230,9 @@ async def test_a_few_operations_in_a_busy_location_are_polled_one_by_one() -> No
     # One listing (3 pages) taught the client that the location holds 2,993
     # running operations: from then on 3 GetOperations per round are cheaper.
     assert server.calls["ListOperations"] == 3
-    assert server.calls["GetOperation"] >= 3 * 8
+    # Several rounds of 3 GetOperations followed and no listing again (a quiet machine makes
+    # about 10 rounds before the operations end; a loaded one fewer, as each round comes late).
+    assert server.calls["GetOperation"] >= 3 * 2
 
 
 async def test_the_page_size_the_server_gives_is_learned() -> None:
