@@ -168,6 +168,7 @@ def run_child(code: str, timeout: float = 60) -> tuple[float, subprocess.Complet
     return time.monotonic() - started, child
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_script_leaving_a_sync_iteration_half_read_exits_at_once() -> None:
     code = """
         import time

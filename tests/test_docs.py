@@ -86,6 +86,7 @@ def test_the_extractor_sees_markers_and_fences(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=[block.id for block in ALL_BLOCKS])
+@pytest.mark.slow  # a subprocess
 def test_block_runs(block: Block, tmp_path: Path) -> None:
     if block.no_run:
         pytest.skip(block.no_run)

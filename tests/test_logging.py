@@ -105,6 +105,7 @@ def test_a_retry_that_succeeds_leaves_nothing_at_warning_level(
     assert seen == []
 
 
+@pytest.mark.slow  # a subprocess
 def test_without_logging_configured_nothing_reaches_stderr() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
