@@ -156,7 +156,9 @@ async def test_without_sweeping_every_operation_is_polled_on_its_own() -> None:
 
     assert_each_reported_once_after_it_finished(server, names, reported)
     assert server.calls["ListOperations"] == 0
-    assert server.calls["GetOperation"] > 5 * len(names)  # ~11 polls each at 50 ms over 0.1-1.0 s
+    # Each looked at on its own, and again while running (a quiet machine makes ~11 polls each at
+    # 50 ms over 0.1-1.0 s; a loaded one fewer, as each look comes late).
+    assert server.calls["GetOperation"] > len(names)
 
 
 async def test_operations_left_out_of_listings_are_never_declared_done_by_their_absence() -> None:
