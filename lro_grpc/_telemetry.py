@@ -34,16 +34,17 @@ from typing import Any, Final, TypeVar
 
 from google.longrunning import operations_pb2
 
-from lro_grpc._core import Plan, RpcCall, RpcFailure
+from lro_grpc._core import RpcCall, RpcFailure
 
 __all__ = [
     "BatchTrace",
     "Instruments",
+    "PlanObserver",
     "WaitTally",
     "api_of",
     "batch",
     "instruments",
-    "observe",
+    "observer",
     "outcome_of",
     "traced_results",
     "traced_results_async",
@@ -163,40 +164,42 @@ def _load() -> Instruments | None:
     )
 
 
-def observe(plan: Plan[T], tools: Instruments) -> Plan[T]:
-    """``plan``, counting its RPCs, polls and retries as they happen (drivers run this instead)."""
-    reply: Any = None
-    failed_before = False
-    failed_before_attributes: dict[str, str] = {}
-    try:
-        while True:
-            try:
-                step = plan.send(reply)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            reply = yield step
-            if not isinstance(step, RpcCall):
-                continue
-            if failed_before:
-                tools.retries.add(1, failed_before_attributes)
-            tally = _current_tally.get()
-            if isinstance(reply, RpcFailure):
-                code = reply.code.name
-                failed_before = True
-                failed_before_attributes = {"rpc.method": step.method, "rpc.grpc.status_code": code}
-            else:
-                code = "OK"
-                failed_before = False
-                if step.method in _POLL_METHODS and isinstance(reply, operations_pb2.Operation):
-                    tools.polls.add(1, {"lro.api": api_of(reply.name)})
-                    if tally is not None:
-                        tally.polls += 1
-            if tally is not None:
-                tally.rpcs += 1
-            tools.calls.add(1, {"rpc.method": step.method, "rpc.grpc.status_code": code})
-    finally:
-        plan.close()
+class PlanObserver:
+    """Counts one plan's RPCs, polls and retries as a driver reports its attempts (``observe=`` of the drivers)."""
+
+    __slots__ = ("_failed_before", "_failed_before_attributes", "_tools")
+
+    def __init__(self, tools: Instruments) -> None:
+        self._tools = tools
+        self._failed_before = False
+        self._failed_before_attributes: dict[str, str] = {}
+
+    def __call__(self, step: RpcCall, reply: Any) -> None:
+        """Count one attempt: ``step`` and what it gave back."""
+        tools = self._tools
+        if self._failed_before:
+            tools.retries.add(1, self._failed_before_attributes)
+        tally = _current_tally.get()
+        if isinstance(reply, RpcFailure):
+            code = reply.code.name
+            self._failed_before = True
+            self._failed_before_attributes = {"rpc.method": step.method, "rpc.grpc.status_code": code}
+        else:
+            code = "OK"
+            self._failed_before = False
+            if step.method in _POLL_METHODS and isinstance(reply, operations_pb2.Operation):
+                tools.polls.add(1, {"lro.api": api_of(reply.name)})
+                if tally is not None:
+                    tally.polls += 1
+        if tally is not None:
+            tally.rpcs += 1
+        tools.calls.add(1, {"rpc.method": step.method, "rpc.grpc.status_code": code})
+
+
+def observer() -> PlanObserver | None:
+    """A fresh counter for one plan's attempts, or ``None`` without OpenTelemetry (the drivers' ``observe=``)."""
+    tools = instruments()
+    return None if tools is None else PlanObserver(tools)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from google.protobuf.message import Message
 
 from lro_grpc import _batch, _channels, _core, _telemetry
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
-from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, Sleep, UseClientDefault
+from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.apis import ApiPreset, get_api
 from lro_grpc.errors import BatchTimeoutError
@@ -242,24 +242,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             return RpcFailure.from_grpc_error(error)
 
     async def _run(self, plan: Plan[T]) -> T:
-        tools = _telemetry.instruments()
-        if tools is not None:
-            plan = _telemetry.observe(plan, tools)
-        reply: Any = None
-        try:
-            while True:
-                try:
-                    step = plan.send(reply)
-                except StopIteration as stop:
-                    result: T = stop.value
-                    return result
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                    reply = None
-                else:
-                    reply = await self._invoke(step)
-        finally:
-            plan.close()
+        return await _core.run_async(plan, self._invoke, observe=_telemetry.observer())
 
     def _wrap(self, operation: operations_pb2.Operation) -> AsyncOperation[Any, Any]:
         """A handle on ``operation`` bound to this client."""
@@ -318,16 +301,15 @@ class AsyncOperationsClient(BaseOperationsClient):
     async def _batch_call(
         self, method: _core.Method, request: Any, routing_name: str, *, deadline: Deadline, rpc_timeout: float | None
     ) -> Any:
-        timeout = deadline.clip(self._rpc_timeout if rpc_timeout is None else rpc_timeout, self._clock())
-        if timeout is not None and timeout <= 0:
-            raise _core.deadline_passed(method, routing_name or None)
-        call = getattr(self._current_stub(), method)
-        try:
-            reply = await call(request, timeout=timeout, metadata=_core.request_metadata(routing_name))
-        except grpc.aio.AioRpcError as error:
-            reply = RpcFailure.from_grpc_error(error)
-        # Read the answer the one way the single calls read it too.
-        checked = _core.check_reply(method, request, reply)
+        plan = _core.attempt_plan(
+            method,
+            request,
+            routing_name=routing_name,
+            deadline=deadline,
+            rpc_timeout=self._rpc_timeout if rpc_timeout is None else rpc_timeout,
+            clock=self._clock,
+        )
+        checked = await _core.run_async(plan, self._invoke)
         if isinstance(checked, RpcFailure):
             raise _core.rpc_error(checked, method=method, operation_name=routing_name or None)
         return checked

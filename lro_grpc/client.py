@@ -313,8 +313,7 @@ class OperationsClient(BaseOperationsClient):
             return RpcFailure.from_grpc_error(error)
 
     def _run(self, plan: Plan[T]) -> T:
-        tools = _telemetry.instruments()
-        return _core.run_sync(plan if tools is None else _telemetry.observe(plan, tools), self._invoke)
+        return _core.run_sync(plan, self._invoke, observe=_telemetry.observer())
 
     def _wrap(self, operation: operations_pb2.Operation) -> Operation[Any, Any]:
         """A handle on ``operation`` bound to this client."""

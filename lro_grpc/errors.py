@@ -18,20 +18,25 @@ Every exception the library raises on purpose derives from :class:`LroError`::
 
 Input checks that are not names raise plain ``ValueError``/``TypeError`` with the
 offending value in the message.
+
+The operations an error carries (:attr:`WaitTimeoutError.operation`,
+:attr:`BatchTimeoutError.pending`, ...) are the clients' handles
+(:class:`~lro_grpc.Operation`, :class:`~lro_grpc.AsyncOperation`), typed here by
+:class:`OperationState`, what every handle offers without I/O: this module imports
+nothing from the rest of lro_grpc.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
 
 if TYPE_CHECKING:
+    from google.longrunning import operations_pb2
     from google.protobuf.message import Message
     from google.rpc import status_pb2
-
-    from lro_grpc.operation import BaseOperation
 
 __all__ = [
     "AnyDecodeError",
@@ -42,12 +47,62 @@ __all__ = [
     "OperationCancelledError",
     "OperationError",
     "OperationNotFoundError",
+    "OperationState",
     "RpcError",
     "TypeMismatchError",
     "TypeRegistryError",
     "UnknownTypeError",
     "WaitTimeoutError",
 ]
+
+
+_MessageT = TypeVar("_MessageT")
+
+
+class OperationState(Protocol):
+    """What an error carries about an operation: a handle's state, read without I/O.
+
+    :class:`~lro_grpc.BaseOperation` (so :class:`~lro_grpc.Operation` and
+    :class:`~lro_grpc.AsyncOperation`) has all of it; ``isinstance`` on those
+    classes narrows to their waiting methods.
+    """
+
+    @property
+    def name(self) -> str:
+        """The operation's resource name."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the operation had finished when this state was read."""
+
+    @property
+    def raw(self) -> operations_pb2.Operation:
+        """The ``google.longrunning.Operation`` message."""
+
+    @property
+    def metadata(self) -> Any:
+        """The unpacked metadata, or ``None``."""
+
+    @property
+    def response(self) -> Any:
+        """The unpacked response of a succeeded operation, or ``None``."""
+
+    @property
+    def failed(self) -> bool:
+        """Whether the operation finished with an error."""
+
+    @property
+    def error(self) -> OperationError | None:
+        """The operation's error as an exception, or ``None``."""
+
+    def cancelled(self) -> bool:
+        """Whether the operation ended ``CANCELLED``."""
+
+    def response_as(self, cls: type[_MessageT]) -> _MessageT | None:
+        """The response decoded into ``cls``, or ``None``."""
+
+    def metadata_as(self, cls: type[_MessageT]) -> _MessageT | None:
+        """The metadata decoded into ``cls``, or ``None``."""
 
 
 class LroError(Exception):
@@ -207,7 +262,7 @@ class WaitTimeoutError(LroError, TimeoutError):
 
     def __init__(self, message: str, *, operation: Any = None, timeout: float | None = None) -> None:
         super().__init__(message)
-        self.operation: BaseOperation[Any, Any] | None = operation
+        self.operation: OperationState | None = operation
         self.timeout = timeout
 
 
@@ -253,9 +308,9 @@ class BatchTimeoutError(WaitTimeoutError):
         if unreachable is not None and "server unreachable" not in message:
             message = f"{message}; server unreachable: {unreachable}"
         super().__init__(message, operation=None, timeout=timeout)
-        self.pending: list[BaseOperation[Any, Any]] = pending
+        self.pending: list[OperationState] = pending
         self.pending_names = pending_names
-        self.results: list[BaseOperation[Any, Any]] | None = results
+        self.results: list[OperationState] | None = results
         self.last_errors = errors
 
     @property

@@ -136,7 +136,7 @@ def test_retry_delay_decision() -> None:
     def decide(fail: _core.RpcFailure, method: _core.Method = "GetOperation", **kwargs: Any) -> float | None:
         settings: dict[str, Any] = {"attempt": 0, "now": 0.0, "deadline": forever}
         settings.update(kwargs)
-        return _core.retry_delay(fail, method=method, policy=policy, **settings)
+        return _core.backoff_delay(fail, method=method, policy=policy, **settings)
 
     assert decide(failure(grpc.StatusCode.UNAVAILABLE)) == 0.1
     assert decide(failure(grpc.StatusCode.UNAVAILABLE), attempt=1) == 0.2
@@ -364,7 +364,7 @@ def test_size_failures_are_not_throttling(details: str, size: int, limit: int) -
     assert f"of {size} bytes, over the limit of {limit} bytes" in str(error)
     retry = RetryPolicy(jitter=0)
     assert (
-        _core.retry_delay(failed, method="GetOperation", policy=retry, attempt=0, now=0, deadline=Deadline(None))
+        _core.backoff_delay(failed, method="GetOperation", policy=retry, attempt=0, now=0, deadline=Deadline(None))
         is None
     )
 

@@ -16,7 +16,10 @@ It serves, over plaintext gRPC on loopback:
 
 With ``rest_port`` (``--rest-port``) it also serves both APIs' REST routes
 (HTTP/JSON, as their ``google.api.http`` rules define them) over the same
-operations; see ``docs/emulator-rest.md``.
+operations; see ``docs/emulator-rest.md``. Its limits: a listen backlog of
+``REST_LISTEN_BACKLOG`` (1024), bodies of at most ``REST_MAX_BODY_BYTES`` (1 MiB;
+``413`` above), at most ``REST_MAX_CONNECTIONS`` (256) connections at once
+(``503 UNAVAILABLE`` with ``Retry-After: 1`` above).
 
 Google's own client libraries work against it unchanged, e.g.
 ``AMLClient(transport=AMLGrpcTransport(channel=grpc.insecure_channel(emu.target)))``,
@@ -85,8 +88,13 @@ Semantics
       ``timeout`` in real seconds (60 s when absent) and never past the RPC
       deadline (it answers up to 0.5 s, or a fifth of the time left, before
       it), then returns the operation, done or not.
-    * Bad requests get ``INVALID_ARGUMENT`` naming the field and value;
-      unknown operations ``NOT_FOUND``. An ``AML`` ``request_id`` must be a
+    * Bad requests get ``INVALID_ARGUMENT`` naming the field and value (a value is
+      quoted cut to ``ECHO_LIMIT``, 200 characters, then its length);
+      unknown operations ``NOT_FOUND``. So is hostile input, before any work:
+      a string field over ``MAX_STRING_LENGTH`` (1,024) characters (a ``filter``:
+      8,192) or holding a NUL, a filter nested over 32 parentheses deep or with
+      over 200 comparisons, a REST body nested over 64 deep (see
+      ``lro_grpc.emulator._limits``). An ``AML`` ``request_id`` must be a
       non-zero UUID; repeated with the same request within 60 simulated
       minutes it returns the operation the first call started, with a
       different request it is ``INVALID_ARGUMENT``. A ``rollout_id`` is at most
@@ -112,9 +120,11 @@ from __future__ import annotations
 from lro_grpc.emulator._clock import SimulatedClock
 from lro_grpc.emulator._emulator import DEFAULT_CANCEL_GRACE, DEFAULT_DURATION, DEFAULT_RETENTION, Emulator
 from lro_grpc.emulator._faults import STATUS_DETAILS_KEY, Faults
+from lro_grpc.emulator._limits import ECHO_LIMIT, MAX_STRING_LENGTH
 from lro_grpc.emulator._listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SM_DEFAULT_PAGE_SIZE, SM_MAX_PAGE_SIZE
 from lro_grpc.emulator._main import main
 from lro_grpc.emulator._model import DEFAULT_WAIT_TIMEOUT, DURATION_HEADER, OUTCOME_HEADER
+from lro_grpc.emulator._rest import REST_LISTEN_BACKLOG, REST_MAX_BODY_BYTES, REST_MAX_CONNECTIONS
 from lro_grpc.emulator._server import STARTING_METHODS
 
 __all__ = [
@@ -124,8 +134,13 @@ __all__ = [
     "DEFAULT_RETENTION",
     "DEFAULT_WAIT_TIMEOUT",
     "DURATION_HEADER",
+    "ECHO_LIMIT",
     "MAX_PAGE_SIZE",
+    "MAX_STRING_LENGTH",
     "OUTCOME_HEADER",
+    "REST_LISTEN_BACKLOG",
+    "REST_MAX_BODY_BYTES",
+    "REST_MAX_CONNECTIONS",
     "SM_DEFAULT_PAGE_SIZE",
     "SM_MAX_PAGE_SIZE",
     "STARTING_METHODS",

@@ -25,6 +25,10 @@ Service Management (``operations.list``)
     ``done`` (finished, whatever the outcome), ``failed`` (finished with an
     error, cancelled ones included) or ``in_progress`` (not finished).
 
+A filter nests parentheses at most ``MAX_FILTER_DEPTH`` (32) deep and holds at
+most ``MAX_FILTER_TERMS`` (200) comparisons (:mod:`._limits`): deeper or longer
+ones are refused before they can exhaust the stack or SQLite's expression depth.
+
 A parsed filter is a small tree that answers two ways, kept side by side so
 they cannot drift apart unnoticed (a test runs both over the same records):
 :meth:`ListFilter.matches` evaluates one record in Python, and
@@ -41,6 +45,8 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 import grpc
+
+from lro_grpc.emulator._limits import MAX_FILTER_DEPTH, MAX_FILTER_TERMS, shown
 
 __all__ = [
     "FINANCIAL_SERVICES_FIELDS",
@@ -127,8 +133,8 @@ def _tokenize(text: str) -> list[_Token]:
         if kind == "bad":
             token_text = match.group(kind)
             if token_text in "\"'":
-                raise FilterError(f"filter: unterminated quote at offset {match.start(kind)} in {text!r}")
-            raise FilterError(f"filter: unexpected {token_text!r} at offset {match.start(kind)} in {text!r}")
+                raise FilterError(f"filter: unterminated quote at offset {match.start(kind)} in {shown(text)}")
+            raise FilterError(f"filter: unexpected {shown(token_text)} at offset {match.start(kind)} in {shown(text)}")
         tokens.append(_Token(kind, match.group(kind), match.start(kind)))
         position = match.end()
     return tokens
@@ -144,14 +150,14 @@ _STATUSES = ("done", "in_progress", "failed")
 def _parse_bool(field: str, value: str) -> object:
     lowered = value.lower()
     if lowered not in ("true", "false"):
-        raise FilterError(f"filter: {field} must be true or false, got {value!r}")
+        raise FilterError(f"filter: {field} must be true or false, got {shown(value)}")
     return lowered == "true"
 
 
 def _parse_status(field: str, value: str) -> object:
     lowered = value.lower()
     if lowered not in _STATUSES:
-        raise FilterError(f"filter: {field} must be one of {', '.join(_STATUSES)}, got {value!r}")
+        raise FilterError(f"filter: {field} must be one of {', '.join(_STATUSES)}, got {shown(value)}")
     return lowered
 
 
@@ -162,7 +168,7 @@ def _parse_time(field: str, value: str) -> object:
     except ValueError:
         raise FilterError(
             f"filter: {field} must be an ISO 8601 date or RFC 3339 timestamp such as "
-            f'"2017-02-01" or "2017-02-01T10:00:00Z", got {value!r}'
+            f'"2017-02-01" or "2017-02-01T10:00:00Z", got {shown(value)}'
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
@@ -171,7 +177,7 @@ def _parse_time(field: str, value: str) -> object:
 
 def _parse_service(field: str, value: str) -> object:
     if not value:
-        raise FilterError(f"filter: {field} must name a service, got {value!r}")
+        raise FilterError(f"filter: {field} must name a service, got {shown(value)}")
     return value
 
 
@@ -318,6 +324,8 @@ class _Parser:
         self.index = 0
         self.fields = fields
         self.api_label = api_label
+        self.depth = 0
+        self.comparisons = 0
 
     def peek(self) -> _Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -332,10 +340,10 @@ class _Parser:
         return token is not None and token.kind == "word" and token.text == keyword
 
     def describe(self, token: _Token | None) -> str:
-        return "the end of the filter" if token is None else f"{token.text!r} at offset {token.position}"
+        return "the end of the filter" if token is None else f"{shown(token.text)} at offset {token.position}"
 
     def fail(self, expected: str, token: _Token | None) -> FilterError:
-        return FilterError(f"filter: expected {expected}, got {self.describe(token)} in {self.text!r}")
+        return FilterError(f"filter: expected {expected}, got {self.describe(token)} in {shown(self.text)}")
 
     def parse(self) -> _Node:
         node = self.conjunction()
@@ -361,7 +369,14 @@ class _Parser:
         token = self.peek()
         if token is not None and token.kind == "paren" and token.text == "(":
             self.take()
+            self.depth += 1
+            if self.depth > MAX_FILTER_DEPTH:
+                raise FilterError(
+                    f"filter: parentheses nested deeper than {MAX_FILTER_DEPTH} (at offset {token.position}) "
+                    f"in {shown(self.text)}"
+                )
             node = self.conjunction()
+            self.depth -= 1
             closing = self.take()
             if closing is None or closing.text != ")":
                 raise self.fail("')'", closing)
@@ -369,21 +384,24 @@ class _Parser:
         return self.comparison()
 
     def comparison(self) -> Comparison:
+        self.comparisons += 1
+        if self.comparisons > MAX_FILTER_TERMS:
+            raise FilterError(f"filter: more than {MAX_FILTER_TERMS} comparisons in {shown(self.text)}")
         name = self.take()
         if name is None or name.kind != "word" or name.text in ("AND", "OR"):
             raise self.fail("a field name", name)
         field = self.fields.get(name.text)
         if field is None:
             raise FilterError(
-                f"filter: unsupported field {name.text!r} in {self.text!r}; "
+                f"filter: unsupported field {shown(name.text)} in {shown(self.text)}; "
                 f"{self.api_label} supports {', '.join(self.fields)}"
             )
         symbol = self.take()
         if symbol is None or symbol.kind != "operator":
-            raise self.fail(f"an operator after {name.text!r}", symbol)
+            raise self.fail(f"an operator after {shown(name.text)}", symbol)
         if symbol.text not in field.operators:
             raise FilterError(
-                f"filter: {name.text} does not take {symbol.text!r} in {self.text!r}; "
+                f"filter: {name.text} does not take {symbol.text!r} in {shown(self.text)}; "
                 f"allowed: {', '.join(sorted(field.operators))}"
             )
         value = self.take()
@@ -434,9 +452,13 @@ def parse_filter(text: str, *, api: str) -> ListFilter:
     services = [term for term in top if isinstance(term, Comparison) and term.field == "serviceName"]
     for term in top:
         if not isinstance(term, Comparison) and _nested_service_terms(term):
-            raise FilterError(f"filter: serviceName must be at the top level, joined to the rest with AND, in {text!r}")
+            raise FilterError(
+                f"filter: serviceName must be at the top level, joined to the rest with AND, in {shown(text)}"
+            )
     if not services:
-        raise FilterError(f"filter: serviceName is required (e.g. serviceName=example.googleapis.com), in {text!r}")
+        raise FilterError(
+            f"filter: serviceName is required (e.g. serviceName=example.googleapis.com), in {shown(text)}"
+        )
     names = {str(term.value) for term in services}
     # Two different top-level services can never both match: the filter stands, the listing is empty.
     service_name = next(iter(names)) if len(names) == 1 else None

@@ -20,6 +20,7 @@ from google.longrunning import operations_pb2
 
 from lro_grpc.emulator import _filters
 from lro_grpc.emulator._filters import ListFilter
+from lro_grpc.emulator._limits import shown
 from lro_grpc.emulator._model import (
     FINANCIAL_SERVICES,
     FS_PARENT,
@@ -106,7 +107,7 @@ class ListQuery:
         if len(position) != 8 or not hmac.compare_digest(
             mac, _token_mac(self.token_secret, position, self.fingerprint)
         ):
-            raise invalid(f"page_token: not a token this server issued for this name and filter, got {token!r}")
+            raise invalid(f"page_token: not a token this server issued for this name and filter, got {shown(token)}")
         return int.from_bytes(position, "big")
 
 
@@ -122,7 +123,7 @@ def _list_collection(name: str) -> str:
         parent = name.removesuffix("/operations")
         if FS_PARENT.fullmatch(parent):
             return parent
-        raise invalid(f"name: expected a list parent 'projects/{{project}}/locations/{{location}}', got {name!r}")
+        raise invalid(f"name: expected a list parent 'projects/{{project}}/locations/{{location}}', got {shown(name)}")
     return SERVICE_MANAGEMENT_COLLECTION
 
 

@@ -30,6 +30,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import servicemanagement_v1_pb2 as sm
+from lro_grpc.emulator._limits import bounded_message, shown
 
 __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
@@ -93,6 +94,7 @@ class RequestError(Exception):
     """
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        message = bounded_message(message)
         super().__init__(message)
         self.code = code
         self.message = message
@@ -183,11 +185,11 @@ class CallControls:
                 except ValueError:
                     duration = math.nan
                 if not math.isfinite(duration) or duration < 0:
-                    raise invalid(f"metadata {DURATION_HEADER}: expected seconds >= 0, got {value!r}")
+                    raise invalid(f"metadata {DURATION_HEADER}: expected seconds >= 0, got {shown(value)}")
             else:
                 outcome = value.strip().lower()
                 if outcome not in OUTCOMES:
-                    raise invalid(f"metadata {OUTCOME_HEADER}: expected 'success' or 'fail', got {value!r}")
+                    raise invalid(f"metadata {OUTCOME_HEADER}: expected 'success' or 'fail', got {shown(value)}")
         return cls(duration=duration, outcome=outcome)
 
 
@@ -262,7 +264,7 @@ def _request_identity(method: str, request: Message) -> tuple[str, str] | None:
     if not _UUID.fullmatch(request_id) or request_id == _ZERO_UUID:
         raise invalid(
             "request_id: expected a UUID such as '123e4567-e89b-12d3-a456-426614174000' "
-            f"(the zero UUID is not supported), got {request_id!r}"
+            f"(the zero UUID is not supported), got {shown(request_id)}"
         )
     rest = type(request)()
     rest.CopyFrom(request)
@@ -280,11 +282,11 @@ def create_instance(
         RequestError: ``INVALID_ARGUMENT`` for a bad ``parent`` or ``instance_id``.
     """
     if not FS_PARENT.fullmatch(request.parent):
-        raise invalid(f"parent: expected 'projects/{{project}}/locations/{{location}}', got {request.parent!r}")
+        raise invalid(f"parent: expected 'projects/{{project}}/locations/{{location}}', got {shown(request.parent)}")
     if not _RESOURCE_ID.fullmatch(request.instance_id):
         raise invalid(
             f"instance_id: expected 1-63 letters, digits, '-' or '_' starting with a letter or digit, "
-            f"got {request.instance_id!r}"
+            f"got {shown(request.instance_id)}"
         )
     target = f"{request.parent}/instances/{request.instance_id}"
     instance = fs.Instance()
@@ -319,7 +321,7 @@ def update_instance(
     if match is None:
         raise invalid(
             "instance.name: expected 'projects/{project}/locations/{location}/instances/{instance}', "
-            f"got {request.instance.name!r}"
+            f"got {shown(request.instance.name)}"
         )
     instance = fs.Instance()
     instance.CopyFrom(request.instance)
@@ -350,7 +352,8 @@ def delete_instance(
     match = _FS_INSTANCE.fullmatch(request.name)
     if match is None:
         raise invalid(
-            f"name: expected 'projects/{{project}}/locations/{{location}}/instances/{{instance}}', got {request.name!r}"
+            "name: expected 'projects/{project}/locations/{location}/instances/{instance}', "
+            f"got {shown(request.name)}"
         )
     return _record(
         name=f"{match.group(1)}/operations/{_operation_id(now)}",
@@ -371,7 +374,7 @@ def delete_instance(
 
 def _check_service_name(value: str, *, field: str) -> str:
     if not _SERVICE_NAME.fullmatch(value):
-        raise invalid(f"{field}: expected a service name such as 'example.googleapis.com', got {value!r}")
+        raise invalid(f"{field}: expected a service name such as 'example.googleapis.com', got {shown(value)}")
     return value
 
 
@@ -431,13 +434,14 @@ def create_service_rollout(
     service = _check_service_name(request.service_name, field="service_name")
     if request.rollout.service_name and request.rollout.service_name != service:
         raise invalid(
-            f"rollout.service_name: must be empty or equal service_name {service!r}, "
-            f"got {request.rollout.service_name!r}"
+            f"rollout.service_name: must be empty or equal service_name {shown(service)}, "
+            f"got {shown(request.rollout.service_name)}"
         )
     rollout_id = request.rollout.rollout_id or _config_id(now)
     if not _ROLLOUT_ID.fullmatch(rollout_id):
         raise invalid(
-            f"rollout.rollout_id: expected at most 63 lower-case letters, digits, '.', '_' or '-', got {rollout_id!r}"
+            "rollout.rollout_id: expected at most 63 lower-case letters, digits, '.', '_' or '-', "
+            f"got {shown(rollout_id)}"
         )
     rollout = sm.Rollout()
     rollout.CopyFrom(request.rollout)
@@ -572,7 +576,7 @@ def check_operation_name(name: str) -> str:
     if not (_FS_OPERATION.fullmatch(name) or _SM_OPERATION.fullmatch(name)):
         raise invalid(
             "name: expected 'projects/{project}/locations/{location}/operations/{operation}' "
-            f"or 'operations/{{operation}}', got {name!r}"
+            f"or 'operations/{{operation}}', got {shown(name)}"
         )
     return name
 
@@ -586,13 +590,13 @@ def not_offered(method: str, name: str) -> RequestError:
     """The ``UNIMPLEMENTED`` error for an ``Operations`` method the named operation's API does not offer."""
     return RequestError(
         grpc.StatusCode.UNIMPLEMENTED,
-        f"{method}: Service Management offers only GetOperation and ListOperations, got a call for {name!r}",
+        f"{method}: Service Management offers only GetOperation and ListOperations, got a call for {shown(name)}",
     )
 
 
 def not_found(name: str) -> RequestError:
     """The ``NOT_FOUND`` error for an unknown (deleted, expired) operation."""
-    return RequestError(grpc.StatusCode.NOT_FOUND, f"operation {name!r} not found")
+    return RequestError(grpc.StatusCode.NOT_FOUND, f"operation {shown(name)} not found")
 
 
 def cancelled(record: OperationRecord, now: float, grace: float) -> OperationRecord:

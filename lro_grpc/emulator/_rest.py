@@ -9,7 +9,15 @@ the servicer returns is printed in the REST JSON shape (:mod:`lro_grpc._json`);
 what it aborts with becomes Google's JSON error body.
 
 The HTTP server is the standard library's ``ThreadingHTTPServer``: one thread
-per connection, each blocking only on its own call to the event loop.
+per connection, each blocking only on its own call to the event loop. Its
+limits (:mod:`._limits`): a listen backlog of :data:`REST_LISTEN_BACKLOG`
+(socketserver's default of 5 drops bursts of connections), request bodies of at
+most :data:`REST_MAX_BODY_BYTES` (``413`` above), and at most
+:data:`REST_MAX_CONNECTIONS` connections served at once (one more is answered
+``503 UNAVAILABLE`` with ``Retry-After``, from a short-lived thread that
+reads nothing but the request's head). Errors the HTTP layer itself finds (a
+request line or headers too long, a malformed request) are answered with
+Google's JSON error body too.
 """
 
 from __future__ import annotations
@@ -35,16 +43,24 @@ from google.rpc import status_pb2
 
 from lro_grpc._json import any_to_dict, list_to_dict, operation_to_dict
 from lro_grpc.emulator._faults import STATUS_DETAILS_KEY
+from lro_grpc.emulator._limits import shown
 from lro_grpc.emulator._model import RequestError
 from lro_grpc.emulator._server import AMLService, Backend, OperationsService, ServiceManagerService
 from lro_grpc.emulator._transcoding import OutputOptions, build_request, error_body, find_route, output_options
 from lro_grpc.registry import TypeRegistry, default_registry
 
-__all__ = ["RestGateway"]
+__all__ = ["REST_LISTEN_BACKLOG", "REST_MAX_BODY_BYTES", "REST_MAX_CONNECTIONS", "RestGateway"]
+
+REST_LISTEN_BACKLOG = 1024
+"""Connections the REST port's listen queue holds before the kernel drops new ones (gRPC's port: 4096)."""
+REST_MAX_BODY_BYTES = 1024 * 1024
+"""Largest REST request body (1 MiB); a longer ``Content-Length`` is answered ``413`` without reading it."""
+REST_MAX_CONNECTIONS = 256
+"""REST connections served at once; one more is answered ``503 UNAVAILABLE`` (``Retry-After: 1``) and closed."""
 
 _LOG = logging.getLogger(__name__)
-_MAX_BODY = 16 * 1024 * 1024
 _IDLE_CONNECTION_TIMEOUT = 60.0
+_REFUSAL_TIMEOUT = 2.0  # how long an over-capacity connection may take to send its request's head
 _RESULT_POLL = 0.25
 
 
@@ -83,15 +99,57 @@ class _RestCallContext:
         raise CallAborted(status.code, status.details, status.trailing_metadata or ())
 
 
+class _HttpRefusal(Exception):
+    """A request refused by the HTTP layer with a status of its own (``413``, ``503``)."""
+
+    def __init__(self, http_status: int, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+        self.message = message
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # Idle keep-alive connections would make server_close() wait for ever: they are closed by the gateway instead.
     block_on_close = False
+    request_queue_size = REST_LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[Any, ...], family: socket.AddressFamily, gateway: RestGateway) -> None:
+    def __init__(
+        self, address: tuple[Any, ...], family: socket.AddressFamily, gateway: RestGateway, max_connections: int
+    ) -> None:
         self.address_family = family
         self.gateway = gateway
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._slots.acquire(blocking=False):
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self._slots.release()
+                raise
+            return
+        refusal = threading.Thread(
+            target=self._refuse, args=(request, client_address), name="lro-grpc-emulator-rest-refusal", daemon=True
+        )
+        refusal.start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: Any, client_address: Any) -> None:
+        try:
+            _OverCapacityHandler(request, client_address, self)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind would look the host's name up (socket.getfqdn), which can stall; nothing needs it.
@@ -132,6 +190,32 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer what the HTTP layer refuses (request line or headers too long, bad syntax) in Google's JSON shape."""
+        grpc_code = grpc.StatusCode.UNIMPLEMENTED if code == 501 else grpc.StatusCode.INVALID_ARGUMENT
+        if code >= 500 and code != 501:
+            grpc_code = grpc.StatusCode.INTERNAL
+        reason = message or self.responses.get(code, ("",))[0]
+        self.close_connection = True
+        self._send_json(code, self._refusal_body(code, grpc_code, f"HTTP {code}: {reason}"), OutputOptions())
+
+    def handle_expect_100(self) -> bool:
+        # Refuse an oversized body before the client sends it, instead of inviting it with "100 Continue".
+        try:
+            self._check_length()
+        except _HttpRefusal as refusal:
+            self.close_connection = True
+            body = self._refusal_body(refusal.http_status, refusal.code, refusal.message)
+            self._send_json(refusal.http_status, body, OutputOptions())
+            return False
+        return super().handle_expect_100()
+
+    @staticmethod
+    def _refusal_body(http_status: int, code: grpc.StatusCode, message: str) -> dict[str, Any]:
+        body = error_body(code, message)
+        body["error"]["code"] = http_status
+        return body
+
     def log_message(self, format: str, *args: Any) -> None:
         if _LOG.isEnabledFor(logging.DEBUG):
             _LOG.debug("REST %s " + format, self.address_string(), *args)
@@ -156,17 +240,29 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = gateway.error(error.code, error.message, (), options)
         except CallAborted as error:
             status, payload = gateway.error(error.code, error.message, error.trailing_metadata, options)
+        except _HttpRefusal as refusal:
+            status, payload = (
+                refusal.http_status,
+                self._refusal_body(refusal.http_status, refusal.code, refusal.message),
+            )
         except Exception as error:  # an emulator defect: answer INTERNAL rather than drop the connection
             _LOG.exception("REST %s %s failed", self.command, self.path)
             status, payload = gateway.error(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}", (), options)
+        if gateway.closing:
+            self.close_connection = True
+        self._send_json(status, payload, options)
+
+    def _send_json(
+        self, status: int, payload: dict[str, Any], options: OutputOptions, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
         encoded = json.dumps(payload, indent=2 if options.pretty else None, ensure_ascii=False).encode("utf-8")
         if options.pretty:
             encoded += b"\n"
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(encoded)))
-        if gateway.closing:
-            self.close_connection = True
+        for name, value in headers:
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -174,6 +270,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()  # while still counted in flight: stop() closes connections once none is
 
     def _read_body(self) -> bytes:
+        length = self._check_length()
+        return self.rfile.read(length) if length else b""
+
+    def _check_length(self) -> int:
+        """The request body's length, from its headers.
+
+        Raises:
+            RequestError: a chunked body, or a ``Content-Length`` that is not a number.
+            _HttpRefusal: ``413`` for a body over :data:`REST_MAX_BODY_BYTES`.
+        """
         if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
             self.close_connection = True
             raise RequestError(
@@ -184,12 +290,47 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(text)
         except ValueError:
             length = -1
-        if not 0 <= length <= _MAX_BODY:
+        if length < 0:
             self.close_connection = True
             raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT, f"Content-Length: expected 0..{_MAX_BODY} bytes, got {text!r}"
+                grpc.StatusCode.INVALID_ARGUMENT, f"Content-Length: expected a number of bytes, got {shown(text)}"
             )
-        return self.rfile.read(length) if length else b""
+        if length > REST_MAX_BODY_BYTES:
+            self.close_connection = True
+            raise _HttpRefusal(
+                413,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"body: {length} bytes, over the emulator's limit of {REST_MAX_BODY_BYTES} bytes",
+            )
+        return length
+
+
+class _OverCapacityHandler(_Handler):
+    """Answers one request on a connection past :data:`REST_MAX_CONNECTIONS` with ``503``, then closes it."""
+
+    timeout = _REFUSAL_TIMEOUT
+
+    def setup(self) -> None:
+        BaseHTTPRequestHandler.setup(self)
+
+    def finish(self) -> None:
+        BaseHTTPRequestHandler.finish(self)
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+
+    def handle_expect_100(self) -> bool:
+        return True  # the body is never read: no "100 Continue" to invite it
+
+    def _serve(self) -> None:
+        self.close_connection = True
+        message = (
+            f"the emulator's REST gateway serves at most {self.server.max_connections} connections at once; "
+            "retry shortly"
+        )
+        body = self._refusal_body(503, grpc.StatusCode.UNAVAILABLE, message)
+        self._send_json(503, body, OutputOptions(), headers=(("Retry-After", "1"),))
 
 
 class RestGateway:
@@ -201,6 +342,7 @@ class RestGateway:
         host: interface to listen on.
         port: port to listen on; ``0`` picks a free one (see :attr:`port`).
         registry: resolves the types inside operations when printing JSON.
+        max_connections: connections served at once (:data:`REST_MAX_CONNECTIONS`).
 
     Raises:
         OSError: the address cannot be bound (port taken).
@@ -214,6 +356,7 @@ class RestGateway:
         host: str,
         port: int,
         registry: TypeRegistry | None = None,
+        max_connections: int = REST_MAX_CONNECTIONS,
     ) -> None:
         self._loop = loop
         self._services: dict[str, Any] = {
@@ -223,7 +366,7 @@ class RestGateway:
         }
         self._registry = registry if registry is not None else default_registry()
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        self._server = _Server(address, family, self)
+        self._server = _Server(address, family, self, max_connections)
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self._in_flight = 0

@@ -23,6 +23,7 @@ from google.protobuf import empty_pb2
 from lro_grpc.emulator import _listing, _model
 from lro_grpc.emulator._clock import SimulatedClock
 from lro_grpc.emulator._faults import Faults
+from lro_grpc.emulator._limits import oversized_string_field, shown
 from lro_grpc.emulator._model import CallControls, OperationRecord, RequestError
 from lro_grpc.emulator._store import OperationStore
 
@@ -184,7 +185,7 @@ class Backend:
         """
         faults = self.faults
         if request.filter and faults.list_filter == "reject":
-            raise _model.invalid(f"filter: not supported here, got {request.filter!r} (injected fault)")
+            raise _model.invalid(f"filter: not supported here, got {shown(request.filter)} (injected fault)")
         query = _listing.parse_list_request(
             request, page_token_secret=self.page_token_secret, obey_filter=faults.list_filter == "obey"
         )
@@ -221,6 +222,9 @@ def _rpc(method: str) -> Callable[[_Handler[_Response]], _Handler[_Response]]:
                 if decision.code is not None:
                     await context.abort(decision.code, decision.message, decision.trailing_metadata)
             try:
+                problem = oversized_string_field(request)
+                if problem is not None:
+                    raise _model.invalid(problem)
                 return await handler(self, request, context)
             except RequestError as error:
                 await context.abort(error.code, error.message)

@@ -17,6 +17,7 @@ import threading
 import grpc
 
 from lro_grpc.emulator._clock import ClockAnchor
+from lro_grpc.emulator._limits import shown
 from lro_grpc.emulator._listing import ListQuery, new_page_token_secret
 from lro_grpc.emulator._model import (
     CANCEL,
@@ -155,7 +156,7 @@ class OperationStore:
                 )
             except sqlite3.IntegrityError:
                 raise RequestError(
-                    grpc.StatusCode.ALREADY_EXISTS, f"operation {record.name!r} already exists"
+                    grpc.StatusCode.ALREADY_EXISTS, f"operation {shown(record.name)} already exists"
                 ) from None
             seq = int(cursor.lastrowid or 0)
         return dataclasses.replace(record, seq=seq)
@@ -175,8 +176,8 @@ class OperationStore:
         if earlier.request_digest != record.request_digest:
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"request_id: {record.request_key!r} was used within the last "
-                f"{REQUEST_ID_WINDOW / 60:.0f} minutes for a different request (operation {earlier.name!r})",
+                f"request_id: {shown(str(record.request_key))} was used within the last "
+                f"{REQUEST_ID_WINDOW / 60:.0f} minutes for a different request (operation {shown(earlier.name)})",
             )
         return earlier
 

@@ -31,6 +31,7 @@ from google.protobuf.message import Message
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import servicemanagement_v1_pb2 as sm
+from lro_grpc.emulator._limits import MAX_JSON_DEPTH, json_depth_exceeds, shown
 from lro_grpc.emulator._model import RequestError, invalid
 
 __all__ = [
@@ -264,7 +265,7 @@ def find_route(http_method: str, path: str, routes: Iterable[Route] = ROUTES) ->
             values = route.template.match(path)
             if values is not None:
                 return route, values
-    raise RequestError(grpc.StatusCode.NOT_FOUND, f"no such method: {http_method} {path}")
+    raise RequestError(grpc.StatusCode.NOT_FOUND, f"no such method: {http_method} {shown(path)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,11 +297,11 @@ def output_options(query: Sequence[tuple[str, str]]) -> OutputOptions:
         if name == _ALT:
             formats = [part.strip() for part in value.split(";")]
             if formats[0] != "json" or any(part not in ("enum-encoding=int", "") for part in formats[1:]):
-                raise invalid(f"{key}: only 'json' and 'json;enum-encoding=int' are supported, got {value!r}")
+                raise invalid(f"{key}: only 'json' and 'json;enum-encoding=int' are supported, got {shown(value)}")
             enums_as_numbers = "enum-encoding=int" in formats
         elif name == _PRETTY_PRINT:
             if value.lower() not in ("true", "false", "1", "0"):
-                raise invalid(f"{key}: expected true or false, got {value!r}")
+                raise invalid(f"{key}: expected true or false, got {shown(value)}")
             pretty = value.lower() in ("true", "1")
     return OutputOptions(enums_as_numbers=enums_as_numbers, pretty=pretty)
 
@@ -332,14 +333,14 @@ def build_request(route: Route, variables: Mapping[str, str], query: Sequence[tu
         if name in (_ALT, _PRETTY_PRINT) or name in _IGNORED_SYSTEM_PARAMETERS:
             continue
         if name in _REJECTED_SYSTEM_PARAMETERS:
-            raise invalid(f"query parameter {key!r} is not supported by the emulator")
+            raise invalid(f"query parameter {shown(key)} is not supported by the emulator")
         path = _field_path(descriptor, key)
         if path[0] in bound or route.body == "*" or path[0] == route.body:
-            raise invalid(f"query parameter {key!r}: the field is set by the URL path or the body")
+            raise invalid(f"query parameter {shown(key)}: the field is set by the URL path or the body")
         value = _query_value(descriptor, path, key, values)
         alone: dict[str, Any] = {}
         _put(alone, descriptor, path, value)
-        _parse(alone, route.request_class, f"query parameter {key!r}: ")
+        _parse(alone, route.request_class, f"query parameter {shown(key)}: ")
         _put(fields, descriptor, path, value)
     for field_path, value in variables.items():
         _put(fields, descriptor, field_path.split("."), value)
@@ -368,6 +369,13 @@ def _parse_body(body: bytes) -> dict[str, Any]:
         content = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise invalid(f"Invalid JSON payload received. {error}") from None
+    except RecursionError:  # the parser recurses per level: far past MAX_JSON_DEPTH
+        content = None
+        deep = True
+    else:
+        deep = json_depth_exceeds(content)
+    if deep:
+        raise invalid(f"body: Invalid JSON payload received. Objects and arrays nested deeper than {MAX_JSON_DEPTH}")
     if not isinstance(content, dict):
         raise invalid(f"Invalid JSON payload received. Expected an object, got {type(content).__name__}")
     return content
@@ -389,7 +397,7 @@ def _field_path(descriptor: Descriptor, key: str) -> list[str]:
         if current is not None:
             field = current.fields_by_camelcase_name.get(part) or current.fields_by_name.get(part)
         if field is None:
-            raise invalid(f"Invalid JSON payload received. Unknown name {key!r}: cannot bind query parameter")
+            raise invalid(f"Invalid JSON payload received. Unknown name {shown(key)}: cannot bind query parameter")
         path.append(field.name)
         current = field.message_type if field.type == FieldDescriptor.TYPE_MESSAGE else None
     return path
@@ -401,12 +409,14 @@ def _query_value(descriptor: Descriptor, path: Sequence[str], key: str, values: 
         field = cast(Descriptor, field.message_type).fields_by_name[name]
     message_type = field.message_type
     if message_type is not None and not message_type.full_name.startswith("google.protobuf."):
-        raise invalid(f"query parameter {key!r}: {message_type.full_name} is a message, not a value")
+        raise invalid(f"query parameter {shown(key)}: {message_type.full_name} is a message, not a value")
     converted = [_scalar(field, key, value) for value in values]
     if field.is_repeated:
         return converted
     if len(converted) > 1:
-        raise invalid(f"query parameter {key!r}: repeated, but the field takes one value, got {list(values)!r}")
+        raise invalid(
+            f"query parameter {shown(key)}: repeated, but the field takes one value, got {shown(repr(list(values)))}"
+        )
     return converted[0]
 
 
@@ -414,7 +424,7 @@ def _scalar(field: FieldDescriptor, key: str, value: str) -> Any:
     # json_format parses numbers, enums and well-known types from strings; booleans it wants as JSON booleans.
     if field.type == FieldDescriptor.TYPE_BOOL:
         if value.lower() not in ("true", "false"):
-            raise invalid(f"query parameter {key!r}: expected true or false, got {value!r}")
+            raise invalid(f"query parameter {shown(key)}: expected true or false, got {shown(value)}")
         return value.lower() == "true"
     return value
 

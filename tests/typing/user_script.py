@@ -25,7 +25,10 @@ from lro_grpc import (
     WaitTimeoutError,
 )
 from lro_grpc.emulator import Emulator
+from lro_grpc.errors import OperationState
 from lro_grpc.types import financialservices_v1 as fs
+from lro_grpc.types.financialservices_v1 import Instance, OperationMetadata
+from lro_grpc.types.financialservices_v1_grpc import AMLStub
 
 NAME = "projects/p/locations/us-central1/operations/op-1"
 POLICY = PollPolicy(initial=timedelta(seconds=5), multiplier=2, maximum=timedelta(seconds=45))
@@ -58,11 +61,18 @@ def errors(client: OperationsClient) -> None:
     try:
         client.wait_all([NAME], timeout=1)
     except BatchTimeoutError as error:
-        assert_type(error.pending, list[BaseOperation[Any, Any]])
+        assert_type(error.pending, list[OperationState])
+        for pending in error.pending:
+            assert_type(pending.metadata_as(fs.OperationMetadata), fs.OperationMetadata | None)
+            if isinstance(pending, Operation):
+                assert_type(pending.result(timeout=1), Any | None)
     try:
         client.wait(NAME, timeout=1)
     except WaitTimeoutError as error:
-        assert_type(error.operation, BaseOperation[Any, Any] | None)
+        assert_type(error.operation, OperationState | None)
+    handle: BaseOperation[Any, Any] = client.get(NAME)
+    state: OperationState = handle  # every handle is what an error carries
+    assert_type(state.done, bool)
 
 
 async def typed_async(client: AsyncOperationsClient) -> None:
@@ -72,6 +82,15 @@ async def typed_async(client: AsyncOperationsClient) -> None:
     assert_type(await op.result(timeout=600), fs.Instance | None)
     results = await client.wait_all([NAME], metadata_type=fs.OperationMetadata, timeout=60)
     assert_type(results, list[AsyncOperation[Any, fs.OperationMetadata]])
+
+
+def submodule_imports(client: OperationsClient, stub: AMLStub) -> None:
+    """The classes imported from the types' submodules are the classes mypy types handles with."""
+    op = client.get(NAME, response_type=Instance, metadata_type=OperationMetadata)
+    assert_type(op, Operation[Instance, OperationMetadata])
+    assert_type(op, Operation[fs.Instance, fs.OperationMetadata])
+    request = fs.CreateInstanceRequest(parent="projects/p/locations/us-central1", instance_id="i1")
+    assert_type(request.instance_id, str)
 
 
 def proto_plus(op: Operation[Any, Any]) -> None:

@@ -5,14 +5,18 @@ Google's official packages: use them to build requests for the APIs'
 operation-starting RPCs, or in ``isinstance`` checks on what the clients
 unpack::
 
-    from lro_grpc.types import financialservices_v1, financialservices_v1_grpc
+    from lro_grpc.types import financialservices_v1_grpc
+    from lro_grpc.types.financialservices_v1 import CreateInstanceRequest, OperationMetadata
 
     stub = financialservices_v1_grpc.AMLStub(channel)
     operation = stub.CreateInstance(
-        financialservices_v1.CreateInstanceRequest(parent="projects/p/locations/us-central1", instance_id="i1")
+        CreateInstanceRequest(parent="projects/p/locations/us-central1", instance_id="i1")
     )
     op = client.get(operation.name)
-    assert isinstance(op.metadata, financialservices_v1.OperationMetadata)
+    assert isinstance(op.metadata, OperationMetadata)
+
+Each submodule imports as a module (``from lro_grpc.types.financialservices_v1 import
+Instance``, for mypy too); ``from lro_grpc.types import financialservices_v1`` works as well.
 
 Modules:
     financialservices_v1: ``google.cloud.financialservices.v1`` messages
@@ -27,11 +31,13 @@ Modules:
 
 from __future__ import annotations
 
-from lro_grpc._generated import financialservices_v1_pb2 as financialservices_v1
-from lro_grpc._generated import financialservices_v1_pb2_grpc as financialservices_v1_grpc
-from lro_grpc._generated import operations_pb2_grpc as operations_grpc
-from lro_grpc._generated import servicemanagement_v1_pb2 as servicemanagement_v1
-from lro_grpc._generated import servicemanagement_v1_pb2_grpc as servicemanagement_v1_grpc
+from lro_grpc.types import (
+    financialservices_v1,
+    financialservices_v1_grpc,
+    operations_grpc,
+    servicemanagement_v1,
+    servicemanagement_v1_grpc,
+)
 
 __all__ = [
     "financialservices_v1",

@@ -1,0 +1,252 @@
+"""Reading failed RPC attempts: size limits, throttling, RetryInfo, backoff, logging, the library error."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import re
+from collections.abc import Iterable
+from typing import Final, Literal
+
+import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+
+from lro_grpc._core.requests import READ_METHODS, Method
+from lro_grpc._core.steps import RpcFailure
+from lro_grpc.errors import OperationNotFoundError, RpcError
+from lro_grpc.policies import Deadline, RetryPolicy
+
+__all__ = [
+    "DEADLINE_PASSED",
+    "STATUS_DETAILS_KEY",
+    "SizeLimit",
+    "backoff_delay",
+    "deadline_passed",
+    "is_message_size_failure",
+    "is_throttling",
+    "log_give_up",
+    "log_retry",
+    "message_size_failure",
+    "retry_info_delay",
+    "rpc_error",
+]
+
+STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeLimit:
+    """A message or its headers broke a gRPC size limit (see :func:`message_size_failure`).
+
+    Attributes:
+        what: ``"message"`` or ``"headers"``.
+        size: its size in bytes, if the failure says.
+        limit: the limit in bytes, if the failure says.
+    """
+
+    what: Literal["message", "headers"]
+    size: int | None
+    limit: int | None
+
+    def describe(self) -> str:
+        """E.g. ``"a message of 73400320 bytes, over the limit of 67108864 bytes"``."""
+        text = "a message" if self.what == "message" else "headers"
+        if self.size is not None:
+            text += f" of {self.size} bytes"
+        if self.limit is not None:
+            text += f", over the limit of {self.limit} bytes"
+        else:
+            text += ", over gRPC's size limit"
+        return text
+
+
+# How gRPC libraries word a size limit: C-core (Python, and the servers built on it) and Go
+# say "[Received|Sent] message larger than max (SIZE vs. LIMIT)"; C-core for headers
+# "received metadata size exceeds [hard|soft] limit ([value length ]SIZE vs. LIMIT)"; Java
+# "gRPC message exceeds maximum size LIMIT: SIZE".
+_MESSAGE_SIZE = re.compile(r"message larger than max(?: \((\d+) vs\. (\d+)\))?", re.IGNORECASE)
+_HEADER_SIZE = re.compile(
+    r"metadata size exceeds (?:hard |soft )?limit(?: \((?:value length )?(\d+) vs\. (\d+)\))?", re.IGNORECASE
+)
+_JAVA_MESSAGE_SIZE = re.compile(r"message exceeds maximum size (\d+)(?:: (\d+))?", re.IGNORECASE)
+
+
+def message_size_failure(failure: RpcFailure | RpcError) -> SizeLimit | None:
+    """The size limit ``failure`` reports, or ``None`` if it is not a size failure.
+
+    gRPC reports a message (or a request's headers) over a receive or send
+    limit, on the client or on the server, as ``RESOURCE_EXHAUSTED``, the same
+    code a quota uses; only the status message tells them apart. A size
+    failure is no throttling: the same call fails the same way again.
+
+    Args:
+        failure: a failed attempt, or the :class:`~lro_grpc.errors.RpcError` made from one.
+    """
+    if failure.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    details = failure.details
+    match = _MESSAGE_SIZE.search(details)
+    if match is not None:
+        size, limit = match.groups()
+        return SizeLimit("message", _int_or_none(size), _int_or_none(limit))
+    match = _HEADER_SIZE.search(details)
+    if match is not None:
+        size, limit = match.groups()
+        return SizeLimit("headers", _int_or_none(size), _int_or_none(limit))
+    match = _JAVA_MESSAGE_SIZE.search(details)
+    if match is not None:
+        limit, size = match.groups()
+        return SizeLimit("message", _int_or_none(size), _int_or_none(limit))
+    return None
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None else None
+
+
+def is_message_size_failure(failure: RpcFailure | RpcError) -> bool:
+    """Whether ``failure`` is a message or its headers breaking a gRPC size limit (never retried)."""
+    return message_size_failure(failure) is not None
+
+
+def is_throttling(failure: RpcFailure | RpcError) -> bool:
+    """Whether ``failure`` asks the caller to slow down: ``RESOURCE_EXHAUSTED`` that is not a size limit."""
+    return failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(failure)
+
+
+def retry_info_delay(trailing_metadata: Iterable[tuple[str, str | bytes]]) -> float | None:
+    """The ``google.rpc.RetryInfo`` delay carried in ``grpc-status-details-bin``, in seconds.
+
+    Returns:
+        The delay, or ``None`` if the trailers hold no parsable RetryInfo.
+    """
+    for key, value in trailing_metadata:
+        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            return None
+        for detail in status.details:
+            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                info = error_details_pb2.RetryInfo()
+                if detail.Unpack(info):
+                    delay = float(info.retry_delay.seconds) + float(info.retry_delay.nanos) / 1e9
+                    return max(0.0, delay)
+    return None
+
+
+def backoff_delay(
+    failure: RpcFailure,
+    *,
+    method: Method,
+    policy: RetryPolicy,
+    attempt: int,
+    now: float,
+    deadline: Deadline,
+    rng: random.Random | None = None,
+) -> float | None:
+    """How long to wait before retrying a failed attempt, or ``None`` to give up.
+
+    Args:
+        failure: the failed attempt.
+        method: the RPC (``DEADLINE_EXCEEDED`` is retried on reads only).
+        policy: the retry policy.
+        attempt: 0-based number of the attempt that failed.
+        now: the monotonic time now.
+        deadline: the caller's deadline, combined with the policy's own timeout.
+        rng: randomness for the jitter.
+
+    Returns:
+        Seconds to wait: the policy's jittered backoff, at least the server's
+        RetryInfo delay for ``RESOURCE_EXHAUSTED``; ``None`` if the code is not
+        retryable, the failure is a size limit (:func:`is_message_size_failure`),
+        the attempts are used up or the retry would start at or after the deadline.
+    """
+    if not policy.is_retryable(failure.code, idempotent_read=method in READ_METHODS):
+        return None
+    if is_message_size_failure(failure):
+        return None
+    if attempt + 1 >= policy.max_attempts:
+        return None
+    delay = policy.delay(attempt, rng=rng)
+    if failure.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        delay = max(delay, retry_info_delay(failure.trailing_metadata) or 0.0)
+    remaining = deadline.remaining(now)
+    if remaining is not None and delay >= remaining:
+        return None
+    return delay
+
+
+_rpc_log = logging.getLogger("lro_grpc.rpc")
+"""Retries of failed RPC attempts (DEBUG) and giving up on them (WARNING)."""
+
+
+def log_retry(failure: RpcFailure, *, method: Method, name: str | None, attempt: int, delay: float) -> None:
+    """Log (DEBUG, ``lro_grpc.rpc``) that a failed attempt is retried after ``delay`` seconds."""
+    if _rpc_log.isEnabledFor(logging.DEBUG):
+        _rpc_log.debug(
+            "%s for %r failed with %s (attempt %d): retrying in %.3f s: %s",
+            method,
+            name,
+            failure.code.name,
+            attempt,
+            delay,
+            failure.details,
+            extra={
+                "lro_method": method,
+                "lro_operation": name,
+                "lro_code": failure.code.name,
+                "lro_attempt": attempt,
+                "lro_delay": delay,
+            },
+        )
+
+
+def log_give_up(failure: RpcFailure, *, method: Method, name: str | None, attempts: int, policy: RetryPolicy) -> None:
+    """Log (WARNING, ``lro_grpc.rpc``) giving up on a failure the retry policy was meant to ride out."""
+    # Only failures that retries were meant to ride out are news; NOT_FOUND and the like are plain errors.
+    if not policy.is_retryable(failure.code, idempotent_read=method in READ_METHODS):
+        return
+    if _rpc_log.isEnabledFor(logging.WARNING):
+        _rpc_log.warning(
+            "%s for %r: giving up after %d attempt(s): %s: %s",
+            method,
+            name,
+            attempts,
+            failure.code.name,
+            failure.details,
+            extra={"lro_method": method, "lro_operation": name, "lro_code": failure.code.name, "lro_attempt": attempts},
+        )
+
+
+def rpc_error(failure: RpcFailure, *, method: Method, operation_name: str | None) -> RpcError:
+    """The library error for a failed RPC (``NOT_FOUND`` -> :class:`OperationNotFoundError`).
+
+    A size failure's message says the size and the limit (when gRPC gave
+    them) and that it was not retried.
+    """
+    cls = OperationNotFoundError if failure.code is grpc.StatusCode.NOT_FOUND else RpcError
+    details = failure.details
+    size_limit = message_size_failure(failure)
+    if size_limit is not None:
+        details = f"{details} ({size_limit.describe()}; not retried: the same call would fail the same way)"
+    error = cls(failure.code, details, method=method, operation_name=operation_name)
+    error.__cause__ = failure.exception
+    return error
+
+
+DEADLINE_PASSED: Final = RpcFailure(
+    code=grpc.StatusCode.DEADLINE_EXCEEDED,
+    details="the deadline passed before the call could be made",
+    trailing_metadata=(),
+    exception=None,
+)
+"""The failure of a call whose deadline passed before it could be made (no attempt was made)."""
+
+
+def deadline_passed(method: Method, operation_name: str | None) -> RpcError:
+    """The error for a call whose deadline passed before it could be made."""
+    return rpc_error(DEADLINE_PASSED, method=method, operation_name=operation_name)
