@@ -217,7 +217,9 @@ async def test_an_incomplete_listing_is_discarded_and_the_scope_polled_one_by_on
 
     assert_each_reported_once_after_it_finished(server, names, reported)
     assert server.calls["ListOperations"] >= 2  # tried again each round: not remembered as rejected
-    assert server.calls["GetOperation"] > 2 * len(names)  # every round fell back to polling
+    # Every round fell back to polling (a quiet machine makes several rounds before the
+    # operations end; a loaded one fewer, as each round comes late).
+    assert server.calls["GetOperation"] > len(names)
 
 
 async def test_a_few_operations_in_a_busy_location_are_polled_one_by_one() -> None:
