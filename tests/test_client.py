@@ -364,18 +364,18 @@ async def test_wait_rpc_does_not_outlive_deadline(kind: ClientKind, target: str,
         assert 0 < received.request.timeout.ToTimedelta().total_seconds() <= 0.5
 
 
-async def test_timeout_none_waits_until_done(
-    kind: ClientKind, any_client: AnyClient, servicer: ScriptedOperations
-) -> None:
+async def test_timeout_none_waits_until_done(kind: ClientKind, target: str, servicer: ScriptedOperations) -> None:
     servicer.script(FS_NAME, running(), running(), running(), succeeded())
-    handle = any_client.operation(FS_NAME)
-    instance = await kind.call(handle.result, timeout=None)
+    sent = kind.sent_calls()
+    async with kind.open(target, retry_policy=FAST_RETRY, poll_policy=FAST_POLL, interceptors=[sent]) as client:
+        handle = client.operation(FS_NAME)
+        instance = await kind.call(handle.result, timeout=None)
     assert instance == fs.Instance(name=f"{PARENT}/instances/i1", state=fs.Instance.State.ACTIVE)
     assert handle.done and not handle.failed
-    polls = servicer.calls_to("GetOperation")
     # It polled until the operation was done, each look bounded by rpc_timeout (10 s) alone: no overall deadline.
-    assert len(polls) == 4
-    assert all(poll.time_remaining is not None and 9 < poll.time_remaining <= 10 * 1.02 for poll in polls)
+    assert len(servicer.calls_to("GetOperation")) == 4
+    looks = sent.sent("GetOperation")
+    assert len(looks) == 4 and all(look.timeout is not None and 9.9 < look.timeout <= 10 for look in looks)
 
 
 # -- operation outcomes and Any handling ---------------------------------------------------------------

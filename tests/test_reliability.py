@@ -382,11 +382,14 @@ async def test_default_overall_timeout_is_sixty_seconds(
     assert RetryPolicy().timeout == 60.0
     async with kind.open(target) as client:
         assert client.retry_policy.timeout == 60.0
-    # With attempts allowed 100 s, the default overall timeout is what bounds a call, as the server sees it.
-    async with kind.open(target, rpc_timeout=100) as client:
+    # With attempts allowed 100 s, the default overall timeout is what bounds a call.
+    sent = kind.sent_calls()
+    async with kind.open(target, rpc_timeout=100, interceptors=[sent]) as client:
         await kind.call(client.get, FS_NAME)
+    (look,) = sent.sent("GetOperation")
+    assert look.timeout is not None and 59 < look.timeout <= 60
     (call,) = servicer.calls_to("GetOperation")
-    assert call.time_remaining is not None and 55 < call.time_remaining <= 60 * GRPC_TIMEOUT_ROUNDING
+    assert call.time_remaining is not None and call.time_remaining <= 60 * GRPC_TIMEOUT_ROUNDING
 
 
 async def test_use_client_default_is_the_default_and_none_turns_the_overall_timeout_off(
@@ -394,16 +397,21 @@ async def test_use_client_default_is_the_default_and_none_turns_the_overall_time
 ) -> None:
     servicer.add(running())
     retry = RetryPolicy(initial=0.01, maximum=0.01, jitter=0, max_attempts=3, timeout=2)
-    async with kind.open(target, retry_policy=retry, rpc_timeout=30) as client:
+    sent = kind.sent_calls()
+    async with kind.open(target, retry_policy=retry, rpc_timeout=30, interceptors=[sent]) as client:
         await kind.call(client.get, FS_NAME)  # not given
         await kind.call(client.get, FS_NAME, timeout=USE_CLIENT_DEFAULT)  # given explicitly: the same
         await kind.call(client.get, FS_NAME, timeout=None)  # no overall timeout: rpc_timeout alone
         await kind.call(client.get, FS_NAME, rpc_timeout=USE_CLIENT_DEFAULT, timeout=None)
         await kind.call(client.get, FS_NAME, rpc_timeout=None, timeout=None)  # no deadline at all
-    remaining = [call.time_remaining for call in servicer.calls_to("GetOperation")]
-    assert len(remaining) == 5
-    assert all(value is not None and 1 < value <= 2 * GRPC_TIMEOUT_ROUNDING for value in remaining[:2])
-    assert all(value is not None and 25 < value <= 30 * GRPC_TIMEOUT_ROUNDING for value in remaining[2:4])
+    given = [look.timeout for look in sent.sent("GetOperation")]
+    assert len(given) == 5
+    assert all(value is not None and 1.5 < value <= 2 for value in given[:2])
+    assert given[2:4] == [30, 30]
+    assert given[4] is None
+    remaining = [call.time_remaining for call in servicer.calls_to("GetOperation")]  # as the server saw them
+    assert all(value is not None and value <= 2 * GRPC_TIMEOUT_ROUNDING for value in remaining[:2])
+    assert all(value is not None and value <= 30 * GRPC_TIMEOUT_ROUNDING for value in remaining[2:4])
     assert remaining[4] is None
 
 
