@@ -471,7 +471,7 @@ async def test_each_batch_has_its_own_deadline_on_the_shared_scheduler() -> None
     # after it, while the other batch went on polling on the same scheduler.
     stuck_looks = sent.times("GetOperation", name=stuck)
     slow_looks = sent.times("GetOperation", name=slow[0])
-    assert len(stuck_looks) >= 2 and stuck_looks[-1] <= raised_at[0] < slow_looks[-1]
+    assert stuck_looks and stuck_looks[-1] <= raised_at[0] < slow_looks[-1]
     assert len(behaviour.call_times(slow[0])) == 61
 
 
