@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_waiter.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_journal.py
+	$(PY) benchmarks/bench_ray.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

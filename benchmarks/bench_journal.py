@@ -41,7 +41,16 @@ from typing import Any
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
 
-from lro_grpc._batch import Journal, JournalPath, SqliteJournalStore, SyncBatchRunner, as_completed, wait_all
+from lro_grpc._batch import (
+    BatchSource,
+    Journal,
+    JournalPath,
+    SqliteJournalStore,
+    SyncBatchRunner,
+    as_completed,
+    wait_all,
+)
+from lro_grpc._core import RpcFailure
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc.policies import Deadline, PollPolicy
 
@@ -73,17 +82,15 @@ _RESPONSE = _packed(
 class DoneAtOnce:
     """A batch source answering every GetOperation in process: the operation, done (no RPC)."""
 
-    async def _get_operation_pb(
-        self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
-    ) -> operations_pb2.Operation:
+    async def fetch(
+        self, name: str, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> operations_pb2.Operation | RpcFailure:
         return operations_pb2.Operation(name=name, done=True, metadata=_METADATA, response=_RESPONSE)
 
-    @staticmethod
-    def _wrap(operation: operations_pb2.Operation) -> operations_pb2.Operation:
-        return operation
-
-    def _poll_policy_for(self, name: str, poll_policy: PollPolicy | None) -> PollPolicy:
-        return POLICY
+    def _batch_source(self) -> BatchSource[operations_pb2.Operation]:
+        return BatchSource(
+            fetch=self.fetch, wrap=lambda operation: operation, poll_policy_for=lambda name, policy: POLICY
+        )
 
 
 def names_for(count: int) -> list[str]:

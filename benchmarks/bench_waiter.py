@@ -56,7 +56,8 @@ from typing import Any
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch import BatchWaiter
+from lro_grpc._batch import BatchSource, BatchWaiter
+from lro_grpc._core import RpcFailure
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc._generated import operations_pb2_grpc
@@ -283,16 +284,15 @@ class InProcessSource:
         self.metadata = operations_pb2.Operation().metadata
         self.metadata.Pack(metadata)
 
-    async def _get_operation_pb(
-        self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
-    ) -> operations_pb2.Operation:
+    async def fetch(
+        self, name: str, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> operations_pb2.Operation | RpcFailure:
         operation = operations_pb2.Operation(name=name)
         operation.metadata.CopyFrom(self.metadata)
         return operation
 
-    @staticmethod
-    def _wrap(operation: operations_pb2.Operation) -> operations_pb2.Operation:
-        return operation
+    def _batch_source(self) -> BatchSource[operations_pb2.Operation]:
+        return BatchSource(fetch=self.fetch, wrap=lambda operation: operation)
 
 
 async def rss_child_main(pending: int) -> dict[str, float]:

@@ -12,15 +12,20 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
+import grpc
 from google.longrunning import operations_pb2
+from google.protobuf.message import Message
 
 from lro_grpc import _core
+from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, UseClientDefault
+from lro_grpc._handle import check_expected_types
 from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
+from lro_grpc.errors import RpcError
 from lro_grpc.names import parse_operation_name, validate_list_parent
 from lro_grpc.operation import BaseOperation
 from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy, to_seconds
@@ -63,6 +68,9 @@ class BaseOperationsClient:
         poll_policy: default interval between polls; ``None`` uses the API's preset
             (from ``api``, else from each operation name's form).
         api: the API's short name or preset; sets scopes and default polling.
+        batch_max_in_flight: RPCs in flight at most in the client's batches.
+        batch_qps: calls per second at most in the client's batches (``None``: no budget).
+        batch_sweep: whether the client's batches sweep list scopes with ListOperations.
     """
 
     def __init__(
@@ -73,6 +81,9 @@ class BaseOperationsClient:
         rpc_timeout: float | None = DEFAULT_RPC_TIMEOUT,
         poll_policy: PollPolicy | None = None,
         api: str | ApiPreset | None = None,
+        batch_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        batch_qps: float | None = None,
+        batch_sweep: bool = True,
     ) -> None:
         if registry is not None and not isinstance(registry, TypeRegistry):
             raise TypeError(f"registry must be a TypeRegistry or None, got {registry!r}")
@@ -85,6 +96,11 @@ class BaseOperationsClient:
         self._rpc_timeout = _core.check_rpc_timeout(rpc_timeout)
         self._poll_policy = poll_policy
         self._api = get_api(api) if api is not None else None
+        self._batch_max_in_flight, self._batch_qps = check_limits(batch_max_in_flight, batch_qps, prefix="batch_")
+        if not isinstance(batch_sweep, bool):
+            raise TypeError(f"batch_sweep must be a bool, got {batch_sweep!r}")
+        self._batch_sweep = batch_sweep
+        self._closed = False
         self._wait_unimplemented = False
         self._clock: Callable[[], float] = time.monotonic
         self._rng: random.Random | None = None
@@ -208,6 +224,41 @@ class BaseOperationsClient:
             retry_resource_exhausted=retry_resource_exhausted,
         )
 
+    def _page_plans(
+        self, timeout: float | timedelta | UseClientDefault | None
+    ) -> Callable[[operations_pb2.ListOperationsRequest], Plan[operations_pb2.ListOperationsResponse]]:
+        """The plan of each page of one listing.
+
+        Without ``timeout`` each page gets the client's (the retry policy's
+        timeout, across its retries); with one, the whole listing does: the
+        clock starts at the first page's request and every page gets the time
+        left. ``None`` bounds neither.
+        """
+        if isinstance(timeout, UseClientDefault):
+            settings = self._call_settings()
+            return lambda request: self._list_plan(request, settings)
+        seconds = None if timeout is None else to_seconds(timeout, what="timeout")
+        settings = self._call_settings(timeout=None)
+        if seconds is None:
+            return lambda request: self._list_plan(request, settings)
+        listing_seconds = seconds
+        deadlines: list[Deadline] = []
+
+        def plan(request: operations_pb2.ListOperationsRequest) -> Plan[operations_pb2.ListOperationsResponse]:
+            now = self._clock()
+            if not deadlines:
+                deadlines.append(Deadline.after(listing_seconds, now=now))
+            elif deadlines[0].expired(now):
+                raise RpcError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"the listing did not end within its timeout of {listing_seconds:g} s",
+                    method="ListOperations",
+                    operation_name=request.name or None,
+                )
+            return self._list_plan(request, settings, deadline=deadlines[0])
+
+        return plan
+
     def _list_state(
         self, parent: object, *, filter: object, page_size: object, return_partial_success: object
     ) -> _core.ListPageState:
@@ -244,3 +295,27 @@ class BaseOperationsClient:
             wrap=lambda _: handle,
             last_seen=handle.raw,
         )
+
+    @staticmethod
+    def _for_api_target(
+        api: str | ApiPreset, endpoint: str | None, rpc_timeout: float | UseClientDefault | None
+    ) -> tuple[str, ApiPreset, float | None]:
+        """``for_api``'s target, preset and per-RPC timeout (the API's unless given)."""
+        preset = get_api(api)
+        target = endpoint if endpoint is not None else preset.default_host
+        return target, preset, preset.rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else rpc_timeout
+
+    @staticmethod
+    def _batch_names(names: Iterable[str] | None, response_type: object, metadata_type: object) -> list[str] | None:
+        """A batch call's arguments checked before anything starts: the types, then the names as a list."""
+        check_expected_types(response_type, metadata_type)
+        return None if names is None else list(names)
+
+    @staticmethod
+    def _typed_results(
+        results: Sequence[HandleT], trace: Any, response_type: type[Message] | None, metadata_type: type[Message] | None
+    ) -> list[HandleT]:
+        """``wait_all``'s results, each seen by the batch's trace and set to decode into the given classes."""
+        for handle in results:
+            trace.seen(handle.raw)
+        return [handle._expect_types(response_type, metadata_type) for handle in results]

@@ -21,8 +21,8 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, TextIO
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 import grpc
 from google.longrunning import operations_pb2
@@ -33,6 +33,9 @@ from lro_grpc._progress import operation_state, wait_all_with_progress
 from lro_grpc.names import FINANCIAL_SERVICES_LOCATIONS
 from lro_grpc.operation import Operation
 from lro_grpc.policies import PollPolicy
+
+if TYPE_CHECKING:
+    from lro_grpc.client import OperationsClient
 
 __all__ = ["DemoConfig", "DemoReport", "add_arguments", "config_from_args", "run", "run_demo"]
 
@@ -415,56 +418,84 @@ def run_demo(config: DemoConfig, *, out: TextIO, bar_stream: TextIO | None = Non
         )
 
         by_name = dict(zip(names, results, strict=True))
-        failed = by_name[report.failed_name]
-        if failed.HasField("error"):
-            report.failure = Operation(failed, registry=client.registry).to_dict().get("error")
-            say(f"the failure: {Operation(failed, registry=client.registry).error}")
-        cancelled = by_name[report.cancelled_name]
-        ending = (
-            f"{operation_state(operation_to_dict(cancelled, client.registry))}: {cancelled.error.message}"
-            if cancelled.HasField("error")
-            else _outcome(cancelled)
-        )
-        say(f"the cancel request: {report.cancelled_name} ended {ending}")
-
-        sample_name = next(
-            (
-                name
-                for name, item in zip(names, planned, strict=True)
-                if item.api == "financialservices" and _outcome(by_name[name]) == "succeeded"
-            ),
-            None,
-        )
-        if sample_name is not None:
-            report.sample = client.get(sample_name).to_dict()
-
-        # Service Management offers no DeleteOperation: only Financial Services records are deleted.
-        deletable = {name for name, item in zip(names, planned, strict=True) if item.api == "financialservices"}
-        finished = [name for name in names if by_name[name].done and name in deletable]
-        for name in finished:
-            client.delete(name)
-        report.deleted = len(finished)
-        # Financial Services lists by location; Service Management by service (its filter requires serviceName).
-        locations = [
-            (f"projects/{config.project}/locations/{location}", "") for location in report.created_per_location
-        ]
-        services = sorted({item.request.service_name for item in planned if item.api == "servicemanagement"})
-        scopes = locations + [("operations", f"serviceName={service}") for service in services]
-        report.remaining_after_delete = sum(
-            1 for parent, scope_filter in scopes for _ in client.list(parent, filter=scope_filter)
-        )
-        say(
-            f"deleted {report.deleted} finished operation records (Service Management offers no delete); "
-            "ListOperations over "
-            f"{len(locations)} locations and {len(services)} services now returns {report.remaining_after_delete}"
-        )
+        _narrate_ends(report, planned, names, by_name, client, say)
+        _clean_up(report, config, planned, names, by_name, client, say)
         report.simulated_seconds = emulator.clock.now() - simulated_start
     report.rpcs = counter.snapshot()
     report.elapsed_seconds = time.perf_counter() - started
+    _say_summary(report, len(names), say)
+    return report
+
+
+def _narrate_ends(
+    report: DemoReport,
+    planned: list[_Planned],
+    names: list[str],
+    by_name: dict[str, operations_pb2.Operation],
+    client: OperationsClient,
+    say: Callable[..., None],
+) -> None:
+    """Say how the failed and the cancelled operation ended; keep one succeeded operation's JSON."""
+    failed = by_name[report.failed_name]
+    if failed.HasField("error"):
+        report.failure = Operation(failed, registry=client.registry).to_dict().get("error")
+        say(f"the failure: {Operation(failed, registry=client.registry).error}")
+    cancelled = by_name[report.cancelled_name]
+    ending = (
+        f"{operation_state(operation_to_dict(cancelled, client.registry))}: {cancelled.error.message}"
+        if cancelled.HasField("error")
+        else _outcome(cancelled)
+    )
+    say(f"the cancel request: {report.cancelled_name} ended {ending}")
+
+    sample_name = next(
+        (
+            name
+            for name, item in zip(names, planned, strict=True)
+            if item.api == "financialservices" and _outcome(by_name[name]) == "succeeded"
+        ),
+        None,
+    )
+    if sample_name is not None:
+        report.sample = client.get(sample_name).to_dict()
+
+
+def _clean_up(
+    report: DemoReport,
+    config: DemoConfig,
+    planned: list[_Planned],
+    names: list[str],
+    by_name: dict[str, operations_pb2.Operation],
+    client: OperationsClient,
+    say: Callable[..., None],
+) -> None:
+    """Delete the finished records that can be deleted, then count what the listings still return."""
+    # Service Management offers no DeleteOperation: only Financial Services records are deleted.
+    deletable = {name for name, item in zip(names, planned, strict=True) if item.api == "financialservices"}
+    finished = [name for name in names if by_name[name].done and name in deletable]
+    for name in finished:
+        client.delete(name)
+    report.deleted = len(finished)
+    # Financial Services lists by location; Service Management by service (its filter requires serviceName).
+    locations = [(f"projects/{config.project}/locations/{location}", "") for location in report.created_per_location]
+    services = sorted({item.request.service_name for item in planned if item.api == "servicemanagement"})
+    scopes = locations + [("operations", f"serviceName={service}") for service in services]
+    report.remaining_after_delete = sum(
+        1 for parent, scope_filter in scopes for _ in client.list(parent, filter=scope_filter)
+    )
+    say(
+        f"deleted {report.deleted} finished operation records (Service Management offers no delete); "
+        "ListOperations over "
+        f"{len(locations)} locations and {len(services)} services now returns {report.remaining_after_delete}"
+    )
+
+
+def _say_summary(report: DemoReport, started: int, say: Callable[..., None]) -> None:
+    """The closing summary: outcomes, RPCs, polling rate, time, and the sample operation as JSON."""
     say()
     say("summary")
     say(
-        f"  operations: {len(names)} started, "
+        f"  operations: {started} started, "
         + ", ".join(f"{count} {key.replace('_', ' ')}" for key, count in report.outcomes.items())
     )
     say(
@@ -474,7 +505,7 @@ def run_demo(config: DemoConfig, *, out: TextIO, bar_stream: TextIO | None = Non
     )
     say(
         f"  GetOperation calls while waiting: {report.wait_polls} "
-        f"({report.wait_polls / len(names):.1f} per operation, "
+        f"({report.wait_polls / started:.1f} per operation, "
         f"{report.wait_polls / report.wait_seconds:.0f} per second)"
     )
     say(f"  elapsed: {report.elapsed_seconds:.2f} s real, {report.simulated_seconds:.0f} s simulated")
@@ -482,7 +513,6 @@ def run_demo(config: DemoConfig, *, out: TextIO, bar_stream: TextIO | None = Non
         say()
         say("one operation as JSON (fetched with GetOperation before the delete; the documentation's shape):")
         say(json.dumps(report.sample, indent=2, ensure_ascii=False))
-    return report
 
 
 def run(config: DemoConfig, *, out: TextIO, bar_stream: TextIO | None) -> int:

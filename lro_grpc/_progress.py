@@ -10,6 +10,7 @@ I/O. :class:`ProgressBar` writes to the stream it is given;
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch import BatchProgress, BatchTimeoutError, SyncBatchRunner
-from lro_grpc.operation import Operation
+from lro_grpc._batch import BatchProgress, BatchSource, BatchTimeoutError, SyncBatchRunner, as_batch_source
+from lro_grpc._core import RpcFailure
+from lro_grpc.operation import AsyncOperation, Operation
 from lro_grpc.policies import Deadline, PollPolicy
 from lro_grpc.registry import TypeRegistry
 
@@ -30,9 +32,9 @@ if TYPE_CHECKING:
 __all__ = [
     "TABLE_WIDTH",
     "BatchDisplay",
-    "ObservingSource",
     "ProgressBar",
     "format_progress",
+    "observing_source",
     "operation_fraction",
     "operation_state",
     "render_operation_detail",
@@ -465,55 +467,44 @@ class BatchDisplay:
             self._bar.close()
 
 
-class ObservingSource:
-    """A batch waiter source (see ``lro_grpc._batch.BatchSource``) that shows each poll to ``observe``.
+def observing_source(
+    client: AsyncOperationsClient, observe: Callable[[operations_pb2.Operation], object] | None
+) -> BatchSource[AsyncOperation[Any, Any]]:
+    """``client``'s batch source, showing ``observe`` every polled or listed operation state.
+
+    The source has no shared scheduler: a batch over it polls with a scheduler
+    of its own, through the observing calls.
 
     Args:
         client: the asyncio client that does the polling.
-        observe: called with every polled operation state, or ``None``.
+        observe: called with every operation state a GetOperation or a
+            ListOperations page brought, or ``None`` (the source as it is).
     """
+    # A scheduler of its own: the client's shared one would call the client's fetch, unobserved.
+    source = dataclasses.replace(as_batch_source(client), scheduler=None)
+    if observe is None:
+        return source
+    fetch, list_page = source.fetch, source.list_page
 
-    def __init__(
-        self, client: AsyncOperationsClient, observe: Callable[[operations_pb2.Operation], object] | None
-    ) -> None:
-        self._client = client
-        self._observe = observe
+    async def fetch_observed(
+        name: str, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> operations_pb2.Operation | RpcFailure:
+        reply = await fetch(name, deadline=deadline, rpc_timeout=rpc_timeout)
+        if not isinstance(reply, RpcFailure):
+            observe(reply)
+        return reply
 
-    async def _get_operation_pb(
-        self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
-    ) -> operations_pb2.Operation:
-        operation = await self._client._get_operation_pb(name, deadline=deadline, rpc_timeout=rpc_timeout)
-        if self._observe is not None:
-            self._observe(operation)
-        return operation
+    async def list_observed(
+        request: operations_pb2.ListOperationsRequest, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> operations_pb2.ListOperationsResponse | RpcFailure:
+        assert list_page is not None  # only used when the source lists
+        reply = await list_page(request, deadline=deadline, rpc_timeout=rpc_timeout)
+        if not isinstance(reply, RpcFailure):
+            for operation in reply.operations:
+                observe(operation)
+        return reply
 
-    async def _list_operations_pb(
-        self, request: operations_pb2.ListOperationsRequest, *, deadline: Deadline, rpc_timeout: float | None = None
-    ) -> operations_pb2.ListOperationsResponse:
-        response = await self._client._list_operations_pb(request, deadline=deadline, rpc_timeout=rpc_timeout)
-        if self._observe is not None:
-            for operation in response.operations:
-                self._observe(operation)
-        return response
-
-    @property
-    def _batch_sweep(self) -> bool:
-        """Whether the client sweeps list scopes (the waiter asks)."""
-        return bool(self._client._batch_sweep)
-
-    @staticmethod
-    def _wrap(operation: operations_pb2.Operation) -> operations_pb2.Operation:
-        return operation
-
-    @property
-    def endpoint(self) -> object:
-        """The client's endpoint (what a batch journal records)."""
-        return self._client.endpoint
-
-    @property
-    def api(self) -> object:
-        """The client's API preset (what a batch journal records)."""
-        return self._client.api
+    return dataclasses.replace(source, fetch=fetch_observed, list_page=None if list_page is None else list_observed)
 
 
 def wait_all_with_progress(
@@ -548,9 +539,9 @@ def wait_all_with_progress(
     display = BatchDisplay(ProgressBar(bar_stream), names, registry) if bar_stream is not None else None
 
     @contextlib.asynccontextmanager
-    async def open_source() -> AsyncIterator[ObservingSource]:
+    async def open_source() -> AsyncIterator[BatchSource[AsyncOperation[Any, Any]]]:
         async with open_client() as client:
-            yield ObservingSource(client, display.on_poll if display is not None else None)
+            yield observing_source(client, display.on_poll if display is not None else None)
 
     runner: SyncBatchRunner[operations_pb2.Operation] = SyncBatchRunner(open_source, wrap=lambda pb: pb)
     stop_ticking = threading.Event()

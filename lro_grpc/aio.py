@@ -20,90 +20,30 @@ import asyncio
 import builtins
 import functools
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
 from lro_grpc import _batch, _channels, _core, _telemetry
-from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
+from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
-from lro_grpc.apis import ApiPreset, get_api
+from lro_grpc._handle import check_expected_types, expect_types_on_error
+from lro_grpc._pagers import AsyncOperationPager
+from lro_grpc.apis import ApiPreset
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import validate_operation_name
-from lro_grpc.operation import (
-    AsyncOperation,
-    BaseOperation,
-    MetadataT,
-    ResponseT,
-    check_expected_types,
-    expect_types_on_error,
-)
+from lro_grpc.operation import AsyncOperation, BaseOperation, MetadataT, ResponseT
 from lro_grpc.policies import DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy
 from lro_grpc.registry import TypeRegistry
 
 __all__ = ["AsyncOperationPager", "AsyncOperationsClient"]
 
 T = TypeVar("T")
-
-
-class AsyncOperationPager(Generic[HandleT]):
-    """Operations of a ListOperations call, fetched page by page as you ``async for`` over it.
-
-    Iterate it for the operations, or over :attr:`pages` for whole pages (one
-    or the other: they share one position). Nothing is fetched before
-    iteration starts.
-    """
-
-    def __init__(
-        self,
-        state: _core.ListPageState,
-        fetch: Callable[[operations_pb2.ListOperationsRequest], Awaitable[operations_pb2.ListOperationsResponse]],
-        wrap: Callable[[operations_pb2.Operation], HandleT],
-    ) -> None:
-        self._state = state
-        self._fetch = fetch
-        self._wrap = wrap
-
-    @property
-    def unreachable(self) -> list[str]:
-        """Locations the server reported unreachable in the pages fetched so far."""
-        return list(self._state.unreachable)
-
-    @property
-    def next_page_token(self) -> str | None:
-        """Token of the next page; ``None`` before the first page, empty after the last."""
-        return self._state.next_page_token
-
-    @property
-    def pages_fetched(self) -> int:
-        """How many pages have been fetched."""
-        return self._state.pages_fetched
-
-    @property
-    def pages(self) -> AsyncIterator[OperationPage[HandleT]]:
-        """The remaining pages, each fetched when reached."""
-        return self._pages()
-
-    async def _pages(self) -> AsyncIterator[OperationPage[HandleT]]:
-        while (request := self._state.next_request()) is not None:
-            response = await self._fetch(request)
-            self._state.record(response)
-            yield OperationPage(
-                operations=[self._wrap(op) for op in response.operations],
-                next_page_token=response.next_page_token,
-                unreachable=list(response.unreachable),
-                raw=response,
-            )
-
-    async def __aiter__(self) -> AsyncIterator[HandleT]:
-        async for page in self._pages():
-            for operation in page.operations:
-                yield operation
 
 
 class AsyncOperationsClient(BaseOperationsClient):
@@ -141,15 +81,15 @@ class AsyncOperationsClient(BaseOperationsClient):
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         super().__init__(
-            registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
+            registry=registry,
+            retry_policy=retry_policy,
+            rpc_timeout=rpc_timeout,
+            poll_policy=poll_policy,
+            api=api,
+            batch_max_in_flight=batch_max_in_flight,
+            batch_qps=batch_qps,
+            batch_sweep=batch_sweep,
         )
-        self._batch_max_in_flight, self._batch_qps = _batch.check_limits(
-            batch_max_in_flight, batch_qps, prefix="batch_"
-        )
-        if not isinstance(batch_sweep, bool):
-            raise TypeError(f"batch_sweep must be a bool, got {batch_sweep!r}")
-        self._batch_sweep = batch_sweep
-        self._closed = False
         self._scheduler: _batch.BatchScheduler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channel: grpc.aio.Channel | None = None
@@ -200,12 +140,12 @@ class AsyncOperationsClient(BaseOperationsClient):
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> AsyncOperationsClient:
         """A client for one API's default host (see :meth:`OperationsClient.for_api`)."""
-        preset = get_api(api)
+        target, preset, rpc_timeout_s = cls._for_api_target(api, endpoint, rpc_timeout)
         return cls(
-            endpoint if endpoint is not None else preset.default_host,
+            target,
             registry=registry,
             retry_policy=retry_policy,
-            rpc_timeout=preset.rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else rpc_timeout,
+            rpc_timeout=rpc_timeout_s,
             poll_policy=poll_policy,
             credentials=credentials,
             quota_project_id=quota_project_id,
@@ -258,48 +198,26 @@ class AsyncOperationsClient(BaseOperationsClient):
         """One GetOperation of ``name``, the raw state (see :meth:`OperationsClient.fetch_operation`)."""
         return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
-    async def _get_operation_pb(
-        self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
-    ) -> operations_pb2.Operation:
-        """One GetOperation attempt for the batch scheduler.
+    async def _fetch_once(
+        self, name: str, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> operations_pb2.Operation | RpcFailure:
+        """One GetOperation attempt for the batch scheduler: the operation, or the failure as a value.
 
-        Headers as for :meth:`get`, the timeout clipped to ``deadline``. No
-        retry and no sleep here: the scheduler owns retry timing in a batch
-        (a failed poll is rescheduled; no worker waits out a backoff).
-
-        Args:
-            name: an operation name, already validated.
-            deadline: the absolute deadline the call may not outlive.
-            rpc_timeout: the call's timeout; ``None`` means the client's.
-
-        Raises:
-            OperationNotFoundError: no such operation.
-            RpcError: the call failed (``DEADLINE_EXCEEDED`` if the deadline has passed).
+        Headers as for :meth:`get`, the timeout clipped to ``deadline``
+        (``rpc_timeout`` ``None``: the client's). No retry and no sleep here:
+        the scheduler owns retry timing in a batch (a failed poll is
+        rescheduled; no worker waits out a backoff).
         """
-        return await self._batch_call(
-            "GetOperation", _core.get_request(name), name, deadline=deadline, rpc_timeout=rpc_timeout
-        )
+        return await self._attempt("GetOperation", _core.get_request(name), name, deadline, rpc_timeout)
 
-    async def _list_operations_pb(
-        self,
-        request: operations_pb2.ListOperationsRequest,
-        *,
-        deadline: Deadline,
-        rpc_timeout: float | None = None,
-    ) -> operations_pb2.ListOperationsResponse:
-        """One ListOperations attempt (one page) for the batch scheduler's sweeps.
+    async def _list_page_once(
+        self, request: operations_pb2.ListOperationsRequest, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> operations_pb2.ListOperationsResponse | RpcFailure:
+        """One ListOperations attempt (one page) for the batch scheduler's sweeps, as :meth:`_fetch_once`."""
+        return await self._attempt("ListOperations", request, request.name, deadline, rpc_timeout)
 
-        As :meth:`_get_operation_pb`, for a page of ``request.name``.
-
-        Raises:
-            RpcError: the call failed.
-        """
-        return await self._batch_call(
-            "ListOperations", request, request.name, deadline=deadline, rpc_timeout=rpc_timeout
-        )
-
-    async def _batch_call(
-        self, method: _core.Method, request: Any, routing_name: str, *, deadline: Deadline, rpc_timeout: float | None
+    async def _attempt(
+        self, method: _core.Method, request: Any, routing_name: str, deadline: Deadline, rpc_timeout: float | None
     ) -> Any:
         plan = _core.attempt_plan(
             method,
@@ -309,10 +227,20 @@ class AsyncOperationsClient(BaseOperationsClient):
             rpc_timeout=self._rpc_timeout if rpc_timeout is None else rpc_timeout,
             clock=self._clock,
         )
-        checked = await _core.run_async(plan, self._invoke)
-        if isinstance(checked, RpcFailure):
-            raise _core.rpc_error(checked, method=method, operation_name=routing_name or None)
-        return checked
+        return await _core.run_async(plan, self._invoke)
+
+    def _batch_source(self) -> _batch.BatchSource[AsyncOperation[Any, Any]]:
+        """What a batch needs from this client (the waiter, the sync runner and the CLI take it)."""
+        endpoint = self.endpoint.target if self.endpoint is not None else ""
+        return _batch.BatchSource(
+            fetch=self._fetch_once,
+            wrap=self._wrap,
+            list_page=self._list_page_once if self._batch_sweep else None,
+            poll_policy_for=self._poll_policy_for,
+            scheduler=self._batch_scheduler,
+            endpoint=endpoint if isinstance(endpoint, str) else "",
+            api=self.api.name if self.api is not None else "",
+        )
 
     async def follow_operation(
         self,
@@ -333,81 +261,27 @@ class AsyncOperationsClient(BaseOperationsClient):
 
     # -- public API -------------------------------------------------------------------------------
 
-    @overload
-    def operation(self, name: str) -> AsyncOperation[Any, Any]: ...
-
-    @overload
-    def operation(
-        self, name: str, *, response_type: type[ResponseT], metadata_type: type[MetadataT]
-    ) -> AsyncOperation[ResponseT, MetadataT]: ...
-
-    @overload
-    def operation(self, name: str, *, response_type: type[ResponseT]) -> AsyncOperation[ResponseT, Any]: ...
-
-    @overload
-    def operation(self, name: str, *, metadata_type: type[MetadataT]) -> AsyncOperation[Any, MetadataT]: ...
-
     def operation(
         self,
         name: str,
         *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
-    ) -> AsyncOperation[Any, Any]:
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
+    ) -> AsyncOperation[ResponseT, MetadataT]:
         """A handle on operation ``name`` without fetching it (see :meth:`OperationsClient.operation`)."""
         check_expected_types(response_type, metadata_type)
         handle = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
         return handle._expect_types(response_type, metadata_type)
 
-    @overload
     async def get(
         self,
         name: str,
         *,
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> AsyncOperation[Any, Any]: ...
-
-    @overload
-    async def get(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> AsyncOperation[ResponseT, MetadataT]: ...
-
-    @overload
-    async def get(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> AsyncOperation[ResponseT, Any]: ...
-
-    @overload
-    async def get(
-        self,
-        name: str,
-        *,
-        metadata_type: type[MetadataT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> AsyncOperation[Any, MetadataT]: ...
-
-    async def get(
-        self,
-        name: str,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
-    ) -> AsyncOperation[Any, Any]:
+    ) -> AsyncOperation[ResponseT, MetadataT]:
         """Fetch an operation (see :meth:`OperationsClient.get`)."""
         name = validate_operation_name(name)
         check_expected_types(response_type, metadata_type)
@@ -425,17 +299,20 @@ class AsyncOperationsClient(BaseOperationsClient):
     ) -> AsyncOperationPager[AsyncOperation[Any, Any]]:
         """List operations under ``parent`` as an async iterator (see :meth:`OperationsClient.list`).
 
+        ``timeout`` bounds the whole listing, as there.
+
         Raises:
             InvalidNameError: ``parent`` is malformed (no RPC is made).
+            TypeError: ``timeout`` is not a duration.
+            ValueError: ``timeout`` is negative or not finite.
         """
         state = self._list_state(
             parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
         )
-
-        settings = self._call_settings(timeout=timeout)
+        plans = self._page_plans(timeout)
 
         async def fetch(request: operations_pb2.ListOperationsRequest) -> operations_pb2.ListOperationsResponse:
-            return await self._run(self._list_plan(request, settings))
+            return await self._run(plans(request))
 
         return AsyncOperationPager(state, fetch, self._wrap)
 
@@ -451,51 +328,15 @@ class AsyncOperationsClient(BaseOperationsClient):
         """Delete an operation's record (see :meth:`OperationsClient.delete`)."""
         await self._run(self._delete_plan(validate_operation_name(name), timeout))
 
-    @overload
-    async def wait(
-        self, name: str, *, timeout: float | timedelta | None = ..., poll_policy: PollPolicy | None = ...
-    ) -> AsyncOperation[Any, Any]: ...
-
-    @overload
     async def wait(
         self,
         name: str,
         *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> AsyncOperation[ResponseT, MetadataT]: ...
-
-    @overload
-    async def wait(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> AsyncOperation[ResponseT, Any]: ...
-
-    @overload
-    async def wait(
-        self,
-        name: str,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> AsyncOperation[Any, MetadataT]: ...
-
-    async def wait(
-        self,
-        name: str,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
-    ) -> AsyncOperation[Any, Any]:
+    ) -> AsyncOperation[ResponseT, MetadataT]:
         """Wait until an operation is done, with WaitOperation (see :meth:`OperationsClient.wait`)."""
         check_expected_types(response_type, metadata_type)
         handle: AsyncOperation[Any, Any] = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
@@ -505,65 +346,17 @@ class AsyncOperationsClient(BaseOperationsClient):
 
     # -- many operations at once --------------------------------------------------------------------
 
-    @overload
     def as_completed(
         self,
         names: Iterable[str] | None,
         *,
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> AsyncIterator[AsyncOperation[Any, Any]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> AsyncIterator[AsyncOperation[ResponseT, MetadataT]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> AsyncIterator[AsyncOperation[ResponseT, Any]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> AsyncIterator[AsyncOperation[Any, MetadataT]]: ...
-
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
         journal: _batch.JournalPath | None = None,
-    ) -> AsyncIterator[AsyncOperation[Any, Any]]:
+    ) -> AsyncIterator[AsyncOperation[ResponseT, MetadataT]]:
         """Yield each operation as soon as a poll sees it done, however many there are.
 
         One scheduler per client polls every operation of all its batches over
@@ -594,8 +387,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             InvalidNameError: a malformed name (before any RPC).
             JournalError: the journal is in use, unreadable, or another endpoint's or API's.
         """
-        check_expected_types(response_type, metadata_type)
-        names = None if names is None else builtins.list(names)
+        names = self._batch_names(names, response_type, metadata_type)
         completed = _batch.as_completed(
             self,
             names,
@@ -610,65 +402,17 @@ class AsyncOperationsClient(BaseOperationsClient):
             return completed
         return _expect_types_async(completed, response_type, metadata_type)
 
-    @overload
     async def wait_all(
         self,
         names: Iterable[str] | None,
         *,
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[AsyncOperation[Any, Any]]: ...
-
-    @overload
-    async def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[AsyncOperation[ResponseT, MetadataT]]: ...
-
-    @overload
-    async def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[AsyncOperation[ResponseT, Any]]: ...
-
-    @overload
-    async def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[AsyncOperation[Any, MetadataT]]: ...
-
-    async def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
         journal: _batch.JournalPath | None = None,
-    ) -> builtins.list[AsyncOperation[Any, Any]]:
+    ) -> builtins.list[AsyncOperation[ResponseT, MetadataT]]:
         """Wait for every operation and return them in input order.
 
         Arguments as for :meth:`as_completed`. Failed, cancelled and not-found
@@ -679,8 +423,7 @@ class AsyncOperationsClient(BaseOperationsClient):
                 deadline; its ``results`` holds every name's finished operation
                 or last seen state, in input order.
         """
-        check_expected_types(response_type, metadata_type)
-        names = None if names is None else builtins.list(names)
+        names = self._batch_names(names, response_type, metadata_type)
         with _telemetry.tracing_batch(names or []) as trace:
             try:
                 results = await _batch.wait_all(
@@ -695,9 +438,8 @@ class AsyncOperationsClient(BaseOperationsClient):
             except BatchTimeoutError as error:
                 expect_types_on_error(error, response_type, metadata_type)
                 raise
-            for handle in results:
-                trace.seen(handle.raw)
-        return [handle._expect_types(response_type, metadata_type) for handle in results]
+            typed = self._typed_results(results, trace, response_type, metadata_type)
+        return typed
 
     def _batch_scheduler(self) -> _batch.BatchScheduler:
         """The client's one batch scheduler (made on first use)."""
@@ -705,10 +447,10 @@ class AsyncOperationsClient(BaseOperationsClient):
             raise RuntimeError("the AsyncOperationsClient is closed")
         if self._scheduler is None:
             self._scheduler = _batch.BatchScheduler(
-                self._get_operation_pb,
+                self._fetch_once,
                 max_in_flight=self._batch_max_in_flight,
                 qps=self._batch_qps,
-                list_fetch=self._list_operations_pb if self._batch_sweep else None,
+                list_fetch=self._list_page_once if self._batch_sweep else None,
             )
         return self._scheduler
 

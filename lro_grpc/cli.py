@@ -7,7 +7,7 @@ Usage::
     lro-grpc --version
 
     lro-grpc get NAME
-    lro-grpc list PARENT [--filter F] [--page-size N] [--limit N]
+    lro-grpc list PARENT [--filter F] [--page-size N] [--limit N] [--timeout SECONDS]
     lro-grpc wait NAME... [--timeout SECONDS] [--poll-interval SECONDS] [--no-progress]
                           [--journal FILE] [--names-from FILE|-]
     lro-grpc journal FILE [--json]
@@ -34,7 +34,7 @@ Exit codes:
     0  success (for ``get``: the operation is running or succeeded)
     1  the operation failed or was cancelled
     2  usage error, or a malformed operation name or parent
-    3  timed out waiting (``wait --timeout``)
+    3  timed out (``wait --timeout``, ``list --timeout``)
     4  not found: no such operation, or its record expired
     5  RPC or authentication failure (unreachable endpoint, permission denied, ...)
   130  interrupted (Ctrl-C)
@@ -47,7 +47,8 @@ in FILE (SQLite): run again with the same FILE after a crash or a kill, it
 resumes (outcomes already recorded come from the file, without an RPC; with
 no NAME, every name in FILE). ``journal FILE`` counts what FILE holds
 (pending, succeeded, failed, cancelled, delivered); with ``--json`` it prints
-each recorded outcome as one JSON line. A journal in use by another process,
+each recorded outcome as one JSON line, changing nothing (a read-only
+directory will do). A journal in use by another process,
 unreadable, or made for another endpoint or API is a usage error (exit 2).
 
 Errors are one line on stderr, ``lro-grpc: error: ...``.
@@ -110,7 +111,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     """Usage error, or a malformed operation name or parent."""
     TIMEOUT = 3
-    """Timed out waiting."""
+    """Timed out waiting, or listing (``--timeout``)."""
     NOT_FOUND = 4
     """No such operation, or its record expired."""
     RPC_FAILURE = 5
@@ -124,7 +125,7 @@ exit codes:
     0  success (for get: the operation is running or succeeded)
     1  the operation failed or was cancelled
     2  usage error, or a malformed operation name or parent
-    3  timed out waiting
+    3  timed out (wait --timeout, list --timeout)
     4  not found: no such operation, or its record expired
     5  RPC or authentication failure
   130  interrupted (Ctrl-C)
@@ -251,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     list_.add_argument("--filter", default="", help="server-side filter, e.g. done=false or serviceName=NAME")
     list_.add_argument("--page-size", type=_positive_int, metavar="N", help="operations per page requested")
     list_.add_argument("--limit", type=_positive_int, metavar="N", help="stop after N operations")
+    list_.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="give up on the whole listing after this long (exit 3; default: each page gets the client's timeout)",
+    )
     list_.set_defaults(handler=_cmd_list)
 
     wait = command("wait", "wait until operations are done")
@@ -416,12 +423,19 @@ def _cmd_list(args: argparse.Namespace, console: _Console) -> int:
         parent = "operations"
     api = _choose_api(args.api, [_api_of_parent(parent)])
     raw: list[operations_pb2.Operation] = []
+    timed_out: RpcError | None = None
     with _open_client(args, api) as client:
-        pager = client.list(parent, filter=args.filter, page_size=args.page_size)
-        for operation in pager:
-            raw.append(operation.raw)
-            if args.limit is not None and len(raw) >= args.limit:
-                break
+        timeout = {} if args.timeout is None else {"timeout": args.timeout}
+        pager = client.list(parent, filter=args.filter, page_size=args.page_size, **timeout)
+        try:
+            for operation in pager:
+                raw.append(operation.raw)
+                if args.limit is not None and len(raw) >= args.limit:
+                    break
+        except RpcError as error:
+            if args.timeout is None or error.code is not grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+            timed_out = error  # what was listed in time is printed, then the exit code says it is incomplete
         listing = list_to_dict(raw, client.registry, unreachable=pager.unreachable)
     if args.json:
         console.print_json(listing)
@@ -433,6 +447,12 @@ def _cmd_list(args: argparse.Namespace, console: _Console) -> int:
             console.print(f"no operations under {parent}{matching}")
         if listing.get("unreachable"):
             console.err.write(f"{PROG}: warning: unreachable: {', '.join(listing['unreachable'])}\n")
+    if timed_out is not None:
+        raise WaitTimeoutError(
+            f"timed out after {args.timeout:g}s listing {parent!r}: {len(raw)} operations in "
+            f"{pager.pages_fetched} pages printed, the listing is incomplete",
+            timeout=args.timeout,
+        ) from timed_out
     return ExitCode.OK
 
 

@@ -15,97 +15,37 @@ Example::
 from __future__ import annotations
 
 import builtins
-import contextlib
 import threading
 import types
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
-from google.protobuf.message import Message
 
 from lro_grpc import _channels, _core, _telemetry
-from lro_grpc._batch._base import DEFAULT_MAX_IN_FLIGHT, check_limits
-from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, HandleT, OperationPage
+from lro_grpc._background import BackgroundClient
+from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT
+from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
-from lro_grpc.apis import ApiPreset, get_api
+from lro_grpc._handle import check_expected_types, expect_types_each, expect_types_on_error
+from lro_grpc._pagers import OperationPager
+from lro_grpc.apis import ApiPreset
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.names import validate_operation_name
-from lro_grpc.operation import (
-    BaseOperation,
-    MetadataT,
-    Operation,
-    ResponseT,
-    check_expected_types,
-    expect_types_each,
-    expect_types_on_error,
-)
+from lro_grpc.operation import BaseOperation, MetadataT, Operation, ResponseT
 from lro_grpc.policies import DEFAULT_RETRY_POLICY, PollPolicy, RetryPolicy
 from lro_grpc.registry import TypeRegistry
 
 if TYPE_CHECKING:
     # Imported when a batch is first waited on (see _runner): not every program needs them.
     from lro_grpc import _batch
-    from lro_grpc.aio import AsyncOperationsClient
 
 __all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "OperationPage", "OperationPager", "OperationsClient"]
 
 T = TypeVar("T")
-
-
-class OperationPager(Generic[HandleT]):
-    """Operations of a ListOperations call, fetched page by page as you iterate.
-
-    Iterate it for the operations, or over :attr:`pages` for whole pages (use
-    one or the other: they share one position). Nothing is fetched before
-    iteration starts.
-    """
-
-    def __init__(
-        self,
-        state: _core.ListPageState,
-        fetch: Callable[[operations_pb2.ListOperationsRequest], operations_pb2.ListOperationsResponse],
-        wrap: Callable[[operations_pb2.Operation], HandleT],
-    ) -> None:
-        self._state = state
-        self._fetch = fetch
-        self._wrap = wrap
-
-    @property
-    def unreachable(self) -> list[str]:
-        """Locations the server reported unreachable in the pages fetched so far."""
-        return list(self._state.unreachable)
-
-    @property
-    def next_page_token(self) -> str | None:
-        """Token of the next page; ``None`` before the first page, empty after the last."""
-        return self._state.next_page_token
-
-    @property
-    def pages_fetched(self) -> int:
-        """How many pages have been fetched."""
-        return self._state.pages_fetched
-
-    @property
-    def pages(self) -> Iterator[OperationPage[HandleT]]:
-        """The remaining pages, each fetched when reached."""
-        while (request := self._state.next_request()) is not None:
-            response = self._fetch(request)
-            self._state.record(response)
-            yield OperationPage(
-                operations=[self._wrap(op) for op in response.operations],
-                next_page_token=response.next_page_token,
-                unreachable=list(response.unreachable),
-                raw=response,
-            )
-
-    def __iter__(self) -> Iterator[HandleT]:
-        for page in self.pages:
-            yield from page.operations
 
 
 class OperationsClient(BaseOperationsClient):
@@ -168,50 +108,40 @@ class OperationsClient(BaseOperationsClient):
         async_channel_factory: Callable[[], grpc.aio.Channel] | None = None,
     ) -> None:
         super().__init__(
-            registry=registry, retry_policy=retry_policy, rpc_timeout=rpc_timeout, poll_policy=poll_policy, api=api
+            registry=registry,
+            retry_policy=retry_policy,
+            rpc_timeout=rpc_timeout,
+            poll_policy=poll_policy,
+            api=api,
+            batch_max_in_flight=batch_max_in_flight,
+            batch_qps=batch_qps,
+            batch_sweep=batch_sweep,
         )
-        self._batch_max_in_flight, self._batch_qps = check_limits(batch_max_in_flight, batch_qps, prefix="batch_")
-        if not isinstance(batch_sweep, bool):
-            raise TypeError(f"batch_sweep must be a bool, got {batch_sweep!r}")
-        self._closed = False
         # The batch waiter runs on a background event loop with a grpc.aio
         # channel of its own, made from the same settings when first needed.
         self._batch_runner: _batch.SyncBatchRunner[Operation[Any, Any]] | None = None
         self._batch_lock = threading.Lock()
         chain = _channels.check_interceptors(interceptors)
-        async_chain = (
-            None
-            if async_interceptors is None
-            else _channels.check_interceptors(async_interceptors, what="async_interceptors")
+        # The batch waiter's asyncio client: these settings, its own channel, opened when first needed.
+        self._background = BackgroundClient(
+            target,
+            settings=dict(
+                registry=self._registry,
+                retry_policy=retry_policy,
+                rpc_timeout=rpc_timeout,
+                poll_policy=poll_policy,
+                api=self._api,
+                batch_max_in_flight=self._batch_max_in_flight,
+                batch_qps=self._batch_qps,
+                batch_sweep=batch_sweep,
+            ),
+            credentials=credentials,
+            quota_project_id=quota_project_id,
+            plaintext=plaintext,
+            interceptors=chain,
+            async_interceptors=async_interceptors,
+            async_channel_factory=async_channel_factory,
         )
-        if async_channel_factory is not None and not callable(async_channel_factory):
-            raise TypeError(f"async_channel_factory must be callable, got {async_channel_factory!r}")
-        if async_channel_factory is not None and async_chain:
-            raise ValueError("async_interceptors do not apply to async_channel_factory's channel: give them to it")
-        self._interceptors = chain
-        self._async_interceptors = async_chain
-        self._async_channel_factory = async_channel_factory
-        # The batch waiter's asyncio client: these settings, and the channel it opens
-        # from _async_target (or async_channel_factory's).
-        self._async_settings: dict[str, Any] = dict(
-            registry=self._registry,
-            retry_policy=retry_policy,
-            rpc_timeout=rpc_timeout,
-            poll_policy=poll_policy,
-            api=self._api,
-            batch_max_in_flight=self._batch_max_in_flight,
-            batch_qps=self._batch_qps,
-            batch_sweep=batch_sweep,
-        )
-        self._async_target: dict[str, Any] | None = None
-        if not isinstance(target, grpc.Channel):
-            self._async_target = dict(
-                target=target,
-                credentials=credentials,
-                quota_project_id=quota_project_id,
-                plaintext=plaintext,
-                interceptors=async_chain or (),
-            )
         if isinstance(target, grpc.Channel):
             if credentials is not None or quota_project_id is not None or plaintext is not None:
                 raise ValueError(
@@ -272,12 +202,12 @@ class OperationsClient(BaseOperationsClient):
             interceptors: see :class:`OperationsClient`.
             async_interceptors: see :class:`OperationsClient`.
         """
-        preset = get_api(api)
+        target, preset, rpc_timeout_s = cls._for_api_target(api, endpoint, rpc_timeout)
         return cls(
-            endpoint if endpoint is not None else preset.default_host,
+            target,
             registry=registry,
             retry_policy=retry_policy,
-            rpc_timeout=preset.rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else rpc_timeout,
+            rpc_timeout=rpc_timeout_s,
             poll_policy=poll_policy,
             credentials=credentials,
             quota_project_id=quota_project_id,
@@ -376,27 +306,13 @@ class OperationsClient(BaseOperationsClient):
 
     # -- public API -------------------------------------------------------------------------------
 
-    @overload
-    def operation(self, name: str) -> Operation[Any, Any]: ...
-
-    @overload
-    def operation(
-        self, name: str, *, response_type: type[ResponseT], metadata_type: type[MetadataT]
-    ) -> Operation[ResponseT, MetadataT]: ...
-
-    @overload
-    def operation(self, name: str, *, response_type: type[ResponseT]) -> Operation[ResponseT, Any]: ...
-
-    @overload
-    def operation(self, name: str, *, metadata_type: type[MetadataT]) -> Operation[Any, MetadataT]: ...
-
     def operation(
         self,
         name: str,
         *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
-    ) -> Operation[Any, Any]:
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
+    ) -> Operation[ResponseT, MetadataT]:
         """A handle on operation ``name`` without fetching it (e.g. a batch job that restarts).
 
         Its ``done`` is ``False`` and its metadata ``None`` until it is refreshed or waited on.
@@ -416,55 +332,15 @@ class OperationsClient(BaseOperationsClient):
         handle = self._wrap(operations_pb2.Operation(name=validate_operation_name(name)))
         return handle._expect_types(response_type, metadata_type)
 
-    @overload
     def get(
         self,
         name: str,
         *,
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> Operation[Any, Any]: ...
-
-    @overload
-    def get(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> Operation[ResponseT, MetadataT]: ...
-
-    @overload
-    def get(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> Operation[ResponseT, Any]: ...
-
-    @overload
-    def get(
-        self,
-        name: str,
-        *,
-        metadata_type: type[MetadataT],
-        rpc_timeout: float | UseClientDefault | None = ...,
-        timeout: float | timedelta | UseClientDefault | None = ...,
-    ) -> Operation[Any, MetadataT]: ...
-
-    def get(
-        self,
-        name: str,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
-    ) -> Operation[Any, Any]:
+    ) -> Operation[ResponseT, MetadataT]:
         """Fetch an operation (GetOperation, with retries).
 
         Args:
@@ -504,16 +380,26 @@ class OperationsClient(BaseOperationsClient):
             page_size: operations per page (default: the server's).
             return_partial_success: let the server skip unreachable locations
                 (see :attr:`OperationPager.unreachable`).
-            timeout: overall time for each page's call and its retries (see :meth:`get`).
+            timeout: overall time for the whole listing, every page and its
+                retries, counted from the first page's request; iterating past
+                it raises ``RpcError`` (``DEADLINE_EXCEEDED``). Not given: no
+                limit on the listing, each page's call ends within the
+                client's overall timeout (see :meth:`get`); ``None``: neither.
+
+        A listing always ends: a page token given twice, or more than
+        :data:`~lro_grpc._core.MAX_EMPTY_PAGES` (100) empty pages in a row that
+        each name a next page, raise ``RpcError`` (``INTERNAL``) naming ``parent``.
 
         Raises:
             InvalidNameError: ``parent`` is malformed (no RPC is made).
+            TypeError: ``timeout`` is not a duration.
+            ValueError: ``timeout`` is negative or not finite.
         """
         state = self._list_state(
             parent, filter=filter, page_size=page_size, return_partial_success=return_partial_success
         )
-        settings = self._call_settings(timeout=timeout)
-        return OperationPager(state, lambda request: self._run(self._list_plan(request, settings)), self._wrap)
+        plans = self._page_plans(timeout)
+        return OperationPager(state, lambda request: self._run(plans(request)), self._wrap)
 
     def cancel(self, name: str, *, timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT) -> None:
         """Ask the server to cancel an operation (best effort: it may still finish).
@@ -541,51 +427,15 @@ class OperationsClient(BaseOperationsClient):
         """
         self._run(self._delete_plan(validate_operation_name(name), timeout))
 
-    @overload
-    def wait(
-        self, name: str, *, timeout: float | timedelta | None = ..., poll_policy: PollPolicy | None = ...
-    ) -> Operation[Any, Any]: ...
-
-    @overload
     def wait(
         self,
         name: str,
         *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> Operation[ResponseT, MetadataT]: ...
-
-    @overload
-    def wait(
-        self,
-        name: str,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> Operation[ResponseT, Any]: ...
-
-    @overload
-    def wait(
-        self,
-        name: str,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-    ) -> Operation[Any, MetadataT]: ...
-
-    def wait(
-        self,
-        name: str,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
-    ) -> Operation[Any, Any]:
+    ) -> Operation[ResponseT, MetadataT]:
         """Wait until an operation is done, with the WaitOperation RPC.
 
         If the server answers WaitOperation with ``UNIMPLEMENTED``, this and
@@ -616,7 +466,7 @@ class OperationsClient(BaseOperationsClient):
     def _runner(self) -> _batch.SyncBatchRunner[Operation[Any, Any]]:
         if self._closed:
             raise RuntimeError("the OperationsClient is closed")
-        open_batch_client = self._batch_client_opener()
+        open_batch_client = self._background.opener()
         with self._batch_lock:
             if self._batch_runner is None:
                 from lro_grpc._batch import SyncBatchRunner
@@ -624,98 +474,17 @@ class OperationsClient(BaseOperationsClient):
                 self._batch_runner = SyncBatchRunner(open_batch_client, wrap=self._wrap)
             return self._batch_runner
 
-    def _batch_client_opener(self) -> Callable[[], AbstractAsyncContextManager[AsyncOperationsClient]]:
-        """How the batch waiter opens its asyncio client (called on its event loop)."""
-        from lro_grpc.aio import AsyncOperationsClient
-
-        settings = self._async_settings
-        factory = self._async_channel_factory
-        if factory is None:
-            target = self._async_target
-            if target is None:
-                raise RuntimeError(
-                    "as_completed() and wait_all() on a client made from a ready grpc.Channel need "
-                    "async_channel_factory= (how to open the grpc.aio channel the batch waiter polls over)"
-                )
-            if self._interceptors and self._async_interceptors is None:
-                raise ValueError(
-                    "interceptors= apply to the synchronous channel; the batch waiter opens a grpc.aio channel: "
-                    "pass async_interceptors= (grpc.aio interceptors, or [] for none) to the client"
-                )
-            return lambda: AsyncOperationsClient(**target, **settings)
-
-        @contextlib.asynccontextmanager
-        async def open_on_loop() -> AsyncIterator[AsyncOperationsClient]:
-            channel = factory()
-            if not isinstance(channel, grpc.aio.Channel):
-                raise TypeError(f"async_channel_factory must return a grpc.aio.Channel, got {channel!r}")
-            try:
-                async with AsyncOperationsClient(channel, **settings) as client:
-                    yield client
-            finally:
-                await channel.close()
-
-        return open_on_loop
-
-    @overload
     def as_completed(
         self,
         names: Iterable[str] | None,
         *,
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> Iterator[Operation[Any, Any]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> Iterator[Operation[ResponseT, MetadataT]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> Iterator[Operation[ResponseT, Any]]: ...
-
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> Iterator[Operation[Any, MetadataT]]: ...
-
-    def as_completed(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
         journal: _batch.JournalPath | None = None,
-    ) -> Iterator[Operation[Any, Any]]:
+    ) -> Iterator[Operation[ResponseT, MetadataT]]:
         """Yield each operation as soon as a poll sees it done, however many there are.
 
         The same scheduler as :meth:`lro_grpc.AsyncOperationsClient.as_completed`,
@@ -748,8 +517,7 @@ class OperationsClient(BaseOperationsClient):
             JournalError: the journal is in use, unreadable, or another endpoint's or API's.
             RuntimeError: the client is closed, or was built on a ready channel.
         """
-        check_expected_types(response_type, metadata_type)
-        names = None if names is None else builtins.list(names)
+        names = self._batch_names(names, response_type, metadata_type)
         completed = self._runner().as_completed(
             names,
             timeout=timeout,
@@ -763,65 +531,17 @@ class OperationsClient(BaseOperationsClient):
             return completed
         return expect_types_each(completed, response_type, metadata_type)
 
-    @overload
     def wait_all(
         self,
         names: Iterable[str] | None,
         *,
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[Operation[Any, Any]]: ...
-
-    @overload
-    def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[Operation[ResponseT, MetadataT]]: ...
-
-    @overload
-    def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[ResponseT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[Operation[ResponseT, Any]]: ...
-
-    @overload
-    def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        metadata_type: type[MetadataT],
-        timeout: float | timedelta | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        progress: Callable[[_batch.BatchProgress], object] | None = ...,
-        journal: _batch.JournalPath | None = ...,
-    ) -> builtins.list[Operation[Any, MetadataT]]: ...
-
-    def wait_all(
-        self,
-        names: Iterable[str] | None,
-        *,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
         timeout: float | timedelta | None = None,
         poll_policy: PollPolicy | None = None,
         progress: Callable[[_batch.BatchProgress], object] | None = None,
         journal: _batch.JournalPath | None = None,
-    ) -> builtins.list[Operation[Any, Any]]:
+    ) -> builtins.list[Operation[ResponseT, MetadataT]]:
         """Wait for every operation and return them in input order.
 
         Arguments as for :meth:`as_completed`. Failed, cancelled and not-found
@@ -832,8 +552,7 @@ class OperationsClient(BaseOperationsClient):
                 deadline; its ``results`` holds every name's finished operation
                 or last seen state, in input order.
         """
-        check_expected_types(response_type, metadata_type)
-        names = None if names is None else builtins.list(names)
+        names = self._batch_names(names, response_type, metadata_type)
         with _telemetry.tracing_batch(names or []) as trace:
             try:
                 results = self._runner().wait_all(
@@ -847,9 +566,8 @@ class OperationsClient(BaseOperationsClient):
             except BatchTimeoutError as error:
                 expect_types_on_error(error, response_type, metadata_type)
                 raise
-            for handle in results:
-                trace.seen(handle.raw)
-        return [handle._expect_types(response_type, metadata_type) for handle in results]
+            typed = self._typed_results(results, trace, response_type, metadata_type)
+        return typed
 
     def close(self) -> None:
         """Close the channel (if the client created it) and stop the batch waiter's loop. Idempotent."""

@@ -333,8 +333,9 @@ class JournalError(LroError):
     """A batch journal cannot be used; nothing in it was changed.
 
     Raised when the journal is held by another process (the message names its
-    pid), when the file is not a journal, is truncated or corrupt, or when it
-    was made for another endpoint or API (the message names both).
+    pid), when the file is not a journal, is corrupt or has several hard
+    links, when it cannot be created (a read-only directory, a full disk), or
+    when it was made for another endpoint or API (the message names both).
 
     Attributes:
         path: the journal file.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
@@ -61,3 +62,23 @@ def channel(emu: Emulator) -> Iterator[grpc.Channel]:
     """A channel to the ``emu`` fixture the test module defines (each sets its own clock and options)."""
     with grpc.insecure_channel(emu.target) as opened:
         yield opened
+
+
+# Ray's own start-up waits 30 s for its GCS server by default; on a loaded 2-core machine
+# that is not always enough (the cluster waiter's tests and README example start Ray).
+os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """A local Ray (two CPUs) for the cluster waiter's tests, started once per session and stopped after.
+
+    Ray is imported here, not at module level: only the tests that ask for it pay its start-up.
+    """
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, namespace="lro-grpc-tests", log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()

@@ -31,6 +31,7 @@ from servicer import DELIVERY_ALLOWANCE, LATE_UNDER_LOAD
 from lro_grpc._batch import (
     SYNTHETIC_ERROR_DOMAIN,
     BatchProgress,
+    BatchSource,
     BatchTimeoutError,
     BatchWaiter,
     SyncBatchRunner,
@@ -38,13 +39,14 @@ from lro_grpc._batch import (
     coalesce,
     wait_all,
 )
+from lro_grpc._core import RpcFailure
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.client import OperationsClient
 from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER, Emulator, Faults
-from lro_grpc.errors import InvalidNameError, RpcError
+from lro_grpc.errors import InvalidNameError
 from lro_grpc.policies import Deadline, PollPolicy
 
 FAST = PollPolicy(initial=0.005, multiplier=1.0, maximum=0.005, jitter=0.0)
@@ -216,32 +218,29 @@ def sync_server(behaviour: Behaviour) -> Iterator[str]:
 
 
 class StubSource:
-    """A BatchSource over a raw grpc.aio stub: handles are the raw Operation messages.
+    """A batch source over a raw grpc.aio stub: handles are the raw Operation messages.
 
-    With ``wrap_errors`` it raises lro_grpc's ``RpcError`` (the grpc error
-    chained), as the real client does; otherwise the raw ``grpc.aio.AioRpcError``.
+    Its ``fetch`` returns a failed call as an ``RpcFailure`` value, as the real
+    client's does (see ``lro_grpc._batch._ports.Fetch``).
     """
 
-    def __init__(self, channel: grpc.aio.Channel, *, wrap_errors: bool = False) -> None:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = operations_pb2_grpc.OperationsStub(channel)
-        self.wrap_errors = wrap_errors
 
-    async def _get_operation_pb(
-        self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
-    ) -> operations_pb2.Operation:
+    async def fetch(
+        self, name: str, *, deadline: Deadline, rpc_timeout: float | None
+    ) -> operations_pb2.Operation | RpcFailure:
         timeout = deadline.clip(rpc_timeout, time.monotonic())
         try:
             response: operations_pb2.Operation = await self.stub.GetOperation(
                 operations_pb2.GetOperationRequest(name=name), timeout=timeout
             )
         except grpc.aio.AioRpcError as error:
-            if not self.wrap_errors:
-                raise
-            raise RpcError(error.code(), error.details() or "", method="GetOperation", operation_name=name) from error
+            return RpcFailure.from_grpc_error(error)
         return response
 
-    def _wrap(self, pb: operations_pb2.Operation) -> operations_pb2.Operation:
-        return pb
+    def _batch_source(self) -> BatchSource[operations_pb2.Operation]:
+        return BatchSource(fetch=self.fetch, wrap=lambda pb: pb)
 
 
 @contextlib.asynccontextmanager
@@ -265,8 +264,8 @@ class Served:
     channel: grpc.aio.Channel
     sent: SentCalls  # every call the channel started, on the client's side
 
-    def source(self, *, wrap_errors: bool = False) -> StubSource:
-        return StubSource(self.channel, wrap_errors=wrap_errors)
+    def source(self) -> StubSource:
+        return StubSource(self.channel)
 
 
 @pytest.fixture
@@ -321,8 +320,7 @@ async def test_wait_all_returns_input_order_and_polls_a_duplicate_once(served: S
     assert behaviour.polls[first] == 4
 
 
-@pytest.mark.parametrize("wrap_errors", [False, True], ids=["grpc-errors", "lro-errors"])
-async def test_failed_cancelled_not_found_and_denied_are_outcomes(served: Served, wrap_errors: bool) -> None:
+async def test_failed_cancelled_not_found_and_denied_are_outcomes(served: Served) -> None:
     behaviour = served.behaviour
     ok = behaviour.script("operations/ok", Script(polls_before_done=1))
     failed = behaviour.script("operations/failed", Script(polls_before_done=1, outcome="fail"))
@@ -335,7 +333,7 @@ async def test_failed_cancelled_not_found_and_denied_are_outcomes(served: Served
     snapshots: list[BatchProgress] = []
 
     results = await wait_all(
-        served.source(wrap_errors=wrap_errors),
+        served.source(),
         [ok, failed, cancelled, missing, denied, flaky],
         poll_policy=FAST,
         timeout=10,
@@ -581,10 +579,7 @@ async def test_nothing_starves_with_many_operations_and_one_slot(served: Served)
     assert max(counts) - min(counts) <= 1  # round robin: earliest due first
 
 
-@pytest.mark.parametrize("wrap_errors", [False, True], ids=["grpc-errors", "lro-errors"])
-async def test_resource_exhausted_pauses_every_operation_for_the_retry_info_delay(
-    served: Served, wrap_errors: bool
-) -> None:
+async def test_resource_exhausted_pauses_every_operation_for_the_retry_info_delay(served: Served) -> None:
     behaviour = served.behaviour
     # Answered calls are held a while, the refusal is immediate: the client learns of the
     # refusal while the other first calls are still in flight.
@@ -592,9 +587,7 @@ async def test_resource_exhausted_pauses_every_operation_for_the_retry_info_dela
     # Longer than the global backoff used without RetryInfo (at most 1 s at first): honoured, not guessed.
     behaviour.refusals.append(Refusal(count=1, delay=1.1))
 
-    results = await wait_all(
-        served.source(wrap_errors=wrap_errors), names, poll_policy=FAST, max_in_flight=4, timeout=10
-    )
+    results = await wait_all(served.source(), names, poll_policy=FAST, max_in_flight=4, timeout=10)
 
     assert all(op.HasField("response") for op in results)  # the refused operation was polled again
     (refused_at,) = behaviour.refused_at
@@ -758,12 +751,12 @@ async def test_an_unexpected_client_error_ends_the_batch(served: Served) -> None
     good = behaviour.script("operations/good", Script(outcome="never"))
 
     class Rejecting(StubSource):
-        async def _get_operation_pb(
-            self, name: str, *, deadline: Deadline, rpc_timeout: float | None = None
-        ) -> operations_pb2.Operation:
+        async def fetch(
+            self, name: str, *, deadline: Deadline, rpc_timeout: float | None
+        ) -> operations_pb2.Operation | RpcFailure:
             if name.endswith("/rejected"):
                 raise ValueError(f"malformed operation name {name!r}")
-            return await super()._get_operation_pb(name, deadline=deadline, rpc_timeout=rpc_timeout)
+            return await super().fetch(name, deadline=deadline, rpc_timeout=rpc_timeout)
 
     with pytest.raises(ValueError, match="malformed"):
         await wait_all(Rejecting(served.channel), [good, "operations/rejected"], poll_policy=FAST, timeout=10)

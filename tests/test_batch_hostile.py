@@ -27,7 +27,7 @@ from servicer import LATE_UNDER_LOAD
 from timed_servicer import Server
 
 from lro_grpc._batch import SYNTHETIC_ERROR_DOMAIN
-from lro_grpc._batch._base import MAX_SUSPECT_FAILURES
+from lro_grpc._batch._per_operation import MAX_SUSPECT_FAILURES
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.client import OperationsClient

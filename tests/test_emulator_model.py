@@ -11,6 +11,7 @@ from google.longrunning import operations_pb2
 
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc.emulator import SimulatedClock
+from lro_grpc.emulator import _financial_services as financial_services
 from lro_grpc.emulator import _listing as listing
 from lro_grpc.emulator import _model as model
 
@@ -63,7 +64,7 @@ def test_page_size_default_and_cap() -> None:
 
 def make_record(duration: float = 60) -> model.OperationRecord:
     request = fs.CreateInstanceRequest(parent="projects/p/locations/l", instance_id="i")
-    return model.create_instance(request, now=T0, duration=duration, controls=model.CallControls())
+    return financial_services.create_instance(request, now=T0, duration=duration, controls=model.CallControls())
 
 
 def test_cancel_is_best_effort() -> None:

@@ -18,18 +18,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-KNOWN_CIRCLES: list[set[str]] = [
-    # Broken by the batch's named ports (_batch/_ports.py); listed until then, so that a
-    # new circle fails and this one is not forgotten (its disappearance fails too).
-    {
-        "lro_grpc._batch._base",
-        "lro_grpc._batch._per_operation",
-        "lro_grpc._batch._scheduler",
-        "lro_grpc._batch._sweep",
-        "lro_grpc._batch._waiter",
-    },
-]
-
 
 def modules_of(root: Path, package: str = "lro_grpc") -> dict[str, tuple[Path, bool]]:
     """Every module of ``package`` under ``root``: dotted name -> (file, is a package)."""
@@ -127,11 +115,8 @@ def circles(graph: Mapping[str, set[str]]) -> list[set[str]]:
 def test_no_import_circle_among_lro_grpc_modules() -> None:
     graph = import_graph(ROOT)
     assert "lro_grpc.errors" in graph and "lro_grpc._batch._waiter" in graph
-    found = circles(graph)
-    unexpected = [sorted(circle) for circle in found if circle not in KNOWN_CIRCLES]
-    assert not unexpected, f"import circles: {unexpected}"
-    gone = [sorted(circle) for circle in KNOWN_CIRCLES if circle not in found]
-    assert not gone, f"no longer circles (remove them from KNOWN_CIRCLES): {gone}"
+    found = [sorted(circle) for circle in circles(graph)]
+    assert not found, f"import circles: {found}"
 
 
 def test_errors_imports_nothing_from_the_project() -> None:

@@ -263,12 +263,12 @@ def test_truncated_journal_is_an_error_and_left_alone(emu: Emulator, tmp_path: P
     with open(journal, "r+b") as file:
         file.truncate(size // 2)
     before = digest(journal)
-    with OperationsClient(emu.target) as client, pytest.raises(JournalError, match="truncated") as raised:
+    with OperationsClient(emu.target) as client, pytest.raises(JournalError, match=r"malformed.*truncated\?") as raised:
         client.wait_all(names, journal=journal)
     assert str(journal) in str(raised.value) and "nothing was changed" in str(raised.value)
     assert digest(journal) == before
-    journal.write_bytes(b"")
-    with pytest.raises(JournalError, match="too short"):
+    journal.write_bytes(b"SQLite format 3\x00" + bytes(34))
+    with pytest.raises(JournalError, match="50 bytes long: too short"):
         SqliteJournalStore(journal)
 
 

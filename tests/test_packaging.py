@@ -49,3 +49,14 @@ def test_version_is_the_package_metadata_version() -> None:
     import importlib.metadata
 
     assert lro_grpc.__version__ == importlib.metadata.version("lro-grpc")
+
+
+def test_the_operations_page_is_package_data() -> None:
+    import fnmatch
+
+    patterns = _pyproject()["tool"]["setuptools"]["package-data"]["lro_grpc.emulator"]
+    folder = ROOT / "lro_grpc" / "emulator"
+    files = sorted(str(path.relative_to(folder)) for path in (folder / "ui").rglob("*") if path.is_file())
+    assert {"ui/index.html", "ui/ui.css", "ui/ui.js"} <= set(files)
+    unlisted = [name for name in files if not any(fnmatch.fnmatch(name, pattern) for pattern in patterns)]
+    assert not unlisted, f"add to [tool.setuptools.package-data] lro_grpc.emulator: {unlisted}"

@@ -75,6 +75,15 @@ def _clean_env(venv: Path) -> dict[str, str]:
     return env
 
 
+_PAGE_CHECK = """
+import urllib.request
+from lro_grpc.emulator import Emulator
+with Emulator(rest_port=0) as emu:
+    sizes = [len(urllib.request.urlopen(emu.ui_url + part, timeout=10).read()) for part in ("", "ui.css", "ui.js")]
+print("operations page served:", sizes, "bytes")
+"""
+
+
 def check(work: Path) -> None:
     """Run every step in ``work`` (an empty directory outside the checkout)."""
     dist = work / "dist"
@@ -111,6 +120,9 @@ def check(work: Path) -> None:
         [venv / "bin" / "lro-grpc", "demo", "--instances", "20", "--rollouts", "2", "--seed", "1"], cwd=work, env=env
     )
     print("  " + "\n  ".join(demo.splitlines()[:12]))
+    # The operations page is package data: the installed emulator must serve it.
+    page = _run([python, "-c", _PAGE_CHECK], cwd=work, env=env).strip()
+    print(f"  {page}")
 
     # A strict user also has protobuf's type stubs (mypy asks for them): without them every
     # message class is Any and a misspelt field would pass. Installed only for this step.

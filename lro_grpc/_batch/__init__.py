@@ -8,10 +8,15 @@ No task, thread or polling loop exists per operation.
 
 The parts, each readable alone:
 
-* :mod:`._base`: settings checks, the tracked entry (a few slots per
-  operation), progress counts, failed-RPC helpers; no I/O;
-* :mod:`._limits`: the calls-per-second budget and the ``RESOURCE_EXHAUSTED``
-  throttle; no I/O;
+* :mod:`._settings`: defaults, argument checks, progress counts; no I/O;
+* :mod:`._ports`: the tracked entry (a few slots per operation) and the named
+  ports the parts call each other through: ``Subscriber`` (what the scheduler
+  calls on a waiter), ``Scheduling`` (what a strategy calls on the scheduler),
+  ``Fetch`` and ``ListPage`` (one RPC attempt, failures as values);
+* :mod:`._source`: :class:`BatchSource`, a client's side of a batch as one
+  frozen value (an :class:`~lro_grpc.AsyncOperationsClient` builds it);
+* :mod:`._limits` and :mod:`._timing`: the calls-per-second budget, the
+  ``RESOURCE_EXHAUSTED`` throttle, the poll and retry arithmetic; no I/O;
 * :mod:`._scheduler`: *when* each operation is looked at: a heap of due
   times (earliest first, so nothing starves), one dispatcher, at most
   ``max_in_flight`` worker coroutines, next-look times rounded onto a coarse
@@ -19,7 +24,8 @@ The parts, each readable alone:
 * two strategies for *how*: :mod:`._per_operation` (its own GetOperation)
   and :mod:`._sweep` (one ListOperations listing of the operation's list
   scope answers for every tracked operation in it, when that is cheaper);
-* :mod:`._waiter`: :class:`BatchWaiter`, :func:`as_completed`, :func:`wait_all`;
+* :mod:`._waiter`: :class:`BatchWaiter`, :func:`as_completed`, :func:`wait_all`
+  (:mod:`._journal_open` opens their journal for a client);
 * :mod:`._sync`: :class:`SyncBatchRunner`, the same scheduler on one
   background event loop thread for synchronous code;
 * the journal, which makes a batch durable: :mod:`._journal` (what a
@@ -42,27 +48,28 @@ state, never a handle or a message object.
 
 from typing import TYPE_CHECKING, Any
 
-from lro_grpc._batch._base import (
+from lro_grpc._batch._settings import (
     DEFAULT_BATCH_RPC_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
     SYNTHETIC_ERROR_DOMAIN,
     BatchProgress,
-    BatchSource,
     check_limits,
-    coalesce,
 )
+from lro_grpc._batch._source import BatchSource, as_batch_source
+from lro_grpc._batch._timing import coalesce
 from lro_grpc.errors import BatchTimeoutError
 
 if TYPE_CHECKING:
     from lro_grpc._batch._journal import Journal, JournalIdentity, JournalStore, JournalSummary
+    from lro_grpc._batch._journal_open import JournalPath, open_journal, read_journal
     from lro_grpc._batch._scheduler import BatchScheduler
     from lro_grpc._batch._sqlite_journal import SqliteJournalStore
     from lro_grpc._batch._sweep import ListScope, list_scope
     from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
-    from lro_grpc._batch._waiter import BatchWaiter, JournalPath, as_completed, open_journal, read_journal, wait_all
+    from lro_grpc._batch._waiter import BatchWaiter, as_completed, wait_all
 
 # The parts that need asyncio load on first use: a synchronous program that
-# never waits on a batch does not pay for them (importing _base alone is cheap).
+# never waits on a batch does not pay for them (importing _settings alone is cheap).
 _LAZY = {
     "BatchScheduler": "_scheduler",
     "ListScope": "_sweep",
@@ -72,9 +79,9 @@ _LAZY = {
     "BatchWaiter": "_waiter",
     "as_completed": "_waiter",
     "wait_all": "_waiter",
-    "open_journal": "_waiter",
-    "read_journal": "_waiter",
-    "JournalPath": "_waiter",
+    "open_journal": "_journal_open",
+    "read_journal": "_journal_open",
+    "JournalPath": "_journal_open",
     "Journal": "_journal",
     "JournalIdentity": "_journal",
     "JournalStore": "_journal",
@@ -112,6 +119,7 @@ __all__ = [
     "SqliteJournalStore",
     "SyncBatchRunner",
     "SyncBatchWaiter",
+    "as_batch_source",
     "as_completed",
     "check_limits",
     "coalesce",

@@ -8,11 +8,12 @@ cancelled) is reported like any other; so is one whose GetOperation failed for
 good (``NOT_FOUND``: the name is wrong or the record expired; or another
 non-transient code such as ``PERMISSION_DENIED``): it is reported done, with an
 error of that code whose ``google.rpc.ErrorInfo`` detail has domain
-:data:`~lro_grpc._batch.SYNTHETIC_ERROR_DOMAIN`. Transient failures left over
-(``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ...) are tried again after a backoff
-the scheduler keeps (no worker sleeps); a broken answer (``INTERNAL``,
-``UNKNOWN``, ``DATA_LOSS``) likewise, up to three times in a row, then the
-operation is reported failed with that error. ``RESOURCE_EXHAUSTED`` pauses
+:data:`~lro_grpc._batch.SYNTHETIC_ERROR_DOMAIN`. Failures that say nothing
+about the operation (:data:`~lro_grpc._core.LOOK_AGAIN_CODES`: ``UNAVAILABLE``,
+``DEADLINE_EXCEEDED``, ...) are tried again after a backoff the scheduler keeps
+(no worker sleeps); a broken answer (:data:`~lro_grpc._core.SUSPECT_CODES`:
+``INTERNAL``, ``UNKNOWN``, ``DATA_LOSS``) likewise, up to three times in a row,
+then the operation is reported failed with that error. ``RESOURCE_EXHAUSTED`` pauses
 the whole scheduler, unless it is a message over a size limit: that is no
 quota signal, and the operation is reported failed at once.
 """
@@ -21,27 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Any, Final
 
 import grpc
 from google.longrunning import operations_pb2
+from google.rpc import error_details_pb2, status_pb2
 
-from lro_grpc._batch._base import (
-    MAX_SUSPECT_FAILURES,
-    MISSING,
-    SUSPECT_CODES,
-    TRANSIENT_CODES,
-    Entry,
-    is_message_size_failure,
-    rpc_code,
-    rpc_details,
-    synthetic_failure,
-)
-from lro_grpc.errors import RpcError
+from lro_grpc._batch._ports import Entry, Fetch, Scheduling
+from lro_grpc._batch._settings import SYNTHETIC_ERROR_DOMAIN
+from lro_grpc._core import LOOK_AGAIN_CODES, SUSPECT_CODES, RpcFailure, is_throttling, rpc_error
 
-if TYPE_CHECKING:
-    from lro_grpc._batch._scheduler import BatchScheduler
+__all__ = ["MAX_SUSPECT_FAILURES", "PerOperation", "synthetic_failure"]
+
+MAX_SUSPECT_FAILURES: Final = 3
+"""Failed looks in a row with a :data:`~lro_grpc._core.SUSPECT_CODES` code before the operation is reported failed."""
+
+_MISSING: Any = object()
 
 
 class PerOperation:
@@ -49,10 +45,10 @@ class PerOperation:
 
     Args:
         scheduler: the scheduler whose limits and queue it works with.
-        fetch: one logical GetOperation (see :class:`~lro_grpc._batch.BatchSource`).
+        fetch: one GetOperation attempt (see :class:`~lro_grpc._batch._ports.Fetch`).
     """
 
-    def __init__(self, scheduler: BatchScheduler, fetch: Callable[..., Awaitable[operations_pb2.Operation]]) -> None:
+    def __init__(self, scheduler: Scheduling, fetch: Fetch) -> None:
         self._scheduler = scheduler
         self._fetch = fetch
 
@@ -66,39 +62,45 @@ class PerOperation:
         waiter = entry.waiter
         scheduler.count_call("GetOperation", waiter)
         started = time.monotonic()
-        try:
-            pb = await self._fetch(entry.name, deadline=waiter._deadline, rpc_timeout=waiter._rpc_timeout)
-        except asyncio.CancelledError:
-            raise
-        except (RpcError, grpc.RpcError) as error:
-            if in_flight.pop(entry, MISSING) is not MISSING:  # else: its waiter went away meanwhile
-                entry.last_error = error
-                self._failed(entry, error, started)
+        reply = await self._fetch(entry.name, deadline=waiter.deadline, rpc_timeout=waiter.rpc_timeout)
+        if in_flight.pop(entry, _MISSING) is _MISSING:  # its waiter went away meanwhile
             return
-        except TimeoutError:  # a source that signals its deadline this way: the dispatcher reports it
-            if in_flight.pop(entry, MISSING) is not MISSING:
-                scheduler.retry_later(entry)
-            return
-        if in_flight.pop(entry, MISSING) is MISSING:
+        if isinstance(reply, RpcFailure):
+            entry.last_error = reply
+            self._failed(entry, reply, started)
             return
         scheduler.throttle.succeeded()
         entry.confirm = False
         entry.failures = 0
         entry.last_error = None
-        if pb.done:
-            scheduler.finish(entry, pb)
+        if reply.done:
+            scheduler.finish(entry, reply, answered_at=time.monotonic())
         else:
-            entry.last_seen = pb.SerializeToString()
+            entry.last_seen = reply.SerializeToString()
             scheduler.requeue(entry, started)
 
-    def _failed(self, entry: Entry, error: BaseException, started: float) -> None:
+    def _failed(self, entry: Entry, failure: RpcFailure, started: float) -> None:
         scheduler = self._scheduler
-        code = rpc_code(error) or grpc.StatusCode.UNKNOWN
-        if code is grpc.StatusCode.RESOURCE_EXHAUSTED and not is_message_size_failure(error):
-            scheduler.refused(error, started)
+        code = failure.code
+        if is_throttling(failure):
+            scheduler.refused(failure, started)
             # Same due time as before: it goes first once the pause is over.
             scheduler.push(entry, started)
-        elif code in TRANSIENT_CODES or (code in SUSPECT_CODES and entry.failures + 1 < MAX_SUSPECT_FAILURES):
+        elif code in LOOK_AGAIN_CODES or (code in SUSPECT_CODES and entry.failures + 1 < MAX_SUSPECT_FAILURES):
             scheduler.retry_later(entry)
         else:  # for good: not found, denied, too large an answer, an answer broken every time
-            scheduler.finish(entry, synthetic_failure(entry.name, code, rpc_details(error)))
+            error = rpc_error(failure, method="GetOperation", operation_name=entry.name)
+            scheduler.finish(entry, synthetic_failure(entry.name, code, error.details))
+
+
+def synthetic_failure(name: str, code: grpc.StatusCode, details: str) -> operations_pb2.Operation:
+    """A done operation whose error says why GetOperation failed for good."""
+    info = error_details_pb2.ErrorInfo(
+        reason=code.name, domain=SYNTHETIC_ERROR_DOMAIN, metadata={"method": "GetOperation"}
+    )
+    message = f"GetOperation failed: {code.name}: {details}"
+    if code is grpc.StatusCode.NOT_FOUND:
+        message += " (the operation does not exist, or its record expired)"
+    status = status_pb2.Status(code=code.value[0], message=message)
+    status.details.add().Pack(info)
+    return operations_pb2.Operation(name=name, done=True, error=status)

@@ -17,32 +17,17 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._base import (
-    DEFAULT_MAX_IN_FLIGHT,
-    GONE,
-    POLLING,
-    QUEUED,
-    RETRY_INITIAL,
-    SWEEPING,
-    Aborted,
-    Entry,
-    ListFetch,
-    check_limits,
-    coalesce,
-    nominal_delay,
-    retry_delay,
-)
 from lro_grpc._batch._limits import Throttle, TokenBucket
 from lro_grpc._batch._per_operation import PerOperation
+from lro_grpc._batch._ports import GONE, POLLING, QUEUED, SWEEPING, Entry, Fetch, ListPage, Subscriber
+from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._batch._sweep import Round, Sweeper
-
-if TYPE_CHECKING:
-    from lro_grpc._batch._waiter import BatchWaiter
+from lro_grpc._batch._timing import RETRY_INITIAL, coalesce, nominal_delay
+from lro_grpc._core import RpcFailure, retry_info_delay
 
 __all__ = ["BatchScheduler"]
 
@@ -72,22 +57,28 @@ class BatchScheduler:
     workers end when the last one detaches, and start again with the next.
     It belongs to the event loop it first ran on.
 
+    Waiters subscribe through :meth:`attach` and leave through :meth:`detach`;
+    the scheduler reaches them only through the
+    :class:`~lro_grpc._batch._ports.Subscriber` port, and its strategies reach
+    it through :class:`~lro_grpc._batch._ports.Scheduling`.
+
     Args:
-        fetch: one logical GetOperation: ``await fetch(name, deadline=...,
-            rpc_timeout=...)`` (a :class:`~lro_grpc._batch.BatchSource`'s ``_get_operation_pb``).
+        fetch: one GetOperation attempt: ``await fetch(name, deadline=...,
+            rpc_timeout=...)``, the operation or an ``RpcFailure`` (a
+            :class:`~lro_grpc._batch.BatchSource`'s ``fetch``).
         max_in_flight: RPCs in flight at most.
         qps: calls per second at most (GetOperation and ListOperations pages); ``None`` for no budget.
-        list_fetch: one logical ListOperations page: ``await list_fetch(request,
+        list_fetch: one ListOperations page attempt: ``await list_fetch(request,
             deadline=..., rpc_timeout=...)``; ``None`` polls every operation on its own.
     """
 
     def __init__(
         self,
-        fetch: Callable[..., Awaitable[operations_pb2.Operation]],
+        fetch: Fetch,
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         qps: float | None = None,
-        list_fetch: ListFetch | None = None,
+        list_fetch: ListPage | None = None,
     ) -> None:
         if not callable(fetch):
             raise TypeError(f"fetch must be callable, got {fetch!r}")
@@ -111,7 +102,7 @@ class BatchScheduler:
         self.in_flight: dict[Entry, asyncio.Task[None] | None] = {}
         # Entries claimed by a listing round of their scope.
         self.sweeping: set[Entry] = set()
-        self._waiters: set[BatchWaiter[Any]] = set()
+        self._waiters: set[Subscriber] = set()
         self._dispatcher: asyncio.Task[None] | None = None
         self._workers: set[asyncio.Task[None]] = set()
         self._stopping: set[asyncio.Task[None]] = set()  # cancelled, not yet finished
@@ -132,16 +123,17 @@ class BatchScheduler:
         """Waiters attached now."""
         return len(self._waiters)
 
-    def _attach(self, waiter: BatchWaiter[Any], entries: Iterable[Entry]) -> None:
+    def attach(self, waiter: Subscriber, entries: Iterable[Entry]) -> None:
         """Start polling ``waiter``'s operations (in the running event loop)."""
         self._waiters.add(waiter)
-        self._schedule(entries)
+        self.schedule(entries)
         if self._dispatcher is None:
             loop = asyncio.get_running_loop()
             self._dispatcher = loop.create_task(self._dispatch(), name="lro-grpc-batch-dispatch")
         self._wake()  # its deadline may be the earliest
 
-    def _schedule(self, entries: Iterable[Entry]) -> None:
+    def schedule(self, entries: Iterable[Entry]) -> None:
+        """Start polling more operations of an attached waiter."""
         now = time.monotonic()
         sweeper = self._sweeper
         for entry in entries:
@@ -149,10 +141,11 @@ class BatchScheduler:
                 sweeper.track(entry)
             self.push(entry, now)
 
-    def _next_order(self) -> int:
+    def next_order(self) -> int:
+        """The insertion order of the next entry (input order across waiters)."""
         return next(self._order)
 
-    def _remove(self, waiter: BatchWaiter[Any]) -> tuple[list[Entry], list[asyncio.Task[None]]]:
+    def _remove(self, waiter: Subscriber) -> tuple[list[Entry], list[asyncio.Task[None]]]:
         """Take ``waiter``'s operations out: queued, claimed by a sweep, and in flight (their workers cancelled)."""
         self._waiters.discard(waiter)
         kept: list[tuple[float, int, Entry]] = []
@@ -204,7 +197,7 @@ class BatchScheduler:
         self._workers = set()
         return tasks
 
-    async def _detach(self, waiter: BatchWaiter[Any]) -> None:
+    async def detach(self, waiter: Subscriber) -> None:
         """Stop polling ``waiter``'s operations; returns once no task of the scheduler polls them."""
         _, cancelled = self._remove(waiter)
         current = asyncio.current_task()
@@ -216,7 +209,7 @@ class BatchScheduler:
         """Detach every waiter (they end with ``error``, if given) and stop. Idempotent."""
         for waiter in list(self._waiters):
             if error is not None:
-                waiter._emit(Aborted(error))
+                waiter.abort(error)
             self._remove(waiter)
         self._stop()
         current = asyncio.current_task()
@@ -242,11 +235,12 @@ class BatchScheduler:
         entry.attempts += 1
         self.push(entry, coalesce(started + delay, delay))
 
-    def refused(self, error: BaseException, rpc_started: float) -> None:
+    def refused(self, failure: RpcFailure, rpc_started: float) -> None:
         """An RPC started at ``rpc_started`` was refused for quota: pause every look (see :class:`Throttle`)."""
         throttle = self.throttle
         now = time.monotonic()
-        throttle.refused(now=now, rpc_started=rpc_started, retry_delay=retry_delay(error), rng=self.rng)
+        delay = retry_info_delay(failure.trailing_metadata)
+        throttle.refused(now=now, rpc_started=rpc_started, retry_delay=delay, rng=self.rng)
         if _log.isEnabledFor(logging.INFO):
             _log.info(
                 "RESOURCE_EXHAUSTED: the batch scheduler pauses every look for %.3f s (refusals in a row: %d)",
@@ -258,7 +252,7 @@ class BatchScheduler:
     def retry_later(self, entry: Entry) -> None:
         """A look at ``entry`` failed for a passing reason: try again after a backoff.
 
-        The backoff starts at :data:`~lro_grpc._batch._base.RETRY_INITIAL`,
+        The backoff starts at :data:`~lro_grpc._batch._timing.RETRY_INITIAL`,
         doubles with each consecutive failure (shortened by up to half at
         random) and never exceeds the entry's poll delay, so an operation that
         finished during an outage is seen at most one poll interval after the
@@ -270,21 +264,27 @@ class BatchScheduler:
         backoff = min(ceiling, RETRY_INITIAL * 2.0 ** min(failures, 32)) * (0.5 + 0.5 * self.rng.random())
         self.push(entry, time.monotonic() + backoff)
 
-    def finish(self, entry: Entry, pb: operations_pb2.Operation) -> None:
-        """``entry`` is done (``pb`` is its final state): report it to its waiter."""
+    def finish(self, entry: Entry, pb: operations_pb2.Operation, *, answered_at: float | None = None) -> None:
+        """``entry`` is done (``pb`` is its final state): report it to its waiter.
+
+        ``answered_at``: when its own GetOperation's answer said so (listings
+        shown later are held to it).
+        """
+        if answered_at is not None and self._sweeper is not None:
+            self._sweeper.saw_done(entry, answered_at)
         self._forget(entry)
-        entry.waiter._complete(entry, pb)
+        entry.waiter.deliver(entry, pb)
 
     def _forget(self, entry: Entry) -> None:
         entry.state = GONE
         if self._sweeper is not None:
             self._sweeper.untrack(entry)
 
-    def count_call(self, method: str, waiter: BatchWaiter[Any] | None = None) -> None:
-        """Count one RPC started (and, for a GetOperation, its waiter's ``polls``)."""
+    def count_call(self, method: str, subscriber: Subscriber | None = None) -> None:
+        """Count one RPC started (and, for a GetOperation, tell its subscriber)."""
         self.calls[method] += 1
-        if waiter is not None:
-            waiter.polls += 1
+        if subscriber is not None:
+            subscriber.polled()
 
     async def call_slot(self) -> None:
         """Wait until the throttle and the calls-per-second budget allow one more call, and spend it.
@@ -348,12 +348,13 @@ class BatchScheduler:
         """Expire the waiters whose deadline passed; return the earliest deadline left."""
         earliest: float | None = None
         for waiter in list(self._waiters):
-            expires_at = waiter._deadline.expires_at
+            deadline = waiter.deadline
+            expires_at = deadline.expires_at
             if expires_at is None:
                 continue
-            if waiter._deadline.expired(now):
+            if deadline.expired(now):
                 left, _ = self._remove(waiter)
-                waiter._expired(left)
+                waiter.expire(left)
             elif earliest is None or expires_at < earliest:
                 earliest = expires_at
         return earliest
@@ -403,7 +404,7 @@ class BatchScheduler:
             raise
         except Exception as error:  # a bug: end every batch loudly, through its consumer
             for waiter in list(self._waiters):
-                waiter._emit(Aborted(error))
+                waiter.abort(error)
                 self._remove(waiter)
         if self._dispatcher is asyncio.current_task():
             self._stop()
@@ -423,13 +424,13 @@ class BatchScheduler:
                 if type(job) is Entry:
                     self.in_flight.pop(job, None)  # so that removing its waiter does not cancel this worker
                 for waiter in _waiters_of(job):
-                    waiter._emit(Aborted(error))
+                    waiter.abort(error)
                     self._remove(waiter)
             # Under load, take the next due operation directly instead of going
             # through the dispatcher: one task switch less per poll.
             now = time.monotonic()
             start = self._next_start(now)
-            if start is not None and start <= now and not self._heap[0][2].waiter._deadline.expired(now):
+            if start is not None and start <= now and not self._heap[0][2].waiter.deadline.expired(now):
                 job = self._take(now)
                 continue
             future: asyncio.Future[Job] = loop.create_future()
@@ -439,7 +440,7 @@ class BatchScheduler:
             job = await future
 
 
-def _waiters_of(job: Job) -> set[BatchWaiter[Any]]:
+def _waiters_of(job: Job) -> set[Subscriber]:
     if isinstance(job, Round):
         return {entry.waiter for entry in job.claimed if entry.state == SWEEPING}
     return {job.waiter}

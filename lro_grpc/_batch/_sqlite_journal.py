@@ -15,34 +15,42 @@ but may lack the last commits (those outcomes are then polled, or handed
 out, again).
 
 A delivery mark on its own (the common case: one per outcome handed out,
-each durable before the next is handed out) is appended to ``PATH.delivered``
-instead, eight bytes (the outcome's id) in one ``write``: a SQLite commit
-costs some 8 us of CPU, this 1 us. The marks are folded into the
-``delivered`` table, and the file removed, when the journal is opened and
-closed; a mark for an outcome the database does not hold (lost to a power
-failure) is dropped, and a cut last mark is ignored (that outcome is handed
-out again). ``locking_mode=EXCLUSIVE`` keeps the WAL index in the process's
-memory; one process holds a journal at a time anyway, through an
-``fcntl.flock`` on ``PATH.lock``, which also records the holder's pid so
-that a second opener's error names it. A file that is not such a journal,
-or that is truncated or corrupt, is reported and never written to.
+each durable before the next is handed out) is appended to ``REAL.delivered``
+instead (``REAL``: the journal's resolved path), eight bytes (the outcome's
+id) in one ``write``: a SQLite commit costs some 8 us of CPU, this 1 us. The
+marks are folded into the ``delivered`` table, and the file removed, when the
+journal is opened and closed; a mark for an outcome the database does not
+hold (lost to a power failure) is dropped, and a cut last mark is ignored
+(that outcome is handed out again).
+``locking_mode=EXCLUSIVE`` keeps the WAL index in the process's memory; one
+process holds a journal at a time anyway (see :mod:`._journal_file`: the
+lock is an ``flock`` on the file itself, creation is atomic, files are
+``0600``, a symlink is resolved and a hard-linked file refused).
+
+Integrity is SQLite's to judge: the file is opened, passes ``PRAGMA
+quick_check`` and holds this layout, or it is reported and never written to.
+Its length is not compared with its header's page count: in WAL mode the
+main file is legitimately shorter while a checkpoint runs, or after one
+failed (a kill, a full disk), the WAL holding the pages. A reader
+(``read_only=True``) takes a shared lock and changes nothing: it opens the
+file ``immutable``, or, when a WAL is left over from a killed writer, a
+private copy of the two files, so it works in a read-only directory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
+import shutil
 import sqlite3
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 from lro_grpc._batch._journal import JournalContents, JournalIdentity, StoredOutcome
+from lro_grpc._batch._journal_file import FILE_MODE, JournalLock, create_whole
 from lro_grpc.errors import JournalError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not a POSIX system
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["FORMAT", "SqliteJournalStore"]
 
@@ -63,31 +71,48 @@ _SCHEMA: Final = (
 class SqliteJournalStore:
     """A :class:`~lro_grpc._batch._journal.JournalStore` in one SQLite file.
 
-    Opening it takes the journal's lock, then checks an existing file
-    (SQLite header, size against the header's page count, ``quick_check``,
-    the tables and format) before anything is written; a missing file is
-    created.
+    Opening it creates a missing file (whole, ``0600``), takes the journal's
+    lock, then checks the file (SQLite header, ``quick_check``, the tables
+    and format) before anything is written. A symlink is the file it names:
+    its lock and side files are the file's own; a file with several hard
+    links is refused.
 
     Args:
         path: the journal file.
+        read_only: read it without changing anything (a shared lock; no file
+            is created, so a read-only directory or file system will do);
+            the write methods then raise :class:`~lro_grpc.errors.JournalError`.
 
     Raises:
         JournalError: another process holds the journal (named by pid), or
-            the file is not a readable journal of this format.
+            the file is missing (``read_only``), or not a readable journal of
+            this format.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"journal must be a file path, got {path!r}")
         self._path = os.fspath(path)
-        self._marks_path = self._path + ".delivered"
-        self._lock_fd = _take_lock(self._path)
+        self._read_only = read_only
+        self._real = os.path.realpath(self._path)
+        self._marks_path = self._real + ".delivered"
         self._connection: sqlite3.Connection | None = None
         self._marks_fd = -1
+        self._copy: str | None = None  # a reader's private copy (directory), removed on close
+        if not read_only and not os.path.exists(self._real):
+            try:
+                create_whole(self._real, _empty_journal())
+            except OSError as error:
+                raise self._error(f"cannot be created: {error}") from error
+        elif read_only and not os.path.exists(self._real):
+            raise JournalError(f"journal {self._path!r} does not exist", self._path)
+        self._lock = JournalLock(self._real, shared=read_only, shown=self._path)
         try:
-            self._connection = self._open()
-            self._fold_marks()
-            self._marks_fd = os.open(self._marks_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._check_header()
+            self._connection = self._open_read_only() if read_only else self._open()
+            if not read_only:
+                self._fold_marks()
+                self._marks_fd = os.open(self._marks_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         except OSError as error:
             self.close()
             raise self._error(f"cannot be opened: {error}") from error
@@ -103,60 +128,70 @@ class SqliteJournalStore:
     def _error(self, problem: str) -> JournalError:
         return JournalError(f"journal {self._path!r} {problem}; nothing was changed", self._path)
 
-    def _open(self) -> sqlite3.Connection:
-        existed = os.path.exists(self._path)
-        if existed:
-            self._check_file()
+    def _check_header(self) -> None:
+        """The file starts like a SQLite database, or is empty (a new one); read through the lock's descriptor."""
         try:
-            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            header = os.pread(self._lock.fd, 100, 0)
+        except OSError as error:
+            raise self._error(f"cannot be read: {error}") from error
+        if 0 < len(header) < 100:
+            raise self._error(f"is {len(header)} bytes long: too short to be a journal (truncated?)")
+        if header and not header.startswith(_HEADER):
+            raise self._error("is not an lro-grpc journal (not a SQLite database)")
+
+    def _open(self) -> sqlite3.Connection:
+        return self._connect(pathlib.Path(self._real).as_uri(), self._prepare)
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        # Before the first read: a WAL left by a killed writer is then replayed without a -shm file.
+        connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+        tables = self._check_contents(connection)
+        # Only now that the file is known to be ours is anything written.
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise self._error(f"cannot be put in WAL mode (got {mode!r})")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        if not tables:  # an empty file: accepted as a new journal
+            connection.execute("BEGIN IMMEDIATE")
+            _create_tables(connection)
+            connection.execute("COMMIT")
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        wal = self._real + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0:
+            # A killed writer's WAL: only a connection that may write can replay it, so a copy is read.
+            self._copy = tempfile.mkdtemp(prefix="lro-grpc-journal-")
+            copy = os.path.join(self._copy, "journal")
+            shutil.copyfile(self._real, copy)
+            shutil.copyfile(wal, copy + "-wal")
+            return self._connect(pathlib.Path(copy).as_uri(), self._check_not_empty)
+        return self._connect(pathlib.Path(self._real).as_uri() + "?mode=ro&immutable=1", self._check_not_empty)
+
+    def _check_not_empty(self, connection: sqlite3.Connection) -> None:
+        if not self._check_contents(connection):
+            raise self._error("is empty: no journal was written to it yet")
+
+    def _connect(self, uri: str, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
+        """Connect to ``uri`` and ``prepare`` the connection; SQLite's errors become :class:`JournalError`."""
+        try:
+            connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as error:
             raise self._error(f"cannot be opened: {error}") from error
         try:
-            tables = self._check_contents(connection) if existed else set()
-            # Only now that the file is known to be ours is anything written.
-            connection.execute("PRAGMA locking_mode=EXCLUSIVE")
-            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()
-            if mode is None or str(mode[0]).lower() != "wal":
-                raise self._error(f"cannot be put in WAL mode (got {mode!r})")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            if not tables:
-                connection.execute("BEGIN IMMEDIATE")
-                for statement in _SCHEMA:
-                    connection.execute(statement)
-                connection.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
-                connection.execute("COMMIT")
+            prepare(connection)
         except sqlite3.Error as error:
             connection.close()
-            raise self._error(f"is not a readable journal: {error}") from error
+            raise self._error(f"is not a readable journal: {error}{self._length_note()}") from error
         except BaseException:
             connection.close()
             raise
         return connection
 
-    def _check_file(self) -> None:
-        """The file looks like a whole SQLite database (checked before SQLite touches it)."""
-        try:
-            with open(self._path, "rb") as file:
-                header = file.read(100)
-                size = os.fstat(file.fileno()).st_size
-        except OSError as error:
-            raise self._error(f"cannot be read: {error}") from error
-        if len(header) < 100:
-            raise self._error(f"is {size} bytes long: too short to be a journal (truncated?)")
-        if not header.startswith(_HEADER):
-            raise self._error("is not an lro-grpc journal (not a SQLite database)")
-        page_size = int.from_bytes(header[16:18], "big")
-        page_size = 65536 if page_size == 1 else page_size
-        pages = int.from_bytes(header[28:32], "big")
-        header_size_valid = header[24:28] == header[92:96]
-        if header_size_valid and pages and size < pages * page_size:
-            raise self._error(f"is truncated: {size} bytes where its header says {pages * page_size}")
-
     def _check_contents(self, connection: sqlite3.Connection) -> set[str]:
         """The tables found (empty: a database with nothing in it yet); raises unless they are a journal's."""
         check = connection.execute("PRAGMA quick_check").fetchall()
         if check != [("ok",)]:
-            raise self._error("is corrupt: " + "; ".join(str(row[0]) for row in check[:3]))
+            raise self._error("is corrupt: " + "; ".join(str(row[0]) for row in check[:3]) + self._length_note())
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
             return tables
@@ -166,6 +201,19 @@ class SqliteJournalStore:
         if row is None or row[0] != FORMAT:
             raise self._error(f"has format {None if row is None else row[0]!r}, not {FORMAT!r}")
         return tables
+
+    def _length_note(self) -> str:
+        """For a corrupt file: its length against its header's, a likely cause (a clue, not a verdict)."""
+        try:
+            header = os.pread(self._lock.fd, 100, 0)
+            size = os.fstat(self._lock.fd).st_size
+        except OSError:
+            return ""
+        page_size = int.from_bytes(header[16:18], "big")
+        pages = int.from_bytes(header[28:32], "big") * (65536 if page_size == 1 else page_size)
+        if len(header) == 100 and header[24:28] == header[92:96] and size < pages:
+            return f" ({size} bytes where its header says {pages}: truncated?)"
+        return ""
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -189,7 +237,7 @@ class SqliteJournalStore:
             )
 
     def load(self) -> JournalContents:
-        """Every name, outcome and delivery mark."""
+        """Every name, outcome and delivery mark (a reader counts those still in side files too)."""
         db = self._db
         try:
             names = [row[0] for row in db.execute("SELECT name FROM names ORDER BY id")]
@@ -197,6 +245,9 @@ class SqliteJournalStore:
             delivered = {row[0] for row in db.execute("SELECT id FROM delivered")}
         except sqlite3.Error as error:
             raise self._error(f"cannot be read: {error}") from error
+        if self._read_only:
+            held = {outcome.id for outcome in outcomes}
+            delivered.update(mark for mark in _read_marks(self._marks_path) if mark in held)
         return JournalContents(names=names, outcomes=outcomes, delivered=delivered)
 
     def add_names(self, names: Sequence[str]) -> None:
@@ -206,12 +257,14 @@ class SqliteJournalStore:
 
     def write(self, outcomes: Sequence[StoredOutcome], delivered: Sequence[int]) -> None:
         """Append outcomes and delivery marks: one commit, or for a delivery mark alone one ``write``."""
-        if not outcomes and len(delivered) == 1:
+        if not outcomes and len(delivered) == 1 and self._marks_fd >= 0:
             try:
                 written = os.write(self._marks_fd, delivered[0].to_bytes(8, "little"))
             except OSError as error:
+                self._cut_marks()
                 raise JournalError(f"journal {self._path!r} cannot be written: {error}", self._path) from error
-            if written != 8:  # a full disk: the cut mark is ignored when read back
+            if written != 8:  # a full disk
+                self._cut_marks()
                 raise JournalError(
                     f"journal {self._path!r} cannot be written: short write to {self._marks_path}", self._path
                 )
@@ -222,22 +275,26 @@ class SqliteJournalStore:
             if delivered:
                 db.executemany("INSERT OR IGNORE INTO delivered VALUES (?)", zip(delivered))
 
+    def _cut_marks(self) -> None:
+        """Drop a partly written mark, so that the next one is not read across it."""
+        with contextlib.suppress(OSError):
+            size = os.fstat(self._marks_fd).st_size
+            os.ftruncate(self._marks_fd, size - size % 8)
+
     def _fold_marks(self) -> None:
-        """Move the delivery marks of ``PATH.delivered`` into the database, then remove that file."""
-        try:
-            with open(self._marks_path, "rb") as marks:
-                data = marks.read()
-        except FileNotFoundError:
-            return
-        ids = [(int.from_bytes(data[at : at + 8], "little"),) for at in range(0, len(data) - 7, 8)]
+        """Move the delivery marks of ``REAL.delivered`` into the database, then remove that file."""
+        ids = [(mark,) for mark in _read_marks(self._marks_path)]
         if ids:
             with self._transaction() as db:
                 # Only marks of outcomes the database holds: ids are reused after a lost commit.
                 db.executemany("INSERT OR IGNORE INTO delivered SELECT id FROM outcomes WHERE id = ?", ids)
-        os.remove(self._marks_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._marks_path)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._read_only:
+            raise JournalError(f"journal {self._path!r} was opened read-only", self._path)
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -263,32 +320,33 @@ class SqliteJournalStore:
                 if connection is not None:
                     connection.close()
             finally:
-                self._release()
-
-    def _release(self) -> None:
-        fd, self._lock_fd = self._lock_fd, -1
-        if fd >= 0:
-            os.close(fd)  # closing the descriptor releases the flock
+                copy, self._copy = self._copy, None
+                if copy is not None:
+                    shutil.rmtree(copy, ignore_errors=True)
+                self._lock.release()
 
 
-def _take_lock(path: str) -> int:
-    """Take ``PATH.lock`` (an exclusive ``flock``, released when the process ends) and write our pid in it."""
-    lock_path = path + ".lock"
+def _create_tables(connection: sqlite3.Connection) -> None:
+    for statement in _SCHEMA:
+        connection.execute(statement)
+    connection.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
+
+
+def _empty_journal() -> bytes:
+    """A new journal's bytes: the layout and its format, nothing else (built in memory)."""
+    connection = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise JournalError(f"journal {path!r}: cannot open its lock file {lock_path!r}: {error}", path) from error
-    if fcntl is None:  # pragma: no cover - not a POSIX system: no lock to take
-        return fd
+        _create_tables(connection)
+        return connection.serialize()
+    finally:
+        connection.close()
+
+
+def _read_marks(path: str) -> list[int]:
+    """The outcome ids in a marks file (a cut last mark is ignored); none if it is missing."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
-        raise JournalError(
-            f"journal {path!r} is in use by process {holder} (one process per journal)",
-            path,
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-    return fd
+        with open(path, "rb") as marks:
+            data = marks.read()
+    except FileNotFoundError:
+        return []
+    return [int.from_bytes(data[at : at + 8], "little") for at in range(0, len(data) - 7, 8)]

@@ -12,16 +12,28 @@ operations is due, the sweeper compares the two costs for that round:
 * polling one by one: the number of the scope's tracked operations due now.
 
 If the listing is cheaper, a *round* claims every queued operation of the
-scope and walks every page (each page a call under the scheduler's limits):
+scope (but those owed their own GetOperation) and walks every page (each
+page a call under the scheduler's limits):
 
 * an operation in the listing takes its state (metadata, progress) from it;
   one listed as done (a server that ignores the filter) is reported at once;
 * an operation absent from a complete listing gets one GetOperation, which
   decides: **absence never declares an operation done** (listings can be
   stale, paged inconsistently, or filtered differently than asked);
+* **a listing that says running is checked now and then**: after each
+  complete listing a few operations it showed running get their own
+  GetOperation at once (one per scope per round, more when the listing is
+  suspect), and a listing that shows running an operation a GetOperation
+  already saw done is stale: the scope is polled one by one for a while, then
+  listed again (see :mod:`._trust`);
 * a listing that fails or is incomplete (an error on any page, a non-empty
   ``unreachable``, a page token seen before) is discarded: its scope's
   operations are polled one by one this round;
+* a listing past its page budget (about twice the pages the scope's running
+  estimate calls for, or as many pages as operations it claimed, or more
+  than a few empty pages in a row that each name a next page) is discarded
+  too; after a run of empty pages, or past a fresh estimate, its scope is
+  distrusted: polled one by one for a while (logged), then listed again;
 * a server that rejects the listing on its first page (``INVALID_ARGUMENT``,
   ``UNIMPLEMENTED`` or ``PERMISSION_DENIED``) is remembered: that scope is
   polled one by one for the scheduler's (so the client's) lifetime;
@@ -36,31 +48,20 @@ it anew, so a busy location that quiets down is swept again.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import math
 import re
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._base import (
-    QUEUED,
-    SWEEPING,
-    Entry,
-    ListFetch,
-    is_message_size_failure,
-    nominal_delay,
-    rpc_code,
-)
-from lro_grpc.errors import RpcError
+from lro_grpc._batch._ports import QUEUED, SWEEPING, Entry, ListPage, Scheduling
+from lro_grpc._batch._timing import nominal_delay
+from lro_grpc._batch._trust import MAX_EMPTY_PAGES, ScopeTrust, page_budget
+from lro_grpc._core import LIST_REJECTED_CODES, RpcFailure, is_message_size_failure, is_throttling
 from lro_grpc.policies import Deadline
-
-if TYPE_CHECKING:
-    from lro_grpc._batch._scheduler import BatchScheduler
 
 __all__ = [
     "ESTIMATE_TTL",
@@ -92,11 +93,6 @@ _LOOKAHEAD: Final = 0.15
 # Up to this fraction of a poll delay, drawn per round, a scope's next round is
 # brought forward by (see Sweeper.sweep).
 _SPREAD: Final = 0.2
-
-# Listing failures on the first page that mean "this server will not list this scope".
-_REJECTED: Final = frozenset(
-    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED}
-)
 
 _SM_PREFIXES: Final = ("rollouts.", "serviceConfigs.", "services.")
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
@@ -161,6 +157,7 @@ class Scope:
         rejected: the server refused to list it; polled one by one from now on.
         in_round: a listing round is under way.
         one_by_one_until: the last cost comparison chose polling one by one until then.
+        trust: page budgets, spot checks and distrust windows of its listings.
     """
 
     __slots__ = (
@@ -173,6 +170,7 @@ class Scope:
         "page_size",
         "rejected",
         "running",
+        "trust",
     )
 
     def __init__(self, listing: ListScope) -> None:
@@ -185,6 +183,7 @@ class Scope:
         self.rejected = False
         self.in_round = False
         self.one_by_one_until = -math.inf
+        self.trust = ScopeTrust()
 
     def listing_cost(self, now: float) -> int:
         """Calls a complete listing of the scope is expected to take."""
@@ -193,17 +192,22 @@ class Scope:
             running = max(running, self.running)
         return max(1, -(-running // self.page_size))
 
+    def expected_running(self) -> int:
+        """Running operations a listing of the scope should show, by the best count known (however old)."""
+        return max(len(self.entries), self.running)
+
 
 class Round:
-    """One listing round of a scope: the operations it claimed and when it started."""
+    """One listing round of a scope: the operations it claimed, when it started, their poll interval."""
 
-    __slots__ = ("_sweeper", "claimed", "scope", "started")
+    __slots__ = ("_sweeper", "claimed", "interval", "scope", "started")
 
-    def __init__(self, sweeper: Sweeper, scope: Scope, claimed: list[Entry], started: float) -> None:
+    def __init__(self, sweeper: Sweeper, scope: Scope, claimed: list[Entry], started: float, interval: float) -> None:
         self._sweeper = sweeper
         self.scope = scope
         self.claimed = claimed
         self.started = started
+        self.interval = interval
 
     async def run(self) -> None:
         """List the scope and settle every claimed operation."""
@@ -216,17 +220,21 @@ class _Listed:
     Attributes:
         unlisted: claimed operations not (yet) seen in a page, by name.
         seen: claimed operations the pages showed running.
+        reported: claimed operations the pages showed done (a server that ignores the filter).
         running: running operations the pages showed, other callers' included.
         largest_page: operations on the largest page that was not the last.
+        pages: pages fetched.
     """
 
-    __slots__ = ("largest_page", "running", "seen", "unlisted")
+    __slots__ = ("largest_page", "pages", "reported", "running", "seen", "unlisted")
 
     def __init__(self, claimed: list[Entry]) -> None:
         self.unlisted = {entry.name: entry for entry in claimed}
         self.seen: list[Entry] = []
+        self.reported = 0
         self.running = 0
         self.largest_page = 0
+        self.pages = 0
 
 
 class Sweeper:
@@ -234,11 +242,10 @@ class Sweeper:
 
     Args:
         scheduler: the scheduler whose limits and queue it works with.
-        list_fetch: one logical ListOperations page (``await list_fetch(request,
-            deadline=..., rpc_timeout=...)``, ``RESOURCE_EXHAUSTED`` raised at once).
+        list_fetch: one ListOperations page attempt (see :class:`~lro_grpc._batch._ports.ListPage`).
     """
 
-    def __init__(self, scheduler: BatchScheduler, list_fetch: ListFetch) -> None:
+    def __init__(self, scheduler: Scheduling, list_fetch: ListPage) -> None:
         self._scheduler = scheduler
         self._list = list_fetch
         self._scopes: dict[ListScope, Scope] = {}
@@ -264,8 +271,9 @@ class Sweeper:
 
     def untrack(self, entry: Entry) -> None:
         """``entry`` is reported or removed: out of its scope."""
-        if entry.scope is not None:
-            entry.scope.entries.discard(entry)
+        scope: Scope | None = entry.scope
+        if scope is not None:
+            scope.entries.discard(entry)
 
     def round_for(self, entry: Entry, now: float) -> Round | None:
         """A listing round of ``entry``'s scope, if listing is the cheaper way to look at it now.
@@ -273,22 +281,27 @@ class Sweeper:
         ``entry`` is due (taken off the heap by the scheduler). Returns
         ``None`` when it is to be polled on its own.
         """
-        scope = entry.scope
+        scope: Scope | None = entry.scope
         if scope is None or scope.rejected or scope.in_round or now < scope.one_by_one_until:
             return None
-        horizon = now + _LOOKAHEAD * nominal_delay(entry.policy, entry.attempts)
-        due = sum(1 for other in scope.entries if other.state == QUEUED and other.due <= horizon)
+        if now < scope.trust.distrusted_until:
+            return None
+        interval = nominal_delay(entry.policy, entry.attempts)
+        horizon = now + _LOOKAHEAD * interval
+        due = sum(1 for other in scope.entries if other.state == QUEUED and other.due <= horizon and not other.confirm)
         if scope.listing_cost(now) >= due:
             scope.one_by_one_until = horizon
             return None
-        claimed = [other for other in scope.entries if other.state == QUEUED]
+        # Not those owed their own GetOperation (left out of a listing, spot
+        # checked): a round that claimed them could put their look off for ever.
+        claimed = [other for other in scope.entries if other.state == QUEUED and not other.confirm]
         sweeping = self._scheduler.sweeping
         for other in claimed:
             other.state = SWEEPING
             sweeping.add(other)
         scope.in_round = True
         self.rounds += 1
-        return Round(self, scope, claimed, now)
+        return Round(self, scope, claimed, now, interval)
 
     async def sweep(self, sweep: Round) -> None:
         """Walk every page of ``sweep``'s scope and settle each claimed operation."""
@@ -300,11 +313,15 @@ class Sweeper:
             scope.in_round = False
         scheduler = self._scheduler
         now = time.monotonic()
+        checked: set[Entry] = set()
         if outcome == "complete":
             scope.running = listed.running
             scope.estimated_at = now
             if 0 < listed.largest_page < scope.page_size:
                 scope.page_size = listed.largest_page  # the server caps pages lower than asked
+            departures = listed.reported + sum(1 for entry in listed.unlisted.values() if entry.state == SWEEPING)
+            scope.trust.round_ended(departures=departures)
+            checked = self._spot_checks(scope, listed)
         sweeping = scheduler.sweeping
         # The next round starts early by as long as this one took, so that
         # listings *end* about one poll delay apart (what finishes just after a
@@ -316,8 +333,13 @@ class Sweeper:
         took = now - sweep.started
         spread = _SPREAD * scheduler.rng.random()
         for entry in listed.seen:
-            if entry.state == SWEEPING:
-                sweeping.discard(entry)
+            if entry.state != SWEEPING:
+                continue
+            sweeping.discard(entry)
+            if outcome == "stale" or entry in checked:
+                entry.confirm = True  # its own GetOperation, now: a spot check, or the listing is not to be believed
+                scheduler.push(entry, now)
+            else:
                 nominal = nominal_delay(entry.policy, entry.attempts)
                 lead = min(took + spread * nominal, 0.5 * nominal)
                 scheduler.requeue(entry, sweep.started - lead)
@@ -325,7 +347,7 @@ class Sweeper:
             if entry.state != SWEEPING:
                 continue
             sweeping.discard(entry)
-            if outcome == "complete":
+            if outcome in ("complete", "stale"):
                 entry.confirm = True  # absent: only its own answer may say it is done
                 scheduler.push(entry, now)
             elif outcome == "incomplete":
@@ -334,16 +356,40 @@ class Sweeper:
             else:  # refused (the scheduler pauses) or rejected (polled one by one from now on)
                 scheduler.push(entry, entry.due)
 
+    def _spot_checks(self, scope: Scope, listed: _Listed) -> set[Entry]:
+        """The operations a complete listing showed running that get their own GetOperation now."""
+        candidates = [entry for entry in listed.seen if entry.state == SWEEPING]
+        count = min(len(candidates), scope.trust.spot_checks(len(candidates), listed.pages))
+        if not count:
+            return set()
+        chosen = set(self._scheduler.rng.sample(candidates, count))
+        scope.trust.checking.update(entry.name for entry in chosen)
+        return chosen
+
+    def saw_done(self, entry: Entry, answered_at: float) -> None:
+        """A GetOperation answered at ``answered_at`` that ``entry`` is done (later listings are held to it)."""
+        if entry.scope is not None:
+            entry.scope.trust.saw_done(entry.name, answered_at)
+
     async def _walk(self, sweep: Round, listed: _Listed) -> str:
-        """Fetch the pages into ``listed``; returns the outcome (complete, incomplete, refused, rejected)."""
+        """Fetch the pages into ``listed``; returns the outcome.
+
+        ``complete``; ``incomplete`` (discarded, its operations polled when
+        due); ``stale`` (discarded and the scope distrusted: past its page
+        budget, or contradicting a GetOperation; its operations polled now);
+        ``refused`` (quota); ``rejected`` (never listed again).
+        """
         scheduler = self._scheduler
         scope = sweep.scope
         listing = scope.listing
-        unlisted = listed.unlisted
+        trust = scope.trust
         tokens: set[str] = set()
         token = ""
         deadline = _latest_deadline(sweep.claimed)
+        expected = scope.expected_running()
         pages = 0
+        empty_in_a_row = 0
+        largest = 0
         while True:
             if pages:
                 await scheduler.call_slot()
@@ -354,31 +400,15 @@ class Sweeper:
             )
             scheduler.count_call("ListOperations")
             started = time.monotonic()
-            try:
-                response = await self._list(request, deadline=deadline, rpc_timeout=None)
-            except asyncio.CancelledError:
-                raise
-            except (RpcError, grpc.RpcError) as error:
-                return self._failed(scope, error, started, pages)
-            except TimeoutError:
-                return "incomplete"
+            response = await self._list(request, deadline=deadline, rpc_timeout=None)
+            if isinstance(response, RpcFailure):
+                return self._failed(scope, response, started, pages)
             pages += 1
+            listed.pages = pages
             scheduler.throttle.succeeded()
-            for pb in response.operations:
-                if not pb.done:
-                    listed.running += 1
-                entry = unlisted.pop(pb.name, None)
-                if entry is None or entry.state != SWEEPING:
-                    continue
-                if pb.done:  # the server ignored the filter: this answer is about it, use it
-                    scheduler.sweeping.discard(entry)
-                    scheduler.finish(entry, pb)
-                else:
-                    entry.last_seen = pb.SerializeToString()
-                    entry.failures = 0
-                    entry.last_error = None
-                    entry.confirm = False  # listed: no GetOperation owed for an earlier absence
-                    listed.seen.append(entry)
+            contradicted = self._take_page(response, listed, trust, started)
+            if contradicted:
+                return self._distrust(sweep, f"it shows {contradicted!r} running, which GetOperation saw done")
             if response.unreachable:
                 self._fell_back(scope, f"the server could not reach {list(response.unreachable)!r}")
                 return "incomplete"
@@ -390,20 +420,91 @@ class Sweeper:
                 return "incomplete"
             tokens.add(token)
             listed.largest_page = max(listed.largest_page, len(response.operations))
+            if response.operations:
+                empty_in_a_row = 0
+                largest = max(largest, len(response.operations))
+            else:
+                empty_in_a_row += 1
+            if empty_in_a_row > MAX_EMPTY_PAGES:
+                return self._distrust(sweep, f"{empty_in_a_row} empty pages in a row, each naming a next page")
+            if pages >= max(len(sweep.claimed), page_budget(expected, largest or scope.page_size)):
+                return self._over_budget(sweep, listed, pages, expected)
 
-    def _failed(self, scope: Scope, error: BaseException, started: float, pages: int) -> str:
+    def _take_page(
+        self, response: operations_pb2.ListOperationsResponse, listed: _Listed, trust: ScopeTrust, started: float
+    ) -> str:
+        """Settle the claimed operations one page shows; the name of one it contradicts (or ``""``).
+
+        A contradiction is an operation listed as running that its own GetOperation saw done
+        before this page was asked for.
+        """
         scheduler = self._scheduler
-        code = rpc_code(error) or grpc.StatusCode.UNKNOWN
-        if is_message_size_failure(error):
+        unlisted = listed.unlisted
+        contradicted = ""
+        for pb in response.operations:
+            if not pb.done:
+                listed.running += 1
+            entry = unlisted.pop(pb.name, None)
+            if entry is None or entry.state != SWEEPING:
+                if not pb.done and trust.done_at and trust.contradicts(pb.name, started):
+                    contradicted = pb.name
+                continue
+            if pb.done:  # the server ignored the filter: this answer is about it, use it
+                scheduler.sweeping.discard(entry)
+                listed.reported += 1
+                scheduler.finish(entry, pb)
+            else:
+                entry.last_seen = pb.SerializeToString()
+                entry.failures = 0
+                entry.last_error = None
+                entry.confirm = False  # listed: no GetOperation owed for an earlier absence
+                listed.seen.append(entry)
+        return contradicted
+
+    def _over_budget(self, sweep: Round, listed: _Listed, pages: int, expected: int) -> str:
+        """A round's listing went past its page budget: discard it; distrust the scope if it was known smaller."""
+        scope = sweep.scope
+        why = f"{pages} pages and more to come, where about {expected} running operations were expected"
+        known = time.monotonic() - scope.estimated_at < ESTIMATE_TTL
+        # At least this many run there: the cost comparison and the next budget learn it.
+        scope.running = max(scope.running, listed.running)
+        if known:
+            return self._distrust(sweep, why)
+        # Never counted (or long ago): a larger scope than its tracked operations, no sign of a fault.
+        # Listing it further costs more calls than polling the claimed operations one by one.
+        scope.estimated_at = time.monotonic()
+        if 0 < listed.largest_page < scope.page_size:
+            scope.page_size = listed.largest_page
+        self._fell_back(scope, why)
+        return "incomplete"
+
+    def _distrust(self, sweep: Round, why: str) -> str:
+        """Discard the round's listing and poll its scope one by one for a while."""
+        scope = sweep.scope
+        window = scope.trust.distrust(time.monotonic(), sweep.interval, ESTIMATE_TTL)
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "listing of %s (filter %r) discarded: %s; polling its operations one by one for %.1f s",
+                scope.listing.parent,
+                scope.listing.filter,
+                why,
+                window,
+            )
+        return "stale"
+
+    def _failed(self, scope: Scope, failure: RpcFailure, started: float, pages: int) -> str:
+        scheduler = self._scheduler
+        code = failure.code
+        if is_message_size_failure(failure):
             # No quota signal: the page was too large to receive. Ask for smaller ones.
             scope.ask_size = max(1, scope.ask_size // 4)
             scope.page_size = min(scope.page_size, scope.ask_size)
             self._fell_back(scope, f"a page was too large ({code.name}); asking for {scope.ask_size} a page")
             return "incomplete"
-        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            scheduler.refused(error, started)
+        if is_throttling(failure):
+            scheduler.refused(failure, started)
             return "refused"
-        if pages == 0 and code in _REJECTED:
+        if pages == 0 and code in LIST_REJECTED_CODES:
             scope.rejected = True
             if _log.isEnabledFor(logging.INFO):
                 _log.info(
@@ -431,7 +532,7 @@ def _latest_deadline(entries: list[Entry]) -> Deadline:
     """The latest of the entries' waiters' deadlines (none if any waiter has none)."""
     latest = -math.inf
     for waiter in {entry.waiter for entry in entries}:
-        expires_at = waiter._deadline.expires_at
+        expires_at = waiter.deadline.expires_at
         if expires_at is None:
             return Deadline(None)
         latest = max(latest, expires_at)

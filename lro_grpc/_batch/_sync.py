@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import dataclasses
 import logging
 import queue
 import sys
@@ -17,18 +18,18 @@ from typing import Any, Generic, TypeVar
 from google.longrunning import operations_pb2
 
 from lro_grpc import _core
-from lro_grpc._batch._base import (
+from lro_grpc._batch._journal import Journal
+from lro_grpc._batch._journal_open import JournalPath, open_journal
+from lro_grpc._batch._settings import (
     DEFAULT_BATCH_RPC_TIMEOUT,
-    Aborted,
     BatchProgress,
-    BatchSource,
     Counts,
     check_names,
     check_settings,
     own_limits,
 )
-from lro_grpc._batch._journal import Journal
-from lro_grpc._batch._waiter import BatchWaiter, JournalPath, open_journal, with_results
+from lro_grpc._batch._source import BatchClient, BatchSource, as_batch_source
+from lro_grpc._batch._waiter import Aborted, BatchWaiter, with_results
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.policies import Duration, PollPolicy
 
@@ -40,39 +41,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class _RawSource:
-    """A source whose handles are the raw messages: the sync side wraps them itself."""
-
-    __slots__ = (
-        "_batch_scheduler",
-        "_batch_sweep",
-        "_get_operation_pb",
-        "_list_operations_pb",
-        "_poll_policy_for",
-        "api",
-        "endpoint",
-    )
-
-    def __init__(self, source: BatchSource[Any]) -> None:
-        self._get_operation_pb = source._get_operation_pb
-        # Forward the source's per-name default policy (the API presets), its
-        # shared scheduler and its listing (for sweeps), if it has them, and
-        # what a journal records it by (endpoint, API).
-        for attribute in (
-            "_poll_policy_for",
-            "_batch_scheduler",
-            "_list_operations_pb",
-            "_batch_sweep",
-            "api",
-            "endpoint",
-        ):
-            value = getattr(source, attribute, None)
-            if value is not None:
-                setattr(self, attribute, value)
-
-    @staticmethod
-    def _wrap(pb: operations_pb2.Operation) -> operations_pb2.Operation:
-        return pb
+def _raw(pb: operations_pb2.Operation) -> operations_pb2.Operation:
+    return pb
 
 
 _END = object()
@@ -90,14 +60,16 @@ class SyncBatchRunner(Generic[T]):
 
     Args:
         open_source: called on the background loop; returns an async context
-            manager whose value is the :class:`BatchSource` to poll with.
+            manager whose value is the client (or :class:`BatchSource`) to poll with;
+            its handles are replaced by the raw messages, which ``wrap`` turns into
+            the caller's.
         wrap: turns a finished (or timed out) operation message into the
             handle the caller gets; called on the caller's thread.
     """
 
     def __init__(
         self,
-        open_source: Callable[[], AbstractAsyncContextManager[BatchSource[Any]]],
+        open_source: Callable[[], AbstractAsyncContextManager[BatchSource[Any] | BatchClient[Any]]],
         *,
         wrap: Callable[[operations_pb2.Operation], T],
     ) -> None:
@@ -111,7 +83,7 @@ class SyncBatchRunner(Generic[T]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stack: AsyncExitStack | None = None
-        self._source: _RawSource | None = None
+        self._source: BatchSource[operations_pb2.Operation] | None = None
         self._closed = False
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -135,11 +107,12 @@ class SyncBatchRunner(Generic[T]):
 
         return asyncio.run_coroutine_threadsafe(run(), loop).result()
 
-    async def _get_source(self) -> _RawSource:
+    async def _get_source(self) -> BatchSource[operations_pb2.Operation]:
         if self._source is None:
             stack = AsyncExitStack()
-            source = await stack.enter_async_context(self._open_source())
-            self._stack, self._source = stack, _RawSource(source)
+            client = await stack.enter_async_context(self._open_source())
+            # The raw messages cross to the caller's thread; the handles are made there.
+            self._stack, self._source = stack, dataclasses.replace(as_batch_source(client), wrap=_raw)
         return self._source
 
     def waiter(

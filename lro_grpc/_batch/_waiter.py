@@ -17,103 +17,51 @@ from typing import Any, Generic, TypeVar
 from google.longrunning import operations_pb2
 
 from lro_grpc import _core
-from lro_grpc._batch._base import (
+from lro_grpc._batch._journal import Journal
+from lro_grpc._batch._journal_open import JournalPath, open_journal
+from lro_grpc._batch._ports import Entry, last_seen
+from lro_grpc._batch._scheduler import BatchScheduler
+from lro_grpc._batch._settings import (
     DEFAULT_BATCH_RPC_TIMEOUT,
     DEFAULT_MAX_IN_FLIGHT,
-    Aborted,
     BatchProgress,
-    BatchSource,
     Counts,
-    Entry,
-    TimedOut,
-    as_rpc_error,
     check_names,
     check_settings,
-    last_seen,
     own_limits,
 )
-from lro_grpc._batch._journal import Journal, JournalIdentity, JournalSummary, summarize
-from lro_grpc._batch._scheduler import BatchScheduler
-from lro_grpc._batch._sqlite_journal import SqliteJournalStore
-from lro_grpc.errors import BatchTimeoutError, JournalError
-from lro_grpc.names import parse_operation_name
+from lro_grpc._batch._source import BatchClient, BatchSource, as_batch_source
+from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.policies import Deadline, Duration, PollPolicy
 
 __all__ = [
+    "Aborted",
     "BatchWaiter",
-    "JournalPath",
+    "TimedOut",
     "as_completed",
-    "open_journal",
-    "read_journal",
     "wait_all",
     "with_results",
 ]
 
 T = TypeVar("T")
 
-JournalPath = str | os.PathLike[str]
-"""A journal file's path (see :class:`BatchWaiter`'s ``journal``)."""
+
+class TimedOut:
+    """An item of a waiter's output: the deadline passed with these entries still running."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
 
 
-def open_journal(
-    client: object,
-    path: JournalPath,
-    names: list[str] | None,
-    *,
-    replay_delivered: bool = False,
-    waiter_marks: bool = True,
-) -> Journal:
-    """Open (or create) the journal at ``path`` for ``client``'s batch of ``names``.
+class Aborted:
+    """An item of a waiter's output: the batch ends with ``error``."""
 
-    The journal records the client's endpoint and API; resuming it with another
-    is an error naming both.
+    __slots__ = ("error",)
 
-    Raises:
-        JournalError: the journal is in use, unreadable, or made for another endpoint or API.
-    """
-    identity = _identity_of(client, names)
-    store = SqliteJournalStore(path)
-    try:
-        recorded = store.read_identity()
-        if recorded is None:
-            store.write_identity(identity)
-        elif recorded.conflicts_with(identity):
-            raise JournalError(
-                f"journal {store.path!r} was made for endpoint {recorded.endpoint or '(unknown)'!r}, "
-                f"API {recorded.api or '(unknown)'!r}; this client is endpoint "
-                f"{identity.endpoint or '(unknown)'!r}, API {identity.api or '(unknown)'!r}; nothing was changed",
-                store.path,
-            )
-        return Journal(store, replay_delivered=replay_delivered, waiter_marks=waiter_marks)
-    except BaseException:
-        store.close()
-        raise
-
-
-def read_journal(path: JournalPath) -> JournalSummary:
-    """What the journal at ``path`` holds (it is locked while being read, and left unchanged).
-
-    Raises:
-        JournalError: the file is missing, in use, or not a readable journal.
-    """
-    if not os.path.exists(path):
-        raise JournalError(f"journal {os.fspath(path)!r} does not exist", os.fspath(path))
-    store = SqliteJournalStore(path)
-    try:
-        identity = store.read_identity() or JournalIdentity(endpoint="", api="")
-        return summarize(identity, store.load())
-    finally:
-        store.close()
-
-
-def _identity_of(client: object, names: list[str] | None) -> JournalIdentity:
-    endpoint = getattr(getattr(client, "endpoint", None), "target", None)
-    api = getattr(getattr(client, "api", None), "name", None)
-    if not isinstance(api, str) and names:
-        api = parse_operation_name(names[0]).api
-    return JournalIdentity(
-        endpoint=endpoint if isinstance(endpoint, str) else "", api=api if isinstance(api, str) else ""
-    )
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class BatchWaiter(Generic[T]):
@@ -183,7 +131,7 @@ class BatchWaiter(Generic[T]):
 
     def __init__(
         self,
-        client: BatchSource[T],
+        client: BatchSource[T] | BatchClient[T],
         names: Iterable[str] | None = (),
         *,
         timeout: Duration | None = None,
@@ -202,31 +150,22 @@ class BatchWaiter(Generic[T]):
             raise TypeError(f"journal must be a file path or None, got {journal!r}")
         timeout_s, policy, rpc_timeout_s = check_settings(timeout, poll_policy, rpc_timeout, progress)
         limits = own_limits(max_in_flight, qps)
-        fetch = getattr(client, "_get_operation_pb", None)
-        wrap = getattr(client, "_wrap", None)
-        if not callable(fetch) or not callable(wrap):
-            raise TypeError(f"client must provide _get_operation_pb() and _wrap() (a BatchSource), got {client!r}")
-        shared = getattr(client, "_batch_scheduler", None)
-        if limits is None and callable(shared):
-            self._scheduler: BatchScheduler = shared()
+        source = as_batch_source(client)
+        if limits is None and source.scheduler is not None:
+            self._scheduler: BatchScheduler = source.scheduler()
             self._owns_scheduler = False
         else:
             limit, rate = limits or (DEFAULT_MAX_IN_FLIGHT, None)
-            list_fetch = getattr(client, "_list_operations_pb", None) if getattr(client, "_batch_sweep", True) else None
-            self._scheduler = BatchScheduler(
-                fetch, max_in_flight=limit, qps=rate, list_fetch=list_fetch if callable(list_fetch) else None
-            )
+            self._scheduler = BatchScheduler(source.fetch, max_in_flight=limit, qps=rate, list_fetch=source.list_page)
             self._owns_scheduler = True
-        self._wrap: Callable[[operations_pb2.Operation], T] = wrap
+        self._wrap: Callable[[operations_pb2.Operation], T] = source.wrap
         self._timeout = timeout_s
         self._deadline = Deadline.after(timeout_s, now=time.monotonic())
         self._policy = policy
         # Per-name defaults come from the client (an API's preset follows the name's form).
         self._explicit_policy = poll_policy
-        self._policy_for: Callable[[str, PollPolicy | None], PollPolicy] | None = getattr(
-            client, "_poll_policy_for", None
-        )
-        self._rpc_timeout = rpc_timeout_s
+        self._policy_for = source.poll_policy_for
+        self._subscription = _Subscription(self, self._deadline, rpc_timeout_s)
         self._progress = progress
         self._keep_open = keep_open
 
@@ -250,7 +189,7 @@ class BatchWaiter(Generic[T]):
         if isinstance(journal, Journal):
             self._journal = journal
         else:
-            self._journal = open_journal(client, journal, checked)
+            self._journal = open_journal(source, journal, checked)
             self._owns_journal = True
         try:
             self._add(checked, None)
@@ -312,13 +251,13 @@ class BatchWaiter(Generic[T]):
         for name in checked:
             if name in self._known:
                 continue
-            entry = Entry(self, name, self._scheduler._next_order(), policy or self._default_policy(name))
+            entry = Entry(self._subscription, name, self._scheduler.next_order(), policy or self._default_policy(name))
             self._known[name] = entry
             new.append(entry)
         self._counts.tracked += len(new)
         if new:
             if self._started:
-                self._scheduler._schedule(new)
+                self._scheduler.schedule(new)
             else:
                 self._backlog.extend(new)
         return len(new) + replayed
@@ -357,7 +296,7 @@ class BatchWaiter(Generic[T]):
             if self._owns_scheduler:
                 await self._scheduler.aclose()
             else:
-                await self._scheduler._detach(self)
+                await self._scheduler.detach(self._subscription)
         finally:
             self._close_journal()
 
@@ -422,7 +361,12 @@ class BatchWaiter(Generic[T]):
             pending=pending,
             pending_names=names,
             timeout=self._timeout,
-            last_errors=[as_rpc_error(entry.last_error, entry.name) for entry in entries],
+            last_errors=[
+                None
+                if entry.last_error is None
+                else _core.rpc_error(entry.last_error, method="GetOperation", operation_name=entry.name)
+                for entry in entries
+            ],
         )
 
     def _notify(self) -> None:
@@ -437,7 +381,7 @@ class BatchWaiter(Generic[T]):
         self._out.append(item)
         self._signal_out()
 
-    # ----------------------------------------------------------------- called by the scheduler
+    # ----------------------------------------------------------------- what the scheduler reports
 
     def _start(self) -> None:
         self._started = True
@@ -449,7 +393,7 @@ class BatchWaiter(Generic[T]):
             self._backlog = []
             return
         backlog, self._backlog = self._backlog, []
-        self._scheduler._attach(self, backlog)
+        self._scheduler.attach(self._subscription, backlog)
 
     def _expired(self, leftovers: list[Entry]) -> None:
         """The deadline passed: report what is left."""
@@ -466,8 +410,31 @@ class BatchWaiter(Generic[T]):
         self._emit((entry.name, self._wrap(pb), _core.operation_failed(pb)))
 
 
+class _Subscription:
+    """A waiter as its scheduler sees it: the :class:`~lro_grpc._batch._ports.Subscriber` port."""
+
+    __slots__ = ("_waiter", "deadline", "rpc_timeout")
+
+    def __init__(self, waiter: BatchWaiter[Any], deadline: Deadline, rpc_timeout: float | None) -> None:
+        self._waiter = waiter
+        self.deadline = deadline
+        self.rpc_timeout = rpc_timeout
+
+    def polled(self) -> None:
+        self._waiter.polls += 1
+
+    def deliver(self, entry: Entry, pb: operations_pb2.Operation) -> None:
+        self._waiter._complete(entry, pb)
+
+    def expire(self, entries: list[Entry]) -> None:
+        self._waiter._expired(entries)
+
+    def abort(self, error: BaseException) -> None:
+        self._waiter._emit(Aborted(error))
+
+
 async def as_completed(
-    client: BatchSource[T],
+    client: BatchSource[T] | BatchClient[T],
     names: Iterable[str] | None,
     *,
     timeout: Duration | None = None,
@@ -510,7 +477,7 @@ async def as_completed(
 
 
 async def wait_all(
-    client: BatchSource[T],
+    client: BatchSource[T] | BatchClient[T],
     names: Iterable[str] | None,
     *,
     timeout: Duration | None = None,

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 from lro_grpc._core.failures import (
     DEADLINE_PASSED,
+    LIST_REJECTED_CODES,
+    LOOK_AGAIN_CODES,
+    SUSPECT_CODES,
     SizeLimit,
     backoff_delay,
     deadline_passed,
@@ -50,6 +53,7 @@ from lro_grpc._core.plans import (
     unary_plan,
 )
 from lro_grpc._core.requests import (
+    MAX_EMPTY_PAGES,
     METHODS,
     USE_CLIENT_DEFAULT,
     ListPageState,
@@ -83,11 +87,15 @@ __all__ = [
     "DEADLINE_PASSED",
     "FINAL_POLL_RESERVE",
     "FINAL_POLL_RTT_FACTOR",
+    "LIST_REJECTED_CODES",
+    "LOOK_AGAIN_CODES",
     "LOOK_ONCE_TIMEOUT",
+    "MAX_EMPTY_PAGES",
     "METHODS",
     "MIN_FINAL_POLL_RESERVE",
     "OWN_CLOCK_MARGIN",
     "RESPONSE_TYPES",
+    "SUSPECT_CODES",
     "USE_CLIENT_DEFAULT",
     "WAIT_RPC_MAX",
     "CallSettings",

@@ -16,11 +16,16 @@ from google.rpc import error_details_pb2, status_pb2
 from lro_grpc._core.requests import READ_METHODS, Method
 from lro_grpc._core.steps import RpcFailure
 from lro_grpc.errors import OperationNotFoundError, RpcError
-from lro_grpc.policies import Deadline, RetryPolicy
+from lro_grpc.policies import RETRIED_CODES, RETRIED_READ_CODES, Deadline, RetryPolicy
 
 __all__ = [
     "DEADLINE_PASSED",
+    "LIST_REJECTED_CODES",
+    "LOOK_AGAIN_CODES",
+    "RETRIED_CODES",
+    "RETRIED_READ_CODES",
     "STATUS_DETAILS_KEY",
+    "SUSPECT_CODES",
     "SizeLimit",
     "backoff_delay",
     "deadline_passed",
@@ -34,6 +39,30 @@ __all__ = [
 ]
 
 STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
+
+
+# -- the one table of failure codes ---------------------------------------------------------------
+#
+# RETRIED_CODES and RETRIED_READ_CODES (a RetryPolicy's, from lro_grpc.policies) say what a
+# single call retries; the batch reads the same codes, through the variants named here.
+
+LOOK_AGAIN_CODES: Final = (RETRIED_READ_CODES - {grpc.StatusCode.RESOURCE_EXHAUSTED}) | {
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.ABORTED,
+}
+"""The batch's variant: a look at an operation failed with one of these says nothing about the operation.
+
+It is looked at again after a backoff. (A batch's ``RESOURCE_EXHAUSTED`` pauses
+its whole scheduler instead, see :func:`is_throttling`.)
+"""
+
+SUSPECT_CODES: Final = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
+"""The batch's variant: a broken answer (undecodable, garbled), looked at again a few times, then reported failed."""
+
+LIST_REJECTED_CODES: Final = frozenset(
+    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED}
+)
+"""The sweep's variant: a first ListOperations page failing with one of these: the server will not list that scope."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -129,6 +129,15 @@ def check_rpc_timeout(value: object) -> float | None:
     return float(value)
 
 
+MAX_EMPTY_PAGES: Final = 100
+"""Empty pages in a row, each with a ``next_page_token``, that a listing follows at most.
+
+A server may answer an empty page and a token while it scans (a filter that
+matches little); one that does so more than a hundred times in a row is
+treated as never ending: the next empty page raises ``RpcError`` (``INTERNAL``).
+"""
+
+
 @dataclasses.dataclass
 class ListPageState:
     """Where a lazy ListOperations iteration stands.
@@ -144,6 +153,7 @@ class ListPageState:
         pages_fetched: how many pages have been fetched.
         seen_page_tokens: every page token this listing has been given; one
             given twice would make the listing go round for ever.
+        empty_pages: empty pages in a row that each named a next page.
     """
 
     parent: str
@@ -155,6 +165,7 @@ class ListPageState:
     unreachable: list[str] = dataclasses.field(default_factory=list)
     pages_fetched: int = 0
     seen_page_tokens: set[str] = dataclasses.field(default_factory=set)
+    empty_pages: int = 0
 
     @classmethod
     def create(cls, parent: str, *, filter: object, page_size: object, return_partial_success: object) -> ListPageState:
@@ -193,8 +204,9 @@ class ListPageState:
 
         Raises:
             RpcError: ``INTERNAL``: the page's ``next_page_token`` was given
-                before in this listing (following it would never end); the
-                error names the token and the parent. Nothing is recorded.
+                before in this listing, or more than :data:`MAX_EMPTY_PAGES`
+                empty pages in a row named a next page (following it could
+                never end); the error names the parent. Nothing is recorded.
         """
         token = response.next_page_token
         if token and token in self.seen_page_tokens:
@@ -205,6 +217,16 @@ class ListPageState:
                 method="ListOperations",
                 operation_name=self.parent,
             )
+        empty_pages = self.empty_pages + 1 if token and not response.operations else 0
+        if empty_pages > MAX_EMPTY_PAGES:
+            raise RpcError(
+                grpc.StatusCode.INTERNAL,
+                f"the listing of {self.parent!r} gave {empty_pages} empty pages in a row, each naming a next page, "
+                f"after {self.pages_fetched + 1} pages; it is not followed further",
+                method="ListOperations",
+                operation_name=self.parent,
+            )
+        self.empty_pages = empty_pages
         if token:
             self.seen_page_tokens.add(token)
         self.pages_fetched += 1

@@ -19,7 +19,11 @@ With ``rest_port`` (``--rest-port``) it also serves both APIs' REST routes
 operations; see ``docs/emulator-rest.md``. Its limits: a listen backlog of
 ``REST_LISTEN_BACKLOG`` (1024), bodies of at most ``REST_MAX_BODY_BYTES`` (1 MiB;
 ``413`` above), at most ``REST_MAX_CONNECTIONS`` (256) connections at once
-(``503 UNAVAILABLE`` with ``Retry-After: 1`` above).
+(``503 UNAVAILABLE`` with ``Retry-After: 1`` above). There, at ``/ui/``
+(``Emulator.ui_url``; ``ui=False``, ``--no-ui``: off), an operations page shows
+both APIs' operations and steers them, the clock and the faults; see
+``docs/emulator-ui.md``. ``Emulator.succeed``, ``fail``, ``cancel`` and ``delete``
+do from code what its buttons do.
 
 Google's own client libraries work against it unchanged, e.g.
 ``AMLClient(transport=AMLGrpcTransport(channel=grpc.insecure_channel(emu.target)))``,

@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
@@ -16,8 +16,10 @@ import grpc
 
 from lro_grpc.emulator._clock import SimulatedClock, check_seconds, check_speed
 from lro_grpc.emulator._faults import Faults
+from lro_grpc.emulator._model import RequestError
 from lro_grpc.emulator._rest import RestGateway
 from lro_grpc.emulator._server import STARTING_METHODS, Backend, add_services, server_options
+from lro_grpc.emulator._steering import as_python_error, failure_status, starting_request
 from lro_grpc.emulator._store import OperationStore
 
 __all__ = ["DEFAULT_CANCEL_GRACE", "DEFAULT_DURATION", "DEFAULT_RETENTION", "Emulator"]
@@ -72,6 +74,8 @@ class Emulator:
         faults: fault injection settings; default none.
         start_time: simulated time to start at (epoch seconds or an aware
             ``datetime``); default now. Ignored when ``db`` holds a saved clock.
+        ui: with ``rest_port``, serve the operations page at ``rest_url + "/ui/"``
+            (see :attr:`ui_url`); ``False`` turns it off.
 
     Raises:
         TypeError, ValueError: an argument is out of range; the message names it.
@@ -93,6 +97,7 @@ class Emulator:
         wait_rpc: bool = False,
         faults: Faults | None = None,
         start_time: float | datetime | None = None,
+        ui: bool = True,
     ) -> None:
         if not isinstance(host, str) or not host:
             raise TypeError(f"host must be a non-empty string, got {host!r}")
@@ -105,6 +110,9 @@ class Emulator:
             raise TypeError(f"db must be a path or None, got {db!r}")
         if not isinstance(wait_rpc, bool):
             raise TypeError(f"wait_rpc must be a bool, got {wait_rpc!r}")
+        if not isinstance(ui, bool):
+            raise TypeError(f"ui must be a bool, got {ui!r}")
+        self._ui = ui
         if faults is not None and not isinstance(faults, Faults):
             raise TypeError(f"faults must be a Faults or None, got {faults!r}")
         self._host = host
@@ -214,7 +222,13 @@ class Emulator:
         await server.start()
         if self._requested_rest_port is not None:
             try:
-                gateway = RestGateway(backend, loop, host=self._host, port=self._requested_rest_port)
+                gateway = RestGateway(
+                    backend,
+                    loop,
+                    host=self._host,
+                    port=self._requested_rest_port,
+                    page_grpc_target=_address(self._host, port) if self._ui else None,
+                )
             except OSError:
                 await server.stop(None)
                 raise
@@ -239,6 +253,7 @@ class Emulator:
                 return
             backend.stopping = True
             backend.notify()
+            self._speed = backend.clock.speed  # the page may have changed it
             if self._gateway is not None:
                 self._gateway.stop(grace)
                 self._gateway = None
@@ -297,6 +312,13 @@ class Emulator:
     def rest_url(self) -> str:
         """``"http://host:port"``, the REST gateway's base URL (raises ``RuntimeError`` unless serving REST)."""
         return f"http://{_address(self._host, self.rest_port)}"
+
+    @property
+    def ui_url(self) -> str:
+        """``"http://host:port/ui/"``, the operations page (raises ``RuntimeError`` unless serving it)."""
+        if not self._ui:
+            raise RuntimeError("the operations page is off (ui=False, --no-ui)")
+        return f"{self.rest_url}/ui/"
 
     @property
     def wait_rpc(self) -> bool:
@@ -376,9 +398,7 @@ class Emulator:
             ValueError: ``parent`` is neither shape, or ``duration`` is negative.
             RuntimeError: the emulator is not running.
         """
-        from lro_grpc._generated import financialservices_v1_pb2 as fs
         from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
-        from lro_grpc._generated import servicemanagement_v1_pb2 as sm
         from lro_grpc._generated import servicemanagement_v1_pb2_grpc as sm_grpc
         from lro_grpc.emulator._model import DURATION_HEADER, OUTCOME_HEADER
 
@@ -387,25 +407,61 @@ class Emulator:
             metadata.append((DURATION_HEADER, str(check_seconds(duration, what="duration"))))
         if fail:
             metadata.append((OUTCOME_HEADER, "fail"))
-        parts = parent.split("/") if isinstance(parent, str) else []
+        method, request = starting_request(parent, unique=f"{time.time_ns():x}")
         with grpc.insecure_channel(self.target) as channel:
-            if len(parts) == 4 and parts[0] == "projects" and parts[2] == "locations" and parts[1] and parts[3]:
-                request = fs.CreateInstanceRequest(
-                    parent=parent,
-                    instance_id=f"instance-{time.time_ns():x}",
-                    instance=fs.Instance(
-                        kms_key=f"projects/{parts[1]}/locations/{parts[3]}/keyRings/ring/cryptoKeys/key"
-                    ),
-                )
-                return str(fs_grpc.AMLStub(channel).CreateInstance(request, metadata=metadata, timeout=10).name)
-            if len(parts) == 2 and parts[0] == "services" and parts[1]:
-                rollout = sm.Rollout(
-                    traffic_percent_strategy=sm.Rollout.TrafficPercentStrategy(percentages={"config-1": 100.0})
-                )
-                request_sm = sm.CreateServiceRolloutRequest(service_name=parts[1], rollout=rollout)
-                stub = sm_grpc.ServiceManagerStub(channel)
-                return str(stub.CreateServiceRollout(request_sm, metadata=metadata, timeout=10).name)
-        raise ValueError(f"parent must be projects/PROJECT/locations/LOCATION or services/SERVICE_NAME, got {parent!r}")
+            stub: Any = fs_grpc.AMLStub(channel) if method == "CreateInstance" else sm_grpc.ServiceManagerStub(channel)
+            return str(getattr(stub, method)(request, metadata=metadata, timeout=10).name)
+
+    def succeed(self, name: str) -> None:
+        """End the running operation ``name`` now, with the response it was going to have.
+
+        Raises:
+            LookupError: there is no such operation (never was, deleted, expired).
+            ValueError: ``name`` is malformed, or the operation is already done.
+            RuntimeError: the emulator is not running.
+        """
+        self._steer(lambda backend: backend.finish_operation(name))
+
+    def fail(self, name: str, code: grpc.StatusCode | str | int = "FAILED_PRECONDITION", message: str = "") -> None:
+        """End the running operation ``name`` now with the error ``code`` and ``message``.
+
+        A client then sees ``done`` with ``error`` = that status (no details).
+
+        Args:
+            name: the operation.
+            code: a ``grpc.StatusCode``, its name or its number (not ``OK``).
+            message: the status message; default ``"failed on demand (emulator)"``.
+
+        Raises:
+            LookupError, ValueError, RuntimeError: as :meth:`succeed`; ``ValueError``
+                also for a bad ``code`` or ``message``.
+        """
+        status = failure_status(code, message)
+        self._steer(lambda backend: backend.finish_operation(name, status))
+
+    def cancel(self, name: str) -> None:
+        """What ``CancelOperation`` does to ``name`` (best effort; Financial Services only).
+
+        Raises:
+            LookupError, ValueError, RuntimeError: as :meth:`succeed` (``ValueError``
+                also for a Service Management operation, which has no cancel).
+        """
+        self._steer(lambda backend: backend.cancel_operation(name))
+
+    def delete(self, name: str) -> None:
+        """What ``DeleteOperation`` does to ``name``: forget it, without cancelling (Financial Services only).
+
+        Raises:
+            LookupError, ValueError, RuntimeError: as :meth:`cancel`.
+        """
+        self._steer(lambda backend: backend.delete_operation(name))
+
+    def _steer(self, action: Callable[[Backend], object]) -> None:
+        backend = self._running()
+        try:
+            action(backend)
+        except RequestError as error:
+            raise as_python_error(error) from None
 
     def operation_count(self) -> int:
         """How many operation records are stored (including expired ones not purged yet)."""

@@ -63,6 +63,11 @@ def build_parser(prog: str = "lro-grpc emulator") -> argparse.ArgumentParser:
         metavar="PORT",
         help="also serve the REST routes (HTTP/JSON) on this port; 0 picks a free one (default: off)",
     )
+    parser.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="with --rest-port, do not serve the operations page at /ui/ (served by default)",
+    )
     parser.add_argument("--db", metavar="PATH", help="SQLite file keeping the operations (default: in memory)")
     parser.add_argument(
         "--speed",
@@ -171,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cancel_grace=args.cancel_grace,
             wait_rpc=args.wait_rpc,
             faults=faults,
+            ui=not args.no_ui,
         )
     except (TypeError, ValueError) as error:
         print(f"lro-grpc emulator: error: {error}", file=sys.stderr)
@@ -195,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(emulator.target, flush=True)
             if args.rest_port is not None:
                 print(emulator.rest_url, flush=True)
+                if not args.no_ui:
+                    print(f"operations page: {emulator.ui_url}", file=sys.stderr, flush=True)
             while not stop.wait(0.5):
                 pass
         finally:

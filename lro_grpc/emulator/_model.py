@@ -6,7 +6,9 @@ metadata and response. Everything a client sees (``done``, the evolving
 metadata, the result) is computed from the record and the simulated time at
 read time by :func:`render`, so reads never write.
 
-Request validation lives here too; list queries (page sizes, signed page
+What each API's starting RPCs validate and record is in
+:mod:`lro_grpc.emulator._financial_services` and
+:mod:`lro_grpc.emulator._service_management`; list queries (page sizes, signed page
 tokens) are in :mod:`lro_grpc.emulator._listing`, the filter grammars in
 :mod:`lro_grpc.emulator._filters`.
 """
@@ -14,17 +16,15 @@ tokens) are in :mod:`lro_grpc.emulator._listing`, the filter grammars in
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import re
 import secrets
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, empty_pb2
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -37,10 +37,16 @@ __all__ = [
     "DURATION_HEADER",
     "OUTCOME_HEADER",
     "REQUEST_ID_WINDOW",
+    "SEGMENT",
     "CallControls",
     "OperationRecord",
     "RequestError",
+    "invalid",
+    "new_record",
+    "operation_id",
+    "pack",
     "render",
+    "set_time",
 ]
 
 DURATION_HEADER = "x-emulator-duration-seconds"
@@ -67,22 +73,13 @@ _DOMAINS = {
     SERVICE_MANAGEMENT: "servicemanagement.googleapis.com",
 }
 
-_SEGMENT = r"[^/]+"
-FS_PARENT = re.compile(rf"projects/({_SEGMENT})/locations/({_SEGMENT})")
-_FS_OPERATION = re.compile(rf"(projects/{_SEGMENT}/locations/{_SEGMENT})/operations/{_SEGMENT}")
-_FS_INSTANCE = re.compile(rf"(projects/{_SEGMENT}/locations/{_SEGMENT})/instances/({_SEGMENT})")
-_SM_OPERATION = re.compile(rf"operations/{_SEGMENT}")
-_RESOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
-_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+SEGMENT = r"[^/]+"
+"""One segment of a resource name, in the name patterns."""
+FS_PARENT = re.compile(rf"projects/({SEGMENT})/locations/({SEGMENT})")
+_FS_OPERATION = re.compile(rf"(projects/{SEGMENT}/locations/{SEGMENT})/operations/{SEGMENT}")
+_SM_OPERATION = re.compile(rf"operations/{SEGMENT}")
 # The Rollout reference: "no longer than 63 characters and only lower case letters, digits, '.', '_' and '-'".
-_ROLLOUT_ID = re.compile(r"[a-z0-9._-]{1,63}")
 # A UUID in its 36-character text form; the zero UUID is refused separately.
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-
-_ROLLOUT_STEPS = ("validate rollout", "update Service Controller", "update Service Management")
-_CONFIG_STEPS = ("validate configuration", "generate service configuration")
-_SERVICE_STEPS = ("update Service Management",)
 
 
 class RequestError(Exception):
@@ -122,7 +119,8 @@ class OperationRecord:
         outcome: ``"success"``, ``"fail"`` or ``"cancel"``.
         cancel_requested_at: when a cancel was requested, or ``None``.
         metadata: the serialized metadata message without its time-dependent fields.
-        response: the serialized ``Any`` response it carries on success.
+        response: the serialized ``Any`` response it carries on success (a
+            ``google.rpc.Status`` for one failed on demand: the error it ends with).
         request_key: the Financial Services ``request_id`` it was started with, or ``None``.
         seq: insertion sequence number, assigned by the store (0 until stored).
         request_digest: what the request asked for (method and fields but the
@@ -193,24 +191,27 @@ class CallControls:
         return cls(duration=duration, outcome=outcome)
 
 
-def _set_time(field: Any, seconds: float) -> None:
+def set_time(field: Any, seconds: float) -> None:
+    """Set a ``Timestamp`` field of one of our messages to ``seconds`` (epoch, microsecond precision)."""
     # Our messages live in a private pool with their own Timestamp class: set in place, never CopyFrom.
     # Microseconds: float epoch seconds carry no more precision than that.
     field.FromMicroseconds(round(seconds * 1e6))
 
 
-def _pack(message: Message) -> any_pb2.Any:
+def pack(message: Message) -> any_pb2.Any:
+    """``message`` in an ``Any``."""
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
 
 
-def _operation_id(now: float) -> str:
+def operation_id(now: float) -> str:
+    """A new operation id in Google's shape, unique across restarts."""
     # Google's shape: operation-<epoch millis>-<hex>-<hex>-<hex>; 96 random bits keep it unique across restarts.
     return f"operation-{int(now * 1000)}-{secrets.token_hex(7)[:13]}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
 
 
-def _record(
+def new_record(
     *,
     name: str,
     collection: str,
@@ -224,6 +225,7 @@ def _record(
     service_name: str = "",
     request_identity: tuple[str, str] | None = None,
 ) -> OperationRecord:
+    """A record for an operation started at ``now`` that takes ``duration`` simulated seconds."""
     end = now + duration
     return OperationRecord(
         name=name,
@@ -240,325 +242,6 @@ def _record(
         response=response,
         request_key=None if request_identity is None else request_identity[0],
         request_digest=None if request_identity is None else request_identity[1],
-    )
-
-
-# --- Financial Services -------------------------------------------------------------------------
-
-
-def _fs_metadata(now: float, target: str, verb: str) -> bytes:
-    metadata: Message = fs.OperationMetadata(target=target, verb=verb, api_version="v1")
-    _set_time(metadata.create_time, now)  # type: ignore[attr-defined]
-    return metadata.SerializeToString()
-
-
-def _request_identity(method: str, request: Message) -> tuple[str, str] | None:
-    """The request's ``request_id`` and a digest of the rest, or ``None`` without a ``request_id``.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` naming ``request_id`` unless it is a non-zero UUID.
-    """
-    request_id: str = request.request_id  # type: ignore[attr-defined]
-    if not request_id:
-        return None
-    if not _UUID.fullmatch(request_id) or request_id == _ZERO_UUID:
-        raise invalid(
-            "request_id: expected a UUID such as '123e4567-e89b-12d3-a456-426614174000' "
-            f"(the zero UUID is not supported), got {shown(request_id)}"
-        )
-    rest = type(request)()
-    rest.CopyFrom(request)
-    rest.ClearField("request_id")
-    digest = hashlib.sha256(method.encode() + b"\0" + rest.SerializeToString(deterministic=True)).hexdigest()
-    return request_id.lower(), digest
-
-
-def create_instance(
-    request: fs.CreateInstanceRequest, *, now: float, duration: float, controls: CallControls
-) -> OperationRecord:
-    """Plan the operation ``AML.CreateInstance`` starts.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` for a bad ``parent`` or ``instance_id``.
-    """
-    if not FS_PARENT.fullmatch(request.parent):
-        raise invalid(f"parent: expected 'projects/{{project}}/locations/{{location}}', got {shown(request.parent)}")
-    if not _RESOURCE_ID.fullmatch(request.instance_id):
-        raise invalid(
-            f"instance_id: expected 1-63 letters, digits, '-' or '_' starting with a letter or digit, "
-            f"got {shown(request.instance_id)}"
-        )
-    target = f"{request.parent}/instances/{request.instance_id}"
-    instance = fs.Instance()
-    instance.CopyFrom(request.instance)
-    instance.name = target
-    _set_time(instance.create_time, now)
-    _set_time(instance.update_time, now + duration)
-    instance.state = fs.Instance.State.ACTIVE
-    return _record(
-        name=f"{request.parent}/operations/{_operation_id(now)}",
-        collection=request.parent,
-        api=FINANCIAL_SERVICES,
-        method="CreateInstance",
-        now=now,
-        duration=duration,
-        controls=controls,
-        metadata=_fs_metadata(now, target, "create"),
-        response=_pack(instance).SerializeToString(),
-        request_identity=_request_identity("CreateInstance", request),
-    )
-
-
-def update_instance(
-    request: fs.UpdateInstanceRequest, *, now: float, duration: float, controls: CallControls
-) -> OperationRecord:
-    """Plan the operation ``AML.UpdateInstance`` starts.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` for a bad ``instance.name``.
-    """
-    match = _FS_INSTANCE.fullmatch(request.instance.name)
-    if match is None:
-        raise invalid(
-            "instance.name: expected 'projects/{project}/locations/{location}/instances/{instance}', "
-            f"got {shown(request.instance.name)}"
-        )
-    instance = fs.Instance()
-    instance.CopyFrom(request.instance)
-    _set_time(instance.update_time, now + duration)
-    instance.state = fs.Instance.State.ACTIVE
-    return _record(
-        name=f"{match.group(1)}/operations/{_operation_id(now)}",
-        collection=match.group(1),
-        api=FINANCIAL_SERVICES,
-        method="UpdateInstance",
-        now=now,
-        duration=duration,
-        controls=controls,
-        metadata=_fs_metadata(now, request.instance.name, "update"),
-        response=_pack(instance).SerializeToString(),
-        request_identity=_request_identity("UpdateInstance", request),
-    )
-
-
-def delete_instance(
-    request: fs.DeleteInstanceRequest, *, now: float, duration: float, controls: CallControls
-) -> OperationRecord:
-    """Plan the operation ``AML.DeleteInstance`` starts.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` for a bad ``name``.
-    """
-    match = _FS_INSTANCE.fullmatch(request.name)
-    if match is None:
-        raise invalid(
-            "name: expected 'projects/{project}/locations/{location}/instances/{instance}', "
-            f"got {shown(request.name)}"
-        )
-    return _record(
-        name=f"{match.group(1)}/operations/{_operation_id(now)}",
-        collection=match.group(1),
-        api=FINANCIAL_SERVICES,
-        method="DeleteInstance",
-        now=now,
-        duration=duration,
-        controls=controls,
-        metadata=_fs_metadata(now, request.name, "delete"),
-        response=_pack(empty_pb2.Empty()).SerializeToString(),
-        request_identity=_request_identity("DeleteInstance", request),
-    )
-
-
-# --- Service Management -------------------------------------------------------------------------
-
-
-def _check_service_name(value: str, *, field: str) -> str:
-    if not _SERVICE_NAME.fullmatch(value):
-        raise invalid(f"{field}: expected a service name such as 'example.googleapis.com', got {shown(value)}")
-    return value
-
-
-def _sm_metadata(now: float, resource_names: Sequence[str], steps: Sequence[str]) -> bytes:
-    metadata = sm.OperationMetadata(resource_names=list(resource_names))
-    _set_time(metadata.start_time, now)
-    for description in steps:
-        metadata.steps.add(description=description, status=sm.OperationMetadata.Status.NOT_STARTED)
-    serialized: bytes = metadata.SerializeToString()
-    return serialized
-
-
-def _sm_record(
-    *,
-    operation_id: str,
-    method: str,
-    service_name: str,
-    now: float,
-    duration: float,
-    controls: CallControls,
-    resource_names: Sequence[str],
-    steps: Sequence[str],
-    response: Message,
-) -> OperationRecord:
-    return _record(
-        name=f"operations/{operation_id}",
-        collection=SERVICE_MANAGEMENT_COLLECTION,
-        api=SERVICE_MANAGEMENT,
-        method=method,
-        now=now,
-        duration=duration,
-        controls=controls,
-        metadata=_sm_metadata(now, resource_names, steps),
-        response=_pack(response).SerializeToString(),
-        service_name=service_name,
-    )
-
-
-def _config_id(now: float) -> str:
-    day = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%d")
-    # Real ids are <date>r<revision>; the revision here is random so ids stay unique across restarts.
-    return f"{day}r{secrets.randbelow(10**9)}"
-
-
-def create_service_rollout(
-    request: sm.CreateServiceRolloutRequest, *, now: float, duration: float, controls: CallControls
-) -> OperationRecord:
-    """Plan the operation ``ServiceManager.CreateServiceRollout`` starts.
-
-    The operation is named ``operations/rollouts.<service>:<rollout-id>``;
-    the rollout id comes from the request or is generated.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` for a bad ``service_name``,
-            ``rollout.service_name`` or ``rollout.rollout_id``.
-    """
-    service = _check_service_name(request.service_name, field="service_name")
-    if request.rollout.service_name and request.rollout.service_name != service:
-        raise invalid(
-            f"rollout.service_name: must be empty or equal service_name {shown(service)}, "
-            f"got {shown(request.rollout.service_name)}"
-        )
-    rollout_id = request.rollout.rollout_id or _config_id(now)
-    if not _ROLLOUT_ID.fullmatch(rollout_id):
-        raise invalid(
-            "rollout.rollout_id: expected at most 63 lower-case letters, digits, '.', '_' or '-', "
-            f"got {shown(rollout_id)}"
-        )
-    rollout = sm.Rollout()
-    rollout.CopyFrom(request.rollout)
-    rollout.rollout_id = rollout_id
-    rollout.service_name = service
-    _set_time(rollout.create_time, now)
-    rollout.created_by = rollout.created_by or "emulator@example.com"
-    rollout.status = sm.Rollout.RolloutStatus.SUCCESS
-    return _sm_record(
-        operation_id=f"rollouts.{service}:{rollout_id}",
-        method="CreateServiceRollout",
-        service_name=service,
-        now=now,
-        duration=duration,
-        controls=controls,
-        resource_names=[f"services/{service}/rollouts/{rollout_id}"],
-        steps=_ROLLOUT_STEPS,
-        response=rollout,
-    )
-
-
-def submit_config_source(
-    request: sm.SubmitConfigSourceRequest, *, now: float, duration: float, controls: CallControls
-) -> OperationRecord:
-    """Plan the operation ``ServiceManager.SubmitConfigSource`` starts.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` for a bad ``service_name`` or a
-            missing ``config_source``.
-    """
-    service = _check_service_name(request.service_name, field="service_name")
-    if not request.HasField("config_source"):
-        raise invalid("config_source: required, got nothing")
-    config_id = request.config_source.id or _config_id(now)
-    response = sm.SubmitConfigSourceResponse()
-    response.service_config.name = service
-    response.service_config.id = config_id
-    return _sm_record(
-        operation_id=f"serviceConfigs.{service}:{secrets.token_hex(16)}",
-        method="SubmitConfigSource",
-        service_name=service,
-        now=now,
-        duration=duration,
-        controls=controls,
-        resource_names=[f"services/{service}/configs/{config_id}"],
-        steps=_CONFIG_STEPS,
-        response=response,
-    )
-
-
-def create_service(
-    request: sm.CreateServiceRequest, *, now: float, duration: float, controls: CallControls
-) -> OperationRecord:
-    """Plan the operation ``ServiceManager.CreateService`` starts.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` for a bad ``service.service_name``.
-    """
-    service = _check_service_name(request.service.service_name, field="service.service_name")
-    managed = sm.ManagedService()
-    managed.CopyFrom(request.service)
-    return _sm_record(
-        operation_id=f"services.{service}:{secrets.token_hex(16)}",
-        method="CreateService",
-        service_name=service,
-        now=now,
-        duration=duration,
-        controls=controls,
-        resource_names=[f"services/{service}"],
-        steps=_SERVICE_STEPS,
-        response=managed,
-    )
-
-
-def delete_service(
-    request: sm.DeleteServiceRequest, *, now: float, duration: float, controls: CallControls
-) -> OperationRecord:
-    """Plan the operation ``ServiceManager.DeleteService`` starts.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` for a bad ``service_name``.
-    """
-    service = _check_service_name(request.service_name, field="service_name")
-    return _sm_record(
-        operation_id=f"services.{service}:{secrets.token_hex(16)}",
-        method="DeleteService",
-        service_name=service,
-        now=now,
-        duration=duration,
-        controls=controls,
-        resource_names=[f"services/{service}"],
-        steps=_SERVICE_STEPS,
-        response=empty_pb2.Empty(),
-    )
-
-
-def undelete_service(
-    request: sm.UndeleteServiceRequest, *, now: float, duration: float, controls: CallControls
-) -> OperationRecord:
-    """Plan the operation ``ServiceManager.UndeleteService`` starts.
-
-    Raises:
-        RequestError: ``INVALID_ARGUMENT`` for a bad ``service_name``.
-    """
-    service = _check_service_name(request.service_name, field="service_name")
-    response = sm.UndeleteServiceResponse()
-    response.service.service_name = service
-    return _sm_record(
-        operation_id=f"services.{service}:{secrets.token_hex(16)}",
-        method="UndeleteService",
-        service_name=service,
-        now=now,
-        duration=duration,
-        controls=controls,
-        resource_names=[f"services/{service}"],
-        steps=_SERVICE_STEPS,
-        response=response,
     )
 
 
@@ -616,6 +299,11 @@ def cancelled(record: OperationRecord, now: float, grace: float) -> OperationRec
 def _error(record: OperationRecord) -> status_pb2.Status:
     if record.outcome == CANCEL:
         return status_pb2.Status(code=code_pb2.CANCELLED, message="Operation was cancelled.")
+    chosen = any_pb2.Any.FromString(record.response)  # a failure chosen on demand keeps its status here
+    if chosen.Is(status_pb2.Status.DESCRIPTOR):
+        status = status_pb2.Status()
+        chosen.Unpack(status)
+        return status
     status = status_pb2.Status(
         code=code_pb2.FAILED_PRECONDITION,
         message=f"{record.method} failed: simulated failure requested with {OUTCOME_HEADER}: fail",
@@ -646,7 +334,7 @@ def render(record: OperationRecord, now: float) -> operations_pb2.Operation:
     if record.api == FINANCIAL_SERVICES:
         fs_metadata = fs.OperationMetadata.FromString(record.metadata)
         if done:
-            _set_time(fs_metadata.end_time, record.end_at)
+            set_time(fs_metadata.end_time, record.end_at)
         fs_metadata.requested_cancellation = record.cancel_requested_at is not None
         operation.metadata.Pack(fs_metadata)
     else:

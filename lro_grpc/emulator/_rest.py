@@ -12,7 +12,7 @@ The HTTP server is the standard library's ``ThreadingHTTPServer``: one thread
 per connection, each blocking only on its own call to the event loop. Its
 limits (:mod:`._limits`): a listen backlog of :data:`REST_LISTEN_BACKLOG`
 (socketserver's default of 5 drops bursts of connections), request bodies of at
-most :data:`REST_MAX_BODY_BYTES` (``413`` above), and at most
+most :data:`REST_MAX_BODY_BYTES` (``413`` above; the body is dropped unstored), and at most
 :data:`REST_MAX_CONNECTIONS` connections served at once (one more is answered
 ``503 UNAVAILABLE`` with ``Retry-After``, from a short-lived thread that
 reads nothing but the request's head). Errors the HTTP layer itself finds (a
@@ -46,7 +46,15 @@ from lro_grpc.emulator._faults import STATUS_DETAILS_KEY
 from lro_grpc.emulator._limits import shown
 from lro_grpc.emulator._model import RequestError
 from lro_grpc.emulator._server import AMLService, Backend, OperationsService, ServiceManagerService
-from lro_grpc.emulator._transcoding import OutputOptions, build_request, error_body, find_route, output_options
+from lro_grpc.emulator._transcoding import (
+    OutputOptions,
+    build_request,
+    error_body,
+    find_route,
+    http_status,
+    output_options,
+)
+from lro_grpc.emulator._ui import OperationsPage, UiRequest, header_pairs
 from lro_grpc.registry import TypeRegistry, default_registry
 
 __all__ = ["REST_LISTEN_BACKLOG", "REST_MAX_BODY_BYTES", "REST_MAX_CONNECTIONS", "RestGateway"]
@@ -61,6 +69,7 @@ REST_MAX_CONNECTIONS = 256
 _LOG = logging.getLogger(__name__)
 _IDLE_CONNECTION_TIMEOUT = 60.0
 _REFUSAL_TIMEOUT = 2.0  # how long an over-capacity connection may take to send its request's head
+_DISCARD_LIMIT = 64 * 1024 * 1024  # past this, an oversized body is not read to its end: the connection is dropped
 _RESULT_POLL = 0.25
 
 
@@ -102,11 +111,12 @@ class _RestCallContext:
 class _HttpRefusal(Exception):
     """A request refused by the HTTP layer with a status of its own (``413``, ``503``)."""
 
-    def __init__(self, http_status: int, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, http_status: int, code: grpc.StatusCode, message: str, unread: int = 0) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.code = code
         self.message = message
+        self.unread = unread  # body bytes the client is sending: read and dropped after the answer
 
 
 class _Server(ThreadingHTTPServer):
@@ -222,11 +232,42 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         with self.server.gateway.serving_request():
-            self._answer()
+            page = self.server.gateway.page
+            if page is not None and page.owns(urlsplit(self.path).path):
+                self._answer_page(page)
+            else:
+                self._answer()
+
+    def _answer_page(self, page: OperationsPage) -> None:
+        try:
+            body = self._read_body()
+        except (RequestError, _HttpRefusal) as error:
+            status = error.http_status if isinstance(error, _HttpRefusal) else http_status(error.code)
+            self._send_json(status, self._refusal_body(status, error.code, error.message), OutputOptions())
+            if isinstance(error, _HttpRefusal) and error.unread:
+                self._discard(error.unread)
+            return
+        client_host = str(self.client_address[0]) if self.client_address else ""
+        request = UiRequest(self.command, self.path, header_pairs(list(self.headers.items())), body, client_host)
+        response = page.answer(request)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if self.server.gateway.closing:
+            self.close_connection = True
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+        self.wfile.flush()
 
     def _answer(self) -> None:
         gateway = self.server.gateway
         options = OutputOptions()
+        unread = 0
         try:
             body = self._read_body()  # first, so that a refused request leaves nothing unread on the connection
             split = urlsplit(self.path)
@@ -245,12 +286,27 @@ class _Handler(BaseHTTPRequestHandler):
                 refusal.http_status,
                 self._refusal_body(refusal.http_status, refusal.code, refusal.message),
             )
+            unread = refusal.unread
         except Exception as error:  # an emulator defect: answer INTERNAL rather than drop the connection
             _LOG.exception("REST %s %s failed", self.command, self.path)
             status, payload = gateway.error(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}", (), options)
         if gateway.closing:
             self.close_connection = True
         self._send_json(status, payload, options)
+        if unread:
+            self._discard(unread)
+
+    def _discard(self, length: int) -> None:
+        """Read and drop up to ``length`` bytes of a refused body, so that a client that sends it all first
+        (most do, without ``Expect: 100-continue``) reads the answer instead of a reset connection."""
+        remaining = min(length, _DISCARD_LIMIT)
+        self.connection.settimeout(_REFUSAL_TIMEOUT)
+        with contextlib.suppress(OSError, ValueError):
+            while remaining > 0:
+                chunk = self.rfile.read1(min(65536, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
 
     def _send_json(
         self, status: int, payload: dict[str, Any], options: OutputOptions, headers: Sequence[tuple[str, str]] = ()
@@ -301,6 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
                 413,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"body: {length} bytes, over the emulator's limit of {REST_MAX_BODY_BYTES} bytes",
+                unread=length,
             )
         return length
 
@@ -343,6 +400,8 @@ class RestGateway:
         port: port to listen on; ``0`` picks a free one (see :attr:`port`).
         registry: resolves the types inside operations when printing JSON.
         max_connections: connections served at once (:data:`REST_MAX_CONNECTIONS`).
+        page_grpc_target: serve the operations page at ``/ui/`` (:mod:`._ui`), whose
+            commands name this gRPC target; ``None``: no page.
 
     Raises:
         OSError: the address cannot be bound (port taken).
@@ -357,6 +416,7 @@ class RestGateway:
         port: int,
         registry: TypeRegistry | None = None,
         max_connections: int = REST_MAX_CONNECTIONS,
+        page_grpc_target: str | None = None,
     ) -> None:
         self._loop = loop
         self._services: dict[str, Any] = {
@@ -367,6 +427,11 @@ class RestGateway:
         self._registry = registry if registry is not None else default_registry()
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
         self._server = _Server(address, family, self, max_connections)
+        self.page = (
+            None
+            if page_grpc_target is None
+            else OperationsPage(backend, registry=self._registry, grpc_target=page_grpc_target)
+        )
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self._in_flight = 0

@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 import grpc
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
+from google.rpc import status_pb2
 
-from lro_grpc.emulator import _listing, _model
+from lro_grpc.emulator import _financial_services, _listing, _model, _service_management
 from lro_grpc.emulator._clock import SimulatedClock
 from lro_grpc.emulator._faults import Faults
 from lro_grpc.emulator._limits import oversized_string_field, shown
@@ -31,14 +32,14 @@ __all__ = ["STARTING_METHODS", "Backend", "add_services", "server_options"]
 
 
 _PLANNERS: dict[str, Callable[..., OperationRecord]] = {
-    "CreateInstance": _model.create_instance,
-    "UpdateInstance": _model.update_instance,
-    "DeleteInstance": _model.delete_instance,
-    "CreateService": _model.create_service,
-    "DeleteService": _model.delete_service,
-    "UndeleteService": _model.undelete_service,
-    "SubmitConfigSource": _model.submit_config_source,
-    "CreateServiceRollout": _model.create_service_rollout,
+    "CreateInstance": _financial_services.create_instance,
+    "UpdateInstance": _financial_services.update_instance,
+    "DeleteInstance": _financial_services.delete_instance,
+    "CreateService": _service_management.create_service,
+    "DeleteService": _service_management.delete_service,
+    "UndeleteService": _service_management.undelete_service,
+    "SubmitConfigSource": _service_management.submit_config_source,
+    "CreateServiceRollout": _service_management.create_service_rollout,
 }
 STARTING_METHODS = tuple(_PLANNERS)
 """The RPCs that start an operation (keys of the emulator's ``durations``)."""
@@ -199,6 +200,50 @@ class Backend:
             response.next_page_token = query.next_page_token(records[-1].seq)
         return response
 
+    def cancel_operation(self, name: str) -> None:
+        """What ``CancelOperation`` does: best effort (see ``_model.cancelled``). Any thread.
+
+        Raises:
+            RequestError: ``INVALID_ARGUMENT`` (bad name), ``UNIMPLEMENTED`` (Service
+                Management), ``NOT_FOUND``.
+        """
+        self.check_offered("CancelOperation", name)
+        now = self.clock.now()
+        self.live(name, now)
+        if self.store.cancel(name, now, self.cancel_grace) is None:
+            raise _model.not_found(name)
+        self.notify()
+
+    def delete_operation(self, name: str) -> None:
+        """What ``DeleteOperation`` does: forget the record, without cancelling. Any thread.
+
+        Raises:
+            RequestError: as :meth:`cancel_operation`.
+        """
+        self.check_offered("DeleteOperation", name)
+        self.live(name, self.clock.now())
+        if not self.store.delete(name):
+            raise _model.not_found(name)
+        self.notify()
+
+    def finish_operation(self, name: str, error: status_pb2.Status | None = None) -> operations_pb2.Operation:
+        """End a running operation now: with its response, or with ``error``. Any thread.
+
+        Returns:
+            The operation as a client now sees it.
+
+        Raises:
+            RequestError: ``INVALID_ARGUMENT`` (bad name), ``NOT_FOUND``, or
+                ``FAILED_PRECONDITION`` when it is already done.
+        """
+        now = self.clock.now()
+        self.live(name, now)
+        record = self.store.finish(name, now, error)
+        if record is None:
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, f"operation {shown(name)} is already done")
+        self.notify()
+        return _model.render(record, now)
+
     async def wait_for_change(self, timeout: float) -> None:
         """Sleep until :meth:`notify` or ``timeout`` real seconds, whichever is first."""
         changed = self._changed
@@ -253,23 +298,12 @@ class OperationsService:
 
     @_rpc("DeleteOperation")
     async def DeleteOperation(self, request: Any, context: Any) -> empty_pb2.Empty:
-        backend = self.backend
-        backend.check_offered("DeleteOperation", request.name)
-        backend.live(request.name, backend.clock.now())
-        if not backend.store.delete(request.name):
-            raise _model.not_found(request.name)
-        backend.notify()
+        self.backend.delete_operation(request.name)
         return empty_pb2.Empty()
 
     @_rpc("CancelOperation")
     async def CancelOperation(self, request: Any, context: Any) -> empty_pb2.Empty:
-        backend = self.backend
-        backend.check_offered("CancelOperation", request.name)
-        now = backend.clock.now()
-        backend.live(request.name, now)
-        if backend.store.cancel(request.name, now, backend.cancel_grace) is None:
-            raise _model.not_found(request.name)
-        backend.notify()
+        self.backend.cancel_operation(request.name)
         return empty_pb2.Empty()
 
     @_rpc("WaitOperation")

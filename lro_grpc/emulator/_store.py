@@ -8,21 +8,27 @@ open the same file while one runs.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import json
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
 
 from lro_grpc.emulator._clock import ClockAnchor
 from lro_grpc.emulator._limits import shown
 from lro_grpc.emulator._listing import ListQuery, new_page_token_secret
 from lro_grpc.emulator._model import (
     CANCEL,
+    FAIL,
     REQUEST_ID_WINDOW,
     SERVICE_MANAGEMENT,
+    SUCCESS,
     OperationRecord,
     RequestError,
     cancelled,
@@ -217,6 +223,32 @@ class OperationStore:
                 )
         return updated
 
+    def finish(self, name: str, now: float, error: status_pb2.Status | None = None) -> OperationRecord | None:
+        """End the record named ``name`` at ``now`` if it is still running; ``None`` if it is not (or absent).
+
+        Without ``error`` it succeeds with the response it was planned with; with
+        one it fails with that status (kept, packed in an ``Any``, where the
+        response was: see ``_model.render``).
+        """
+        with self._lock:
+            row = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM operations WHERE name = ? AND end_at > ?", (name, now)
+            ).fetchone()
+            if row is None:
+                return None
+            record = OperationRecord(*row)
+            if error is None:
+                updated = dataclasses.replace(record, end_at=now, outcome=SUCCESS)
+            else:
+                packed = any_pb2.Any()
+                packed.Pack(error)
+                updated = dataclasses.replace(record, end_at=now, outcome=FAIL, response=packed.SerializeToString())
+            self._connection.execute(
+                "UPDATE operations SET end_at = ?, outcome = ?, response = ? WHERE seq = ?",
+                (updated.end_at, updated.outcome, updated.response, updated.seq),
+            )
+        return updated
+
     def delete(self, name: str) -> bool:
         """Remove the record named ``name``; whether there was one."""
         with self._lock:
@@ -242,6 +274,42 @@ class OperationStore:
             rows = self._connection.execute(" ".join(sql), parameters).fetchall()
         records = [OperationRecord(*row) for row in rows[: query.page_size]]
         return records, len(rows) > query.page_size
+
+    def browse(
+        self, condition: str, parameters: Sequence[object], *, before_seq: int, limit: int
+    ) -> tuple[builtins.list[OperationRecord], bool, int]:
+        """Newest first, the records matching an SQL ``condition`` (the operations page's filters).
+
+        Args:
+            condition: an SQL condition over the columns, with ``?`` placeholders.
+            parameters: its parameters.
+            before_seq: only records inserted before this sequence number (``0``: from the newest).
+            limit: at most this many records.
+
+        Returns:
+            The records, whether more follow, and how many match in all.
+        """
+        page_condition = condition + (" AND seq < ?" if before_seq else "")
+        page_parameters = [*parameters, before_seq] if before_seq else list(parameters)
+        with self._lock:
+            rows = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM operations WHERE {page_condition} ORDER BY seq DESC LIMIT ?",
+                [*page_parameters, limit + 1],
+            ).fetchall()
+            total = self._connection.execute(f"SELECT COUNT(*) FROM operations WHERE {condition}", parameters)
+            count = int(total.fetchone()[0])
+        return [OperationRecord(*row) for row in rows[:limit]], len(rows) > limit, count
+
+    def scopes(self, limit: int = 500) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Up to ``limit`` distinct Financial Services list parents and Service Management services stored."""
+        with self._lock:
+            collections = self._connection.execute(
+                "SELECT DISTINCT collection FROM operations WHERE collection != 'operations' LIMIT ?", (limit,)
+            ).fetchall()
+            services = self._connection.execute(
+                "SELECT DISTINCT service_name FROM operations WHERE service_name != '' LIMIT ?", (limit,)
+            ).fetchall()
+        return [row[0] for row in collections], [row[0] for row in services]
 
     def purge_expired(self, now: float, retention: float) -> int:
         """Physically remove records whose retention ran out; how many."""

@@ -1,0 +1,88 @@
+"""The cluster waiter's hub on its own (no Ray running): calls share tracking, outcomes are kept, idle names stop.
+
+The hub is what the actor runs; here it runs on the test's event loop against the emulator,
+whose GetOperation calls are counted per name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from counting import GetCounter
+
+from lro_grpc import AsyncOperationsClient
+from lro_grpc.emulator import Emulator
+from lro_grpc.policies import PollPolicy
+
+pytest.importorskip("ray")
+from lro_grpc.ray._hub import Chunk, WaitHub  # the package imports Ray
+
+POLL = PollPolicy(initial=0.05, multiplier=1.0, maximum=0.05, jitter=0.0)
+
+
+@pytest.fixture
+def counter(monkeypatch: pytest.MonkeyPatch) -> GetCounter:
+    counting = GetCounter()
+    counting.install(monkeypatch)
+    return counting
+
+
+async def collect(stream: AsyncIterator[Chunk]) -> tuple[list[str], list[str] | None]:
+    names: list[str] = []
+    timed_out = None
+    async for chunk in stream:
+        names.extend(name for name, _ in chunk.outcomes)
+        timed_out = chunk.timed_out
+    return names, timed_out
+
+
+async def test_two_calls_on_overlapping_names_track_each_name_once(counter: GetCounter) -> None:
+    with Emulator(speed=0) as emu:
+        names = [emu.start_operation("projects/p/locations/us-east1", duration=10) for _ in range(6)]
+        hub = WaitHub(lambda: AsyncOperationsClient(emu.target, batch_sweep=False, poll_policy=POLL))
+        try:
+            first = asyncio.ensure_future(collect(hub.stream(names[:4], timeout=30, poll_policy=None)))
+            second = asyncio.ensure_future(collect(hub.stream(names[2:], timeout=30, poll_policy=None)))
+            await asyncio.sleep(0.5)
+            assert hub.stats().pending == 6 and hub.stats().shared == 2
+            emu.advance(10)
+            (got_first, _), (got_second, _) = await asyncio.gather(first, second)
+        finally:
+            await hub.aclose()
+    assert sorted(got_first) == sorted(names[:4]) and sorted(got_second) == sorted(names[2:])
+    overlap = [counter.by_name[name] for name in names[2:4]]
+    alone = [counter.by_name[name] for name in names[:2] + names[4:]]
+    assert max(overlap) <= max(alone) + 1, (overlap, alone)
+
+
+async def test_a_later_call_gets_a_kept_outcome_without_an_rpc(counter: GetCounter) -> None:
+    with Emulator(speed=1) as emu:
+        name = emu.start_operation("projects/p/locations/us-east1", duration=0)
+        hub = WaitHub(lambda: AsyncOperationsClient(emu.target, poll_policy=POLL))
+        try:
+            assert await collect(hub.stream([name], timeout=30, poll_policy=None)) == ([name], None)
+            polls = counter.total()
+            assert await collect(hub.stream([name, name], timeout=30, poll_policy=None)) == ([name], None)
+        finally:
+            await hub.aclose()
+    assert counter.total() == polls
+
+
+async def test_names_no_call_waits_for_are_no_longer_polled(counter: GetCounter) -> None:
+    with Emulator(speed=0) as emu:
+        stuck = emu.start_operation("projects/p/locations/us-east1", duration=3600)
+        hub = WaitHub(lambda: AsyncOperationsClient(emu.target, batch_sweep=False, poll_policy=POLL))
+        try:
+            assert await collect(hub.stream([stuck], timeout=0.3, poll_policy=None)) == ([], [stuck])
+            assert hub.stats().pending == 0 and hub.stats().active_calls == 0
+            await asyncio.sleep(0.1)  # a look in flight when the call ended may still land
+            polls = counter.by_name[stuck]
+            await asyncio.sleep(0.5)  # ten poll intervals
+            assert counter.by_name[stuck] == polls
+            # A new call tracks it again.
+            emu.advance(3600)
+            assert await collect(hub.stream([stuck], timeout=30, poll_policy=None)) == ([stuck], None)
+        finally:
+            await hub.aclose()
