@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
+from both_clients import AnyClient, ClientKind
 from servicer import FAST_POLL, FAST_RETRY, ScriptedOperations, serve
 
 from lro_grpc import AsyncOperationsClient, OperationsClient
@@ -41,6 +42,19 @@ def client(target: str) -> Iterator[OperationsClient]:
 async def aclient(target: str) -> AsyncIterator[AsyncOperationsClient]:
     async with AsyncOperationsClient(target, retry_policy=FAST_RETRY, poll_policy=FAST_POLL) as async_client:
         yield async_client
+
+
+@pytest.fixture(params=[False, True], ids=["sync", "async"])
+def kind(request: pytest.FixtureRequest) -> ClientKind:
+    """Each test using it runs twice: with ``OperationsClient`` and with ``AsyncOperationsClient``."""
+    return ClientKind(is_async=request.param)
+
+
+@pytest.fixture
+async def any_client(kind: ClientKind, target: str) -> AsyncIterator[AnyClient]:
+    """A client of ``kind`` on the scripted servicer (see both_clients.py)."""
+    async with kind.open(target, retry_policy=FAST_RETRY, poll_policy=FAST_POLL) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import pytest
 from google.longrunning import operations_pb2
 from google.protobuf import wrappers_pb2
 from google.rpc import error_details_pb2
+from servicer import LATE_UNDER_LOAD
 from timed_servicer import Server
 
 from lro_grpc._batch import SYNTHETIC_ERROR_DOMAIN
@@ -157,7 +158,11 @@ async def test_operations_that_finished_during_an_outage_are_reported_soon_after
 
     assert sorted(reported) == sorted(names)
     latest = max(reported.values()) - back_at
-    assert latest <= interval + 1.0, f"the last operation was reported {latest:.2f} s after the server returned"
+    # Within one poll interval of the server's return (the retry backoff is capped by it), plus
+    # what a loaded machine adds (LATE_UNDER_LOAD: 2.01 s was seen at a load average of 17).
+    assert latest <= interval + LATE_UNDER_LOAD, (
+        f"the last operation was reported {latest:.2f} s after the server returned"
+    )
 
 
 def run_child(code: str, timeout: float = 60) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -168,6 +173,7 @@ def run_child(code: str, timeout: float = 60) -> tuple[float, subprocess.Complet
     return time.monotonic() - started, child
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_script_leaving_a_sync_iteration_half_read_exits_at_once() -> None:
     code = """
         import time

@@ -683,6 +683,7 @@ def run_on_terminal(
     return process.wait(timeout=30), screen
 
 
+@pytest.mark.slow  # a subprocess
 def test_interrupted_wait_exits_130(emu: Emulator) -> None:
     name = start_rollout(emu, duration=10)
     argv = [str(ENTRY_POINT), "--endpoint", emu.target, "wait", name, "--poll-interval", "0.05"]
@@ -714,6 +715,7 @@ def run_entry_point(*argv: str, env: dict[str, str] | None = None) -> subprocess
     return subprocess.run([str(ENTRY_POINT), *argv], capture_output=True, text=True, timeout=60, env=env, check=False)
 
 
+@pytest.mark.slow  # a subprocess
 def test_entry_point_help_and_bad_name() -> None:
     shown = run_entry_point("--help")
     assert shown.returncode == 0 and "exit codes:" in shown.stdout
@@ -724,6 +726,7 @@ def test_entry_point_help_and_bad_name() -> None:
     assert len(bad.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow  # a subprocess
 def test_missing_credentials_exit_5(tmp_path: Path) -> None:
     # No --endpoint: the public host over TLS with Application Default Credentials, which
     # point at a file that does not exist. No RPC is attempted without credentials.
@@ -735,6 +738,7 @@ def test_missing_credentials_exit_5(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow  # a subprocess
 def test_python_dash_m_and_emulator_host_variable(emu: Emulator) -> None:
     name = start_instance(emu, duration=1)
     emu.advance(2)
@@ -751,6 +755,7 @@ def test_python_dash_m_and_emulator_host_variable(emu: Emulator) -> None:
     assert json.loads(shown.stdout)["response"]["state"] == "ACTIVE"
 
 
+@pytest.mark.slow  # a subprocess
 def test_wait_draws_a_progress_bar_only_on_a_terminal(emu: Emulator) -> None:
     name = start_rollout(emu, duration=10)
     argv = [str(ENTRY_POINT), "--endpoint", emu.target, "wait", name, "--poll-interval", "0.05"]

@@ -45,7 +45,7 @@ def _create_rollout(target: str, duration: float) -> str:
 
 
 def test_as_completed_yields_bound_handles_in_finishing_order(emulator: Emulator) -> None:
-    names = _create(emulator.target, [0.6, 0.1, 0.35])
+    names = _create(emulator.target, [1.6, 0.1, 0.8])  # 0.7 s apart: in order on a loaded machine too
     with OperationsClient(emulator.target) as client:
         seen = [op for op in client.as_completed(names, timeout=10, poll_policy=FAST)]
         assert [op.name for op in seen] == [names[1], names[2], names[0]]

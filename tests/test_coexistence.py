@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds wheels and runs interpreters in subprocesses
+
 _OFFICIAL = ("google.api_core.operations_v1", "google.cloud.financialservices_v1", "google.cloud.servicemanagement_v1")
 
 _SCRIPT = textwrap.dedent(

@@ -102,6 +102,7 @@ def test_the_extractor_sees_markers_and_fences(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("block", ALL_BLOCKS, ids=[block.id for block in ALL_BLOCKS])
+@pytest.mark.slow  # a subprocess
 def test_block_runs_twice_and_leaves_nothing_behind(
     block: Block, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

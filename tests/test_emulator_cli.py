@@ -22,6 +22,8 @@ from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc._generated import operations_pb2_grpc
 from lro_grpc.emulator import STATUS_DETAILS_KEY, Emulator, main
 
+pytestmark = pytest.mark.slow  # runs the emulator in subprocesses
+
 PARENT = "projects/p/locations/us-east1"
 
 

@@ -92,6 +92,7 @@ def test_the_file_holds_the_five_seed_commands() -> None:
     assert [command.split()[0] for command in commands] == ["curl"] * 4 + ["gcurl"]
 
 
+@pytest.mark.slow  # a subprocess
 def test_seed_commands_work_against_the_gateway(emu: Emulator) -> None:
     created = call(emu.rest_url, "POST", f"/v1/{PARENT}/instances?instanceId=INSTANCE_ID", {}).body
     operation_name = created["name"]

@@ -192,6 +192,7 @@ async def test_waiter_add_records_new_names_before_polling_them(emu: Emulator, t
         store.close()
 
 
+@pytest.mark.slow  # a subprocess
 def test_outcomes_reach_the_disk_without_a_delivery(emu: Emulator, tmp_path: Path) -> None:
     """A job holding its first outcome is killed: every outcome it had seen is on disk (group commits)."""
     names = start(emu.target, 40)

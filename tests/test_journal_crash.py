@@ -28,6 +28,8 @@ from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc.emulator import DURATION_HEADER, OUTCOME_HEADER, Emulator
 from lro_grpc.names import FINANCIAL_SERVICES_LOCATIONS
 
+pytestmark = pytest.mark.slow  # kills and restarts processes
+
 CONSUMER = Path(__file__).with_name("journal_consumer.py")
 OPERATIONS = 3000
 KILLS = 6

@@ -50,8 +50,9 @@ def test_giving_up_is_a_warning_but_a_plain_error_is_not(
 ) -> None:
     servicer.add(operations_pb2.Operation(name=NAME, done=False))
     servicer.inject("GetOperation", *[Fault(grpc.StatusCode.UNAVAILABLE, details="link down")] * 4)
-    with caplog.at_level(logging.DEBUG, logger="lro_grpc"), pytest.raises(RpcError):
+    with caplog.at_level(logging.DEBUG, logger="lro_grpc"), pytest.raises(RpcError) as caught:
         client.get(NAME)
+    assert caught.value.code is grpc.StatusCode.UNAVAILABLE and caught.value.method == "GetOperation"
     warnings = [r for r in records(caplog, "lro_grpc.rpc") if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert warnings[0].getMessage().endswith("giving up after 4 attempt(s): UNAVAILABLE: link down")
@@ -104,6 +105,7 @@ def test_a_retry_that_succeeds_leaves_nothing_at_warning_level(
     assert seen == []
 
 
+@pytest.mark.slow  # a subprocess
 def test_without_logging_configured_nothing_reaches_stderr() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

@@ -6,6 +6,8 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 import lro_grpc
 
 EXPECTED_ALL = [
@@ -143,6 +145,7 @@ def _modules_after(statement: str) -> set[str]:
     return set(completed.stdout.split())
 
 
+@pytest.mark.slow  # a subprocess
 def test_import_leaves_the_async_client_and_version_metadata_for_later() -> None:
     # `import lro_grpc` must stay cheap for synchronous programs (benchmarks/import_time.py
     # measures it): the asyncio client and importlib.metadata are loaded only when used.

@@ -176,6 +176,7 @@ def test_rpc_spans_come_from_grpc_instrumentation_only_and_nest_under_the_wait(e
     assert {span.name for span in SPANS.get_finished_spans()} - {"lro_grpc.wait"} == {rpc_spans[0].name}
 
 
+@pytest.mark.slow  # a subprocess
 def test_nothing_is_imported_without_a_wait_and_nothing_needed_without_opentelemetry() -> None:
     code = (
         "import sys\n"
