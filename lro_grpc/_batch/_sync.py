@@ -48,6 +48,32 @@ def _raw(pb: operations_pb2.Operation) -> operations_pb2.Operation:
 _END = object()
 _WAKE = object()
 _CLOSE_WAIT = 10.0  # seconds a close waits for the background scheduler to stop
+_WAKE_EVERY = 0.25
+"""Seconds a blocked caller's thread sleeps at most before it looks again.
+
+A process signal (Ctrl-C) may be taken by any thread, gRPC's included; Python
+then raises ``KeyboardInterrupt`` in the main thread only when that thread next
+runs, which a wait with no timeout never does. Waiting in slices keeps an
+interrupt at most this late.
+"""
+
+
+def _wait_for(future: concurrent.futures.Future[R]) -> R:
+    """``future.result()``, waited for in slices so that an interrupt is seen."""
+    while True:
+        try:
+            return future.result(timeout=_WAKE_EVERY)
+        except concurrent.futures.TimeoutError:
+            continue
+
+
+def _take(items: queue.SimpleQueue[Any]) -> Any:
+    """The next item of ``items``, waited for in slices so that an interrupt is seen."""
+    while True:
+        try:
+            return items.get(timeout=_WAKE_EVERY)
+        except queue.Empty:
+            continue
 
 
 class SyncBatchRunner(Generic[T]):
@@ -105,7 +131,7 @@ class SyncBatchRunner(Generic[T]):
         async def run() -> R:
             return await function()
 
-        return asyncio.run_coroutine_threadsafe(run(), loop).result()
+        return _wait_for(asyncio.run_coroutine_threadsafe(run(), loop))
 
     async def _get_source(self) -> BatchSource[operations_pb2.Operation]:
         if self._source is None:
@@ -448,7 +474,7 @@ class SyncBatchWaiter(Generic[T]):
                 self._ended_normally()
                 self.close()
                 raise StopIteration
-            item = self._items.get()
+            item = _take(self._items)
             if item is _WAKE:
                 continue
             if item is _END:
