@@ -3,27 +3,34 @@
 :class:`~lro_grpc.OperationsClient` keeps its own settings here when it is made
 (checking the ``async_*`` arguments then, before any batch), and
 :meth:`BackgroundClient.opener` tells the batch runner how to open the asyncio
-client on its event loop when a batch first needs it.
+client on its event loop when a batch first needs it; :meth:`BackgroundClient.runner`
+makes that runner once, for all of the client's batches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import grpc
 
 from lro_grpc import _channels
 
 if TYPE_CHECKING:
+    from google.longrunning import operations_pb2
+
+    from lro_grpc._batch import SyncBatchRunner
     from lro_grpc.aio import AsyncOperationsClient
+
+T = TypeVar("T")
 
 __all__ = ["BackgroundClient"]
 
 
-class BackgroundClient:
+class BackgroundClient(Generic[T]):
     """What a synchronous client's batches open their asyncio client with.
 
     Args:
@@ -69,6 +76,8 @@ class BackgroundClient:
         self._async_channel_factory = async_channel_factory
         self._async_settings = settings
         self._async_target: dict[str, Any] | None = None
+        self._runner: SyncBatchRunner[T] | None = None
+        self._runner_lock = threading.Lock()
         if not isinstance(target, grpc.Channel):
             self._async_target = dict(
                 target=target,
@@ -110,3 +119,20 @@ class BackgroundClient:
                 await channel.close()
 
         return open_on_loop
+
+    def runner(self, wrap: Callable[[operations_pb2.Operation], T]) -> SyncBatchRunner[T]:
+        """The batch runner of the client's batches, made on first use (thread-safe)."""
+        open_batch_client = self.opener()
+        with self._runner_lock:
+            if self._runner is None:
+                from lro_grpc._batch import SyncBatchRunner
+
+                self._runner = SyncBatchRunner(open_batch_client, wrap=wrap)
+            return self._runner
+
+    def close(self) -> None:
+        """Stop the batch runner's loop, if one was made. Idempotent."""
+        with self._runner_lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()

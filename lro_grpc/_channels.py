@@ -32,6 +32,7 @@ __all__ = [
     "reject_scheme",
     "resolve_endpoint",
     "split_host_port",
+    "sync_channel_for",
 ]
 
 EMULATOR_HOST_ENV = "LRO_GRPC_EMULATOR_HOST"
@@ -251,6 +252,44 @@ def create_channel(
             credentials, request, endpoint.target, options=_CHANNEL_OPTIONS
         )
     return grpc.intercept_channel(channel, *interceptors) if interceptors else channel
+
+
+def sync_channel_for(
+    target: str | grpc.Channel,
+    *,
+    credentials: Any,
+    scopes: Sequence[str],
+    quota_project_id: str | None,
+    plaintext: bool | None,
+    interceptors: Sequence[Any],
+) -> tuple[grpc.Channel, Endpoint | None]:
+    """The blocking client's channel: ``target`` as given, or one created to it.
+
+    Returns:
+        The channel (with ``interceptors``) and, for a created one, its
+        endpoint; ``None`` for a given channel, which its owner closes.
+
+    Raises:
+        ValueError: credentials, a quota project or ``plaintext`` with a given
+            channel (they apply only to channels the client creates), or
+            plaintext to a host that is not loopback.
+    """
+    if isinstance(target, grpc.Channel):
+        if credentials is not None or quota_project_id is not None or plaintext is not None:
+            raise ValueError(
+                "credentials, quota_project_id and plaintext apply only to channels the client creates, "
+                f"not to the given channel {target!r}"
+            )
+        return (grpc.intercept_channel(target, *interceptors) if interceptors else target), None
+    endpoint = resolve_endpoint(target, plaintext=plaintext, has_credentials=credentials is not None)
+    channel = create_channel(
+        endpoint,
+        credentials=None if endpoint.plaintext else credentials,
+        scopes=scopes,
+        quota_project_id=quota_project_id,
+        interceptors=interceptors,
+    )
+    return channel, endpoint
 
 
 def create_async_channel(

@@ -15,7 +15,6 @@ Example::
 from __future__ import annotations
 
 import builtins
-import threading
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
@@ -117,13 +116,9 @@ class OperationsClient(BaseOperationsClient):
             batch_qps=batch_qps,
             batch_sweep=batch_sweep,
         )
-        # The batch waiter runs on a background event loop with a grpc.aio
-        # channel of its own, made from the same settings when first needed.
-        self._batch_runner: _batch.SyncBatchRunner[Operation[Any, Any]] | None = None
-        self._batch_lock = threading.Lock()
         chain = _channels.check_interceptors(interceptors)
         # The batch waiter's asyncio client: these settings, its own channel, opened when first needed.
-        self._background = BackgroundClient(
+        self._background: BackgroundClient[Operation[Any, Any]] = BackgroundClient(
             target,
             settings=dict(
                 registry=self._registry,
@@ -142,27 +137,15 @@ class OperationsClient(BaseOperationsClient):
             async_interceptors=async_interceptors,
             async_channel_factory=async_channel_factory,
         )
-        if isinstance(target, grpc.Channel):
-            if credentials is not None or quota_project_id is not None or plaintext is not None:
-                raise ValueError(
-                    "credentials, quota_project_id and plaintext apply only to channels the client creates, "
-                    f"not to the given channel {target!r}"
-                )
-            self._channel: grpc.Channel = grpc.intercept_channel(target, *chain) if chain else target
-            self._owns_channel = False
-            self.endpoint: _channels.Endpoint | None = None
-        else:
-            self.endpoint = _channels.resolve_endpoint(
-                target, plaintext=plaintext, has_credentials=credentials is not None
-            )
-            self._channel = _channels.create_channel(
-                self.endpoint,
-                credentials=None if self.endpoint.plaintext else credentials,
-                scopes=self._scopes(),
-                quota_project_id=quota_project_id,
-                interceptors=chain,
-            )
-            self._owns_channel = True
+        self._channel, self.endpoint = _channels.sync_channel_for(
+            target,
+            credentials=credentials,
+            scopes=self._scopes(),
+            quota_project_id=quota_project_id,
+            plaintext=plaintext,
+            interceptors=chain,
+        )
+        self._owns_channel = self.endpoint is not None
         self._stub = operations_pb2_grpc.OperationsStub(self._channel)
 
     @classmethod
@@ -488,13 +471,7 @@ class OperationsClient(BaseOperationsClient):
     def _runner(self) -> _batch.SyncBatchRunner[Operation[Any, Any]]:
         if self._closed:
             raise RuntimeError("the OperationsClient is closed")
-        open_batch_client = self._background.opener()
-        with self._batch_lock:
-            if self._batch_runner is None:
-                from lro_grpc._batch import SyncBatchRunner
-
-                self._batch_runner = SyncBatchRunner(open_batch_client, wrap=self._wrap)
-            return self._batch_runner
+        return self._background.runner(self._wrap)
 
     def as_completed(
         self,
@@ -596,10 +573,7 @@ class OperationsClient(BaseOperationsClient):
         if self._closed:
             return
         self._closed = True
-        with self._batch_lock:
-            runner, self._batch_runner = self._batch_runner, None
-        if runner is not None:
-            runner.close()
+        self._background.close()
         if self._owns_channel:
             self._channel.close()
 
