@@ -18,10 +18,7 @@ MAX_LINES = 600
 
 LONG_FILES_LEFT: set[str] = set()
 
-COMPLEX_FUNCTIONS_LEFT = {
-    # The wait command's branches (journal, names from a file, progress, JSON) want helpers of their own.
-    "lro_grpc/_cli/wait.py:_cmd_wait",
-}
+COMPLEX_FUNCTIONS_LEFT: set[str] = set()
 
 
 def _sources() -> list[Path]:

@@ -63,6 +63,27 @@ def _read_names(source: str) -> list[str]:
 
 
 def _cmd_wait(args: argparse.Namespace, console: _Console) -> int:
+    names, journal_api = _names_to_wait_for(args)
+    api = _choose_api(args.api, journal_api or [_api_of_name(name) for name in names])
+    poll_policy = _poll_policy(args, api)
+    options = _client_options(args)
+    started = time.monotonic()
+    first, registry = _first_look(args, api, options, names[0], resuming=bool(journal_api))
+    if len(names) == 1 and first is not None and first.done and args.journal is None:
+        results = [first]
+    else:
+        remaining = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
+        results = _wait_batch(args, console, api, names, poll_policy, options, registry, timeout=remaining)
+    outcomes = [_wait_outcome(operation) for operation in results]
+    _print_results(args, console, [operation_to_dict(operation, registry) for operation in results])
+    code = max(outcomes)
+    if code != ExitCode.OK:
+        _error_line(console, _wait_error_message(args, results, outcomes, code, registry))
+    return code
+
+
+def _names_to_wait_for(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The names to wait for (given, read from ``--names-from``, else the journal's) and the journal's API, if any."""
     names: list[str] = list(dict.fromkeys(args.names + (_read_names(args.names_from) if args.names_from else [])))
     journal_api: list[str] = []
     if args.journal is not None and os.path.exists(args.journal):
@@ -73,34 +94,32 @@ def _cmd_wait(args: argparse.Namespace, console: _Console) -> int:
             journal_api = [summary.identity.api]
     if not names:
         raise _UsageError("wait needs operation names: NAME..., --names-from FILE, or a --journal FILE that has some")
-    api = _choose_api(args.api, journal_api or [_api_of_name(name) for name in names])
-    poll_policy = _poll_policy(args, api)
-    options = _client_options(args)
-    started = time.monotonic()
+    return names, journal_api
+
+
+def _first_look(
+    args: argparse.Namespace, api: str, options: dict[str, Any], name: str, *, resuming: bool
+) -> tuple[operations_pb2.Operation | None, TypeRegistry]:
+    """The first operation as one GetOperation sees it (``None`` when resuming a journal), and the registry."""
     # The first look counts against --timeout too: its attempts and retries end by then.
     first_options = options if args.timeout is None else _within(options, api, args.timeout)
     with _open_client(args, api, first_options) as client:
-        registry = client.registry
         # One GetOperation first: a wrong endpoint, missing credentials or an unknown first
         # name fail here with their own exit code instead of being polled until the timeout.
         # A journal being resumed is not asked again (its outcomes need no RPC).
-        first = None
         try:
-            first = client.get(names[0]).raw if not journal_api else None
+            return (client.get(name).raw if not resuming else None), client.registry
         except RpcError as error:
             if args.timeout is not None and error.code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise WaitTimeoutError(
-                    f"timed out after {args.timeout:g}s: no answer to the first GetOperation of {names[0]!r}",
+                    f"timed out after {args.timeout:g}s: no answer to the first GetOperation of {name!r}",
                     timeout=args.timeout,
                 ) from error
             raise
-    if len(names) == 1 and first is not None and first.done and args.journal is None:
-        results = [first]
-    else:
-        remaining = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
-        results = _wait_batch(args, console, api, names, poll_policy, options, registry, timeout=remaining)
-    outcomes = [_wait_outcome(operation) for operation in results]
-    dicts = [operation_to_dict(operation, registry) for operation in results]
+
+
+def _print_results(args: argparse.Namespace, console: _Console, dicts: Sequence[dict[str, Any]]) -> None:
+    """What ``wait`` prints at the end: one operation in full, else the table (or, with --json, those still running)."""
     if len(dicts) == 1:
         if args.json:
             console.print_json(dicts[0])
@@ -114,10 +133,6 @@ def _cmd_wait(args: argparse.Namespace, console: _Console) -> int:
     else:
         width = _cli_output.table_width(console.out, wide=args.wide)
         console.print(_progress.render_operation_table(dicts, width=width))
-    code = max(outcomes)
-    if code != ExitCode.OK:
-        _error_line(console, _wait_error_message(args, results, outcomes, code, registry))
-    return code
 
 
 def _wait_batch(
