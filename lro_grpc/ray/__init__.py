@@ -80,12 +80,11 @@ import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import ray
-from google.protobuf.message import Message
 
-from lro_grpc.operation import Operation
+from lro_grpc.operation import MetadataT, Operation, ResponseT
 from lro_grpc.policies import Duration, PollPolicy
 from lro_grpc.ray._actor import remote_class
 from lro_grpc.ray._calls import CallTimedOut, ShardCall, merged
@@ -93,9 +92,6 @@ from lro_grpc.ray._handles import CallPlan, drive, in_order, in_order_async, tim
 from lro_grpc.ray._settings import ActorSettings, shard_of
 
 __all__ = ["ClusterStats", "ClusterWaiter"]
-
-ResponseT = TypeVar("ResponseT", bound=Message)
-MetadataT = TypeVar("MetadataT", bound=Message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,47 +206,15 @@ class ClusterWaiter:
 
     # ------------------------------------------------------------------------ waiting
 
-    @overload
-    def as_completed(
-        self, names: Iterable[str], *, timeout: Duration | None = ..., poll_policy: PollPolicy | None = ...
-    ) -> Iterator[Operation[Any, Any]]: ...
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-    ) -> Iterator[Operation[ResponseT, MetadataT]]: ...
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        response_type: type[ResponseT],
-    ) -> Iterator[Operation[ResponseT, Any]]: ...
-    @overload
-    def as_completed(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        metadata_type: type[MetadataT],
-    ) -> Iterator[Operation[Any, MetadataT]]: ...
     def as_completed(
         self,
         names: Iterable[str],
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
-    ) -> Iterator[Operation[Any, Any]]:
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
+    ) -> Iterator[Operation[ResponseT, MetadataT]]:
         """Yield each operation as soon as the cluster's actor sees it finished.
 
         The arguments are checked when this is called (an invalid name raises
@@ -277,47 +241,15 @@ class ClusterWaiter:
         plan = CallPlan.check(names, timeout, poll_policy, response_type, metadata_type)
         return drive(self._handles(plan))
 
-    @overload
-    def wait_all(
-        self, names: Iterable[str], *, timeout: Duration | None = ..., poll_policy: PollPolicy | None = ...
-    ) -> list[Operation[Any, Any]]: ...
-    @overload
-    def wait_all(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-    ) -> list[Operation[ResponseT, MetadataT]]: ...
-    @overload
-    def wait_all(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        response_type: type[ResponseT],
-    ) -> list[Operation[ResponseT, Any]]: ...
-    @overload
-    def wait_all(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        metadata_type: type[MetadataT],
-    ) -> list[Operation[Any, MetadataT]]: ...
     def wait_all(
         self,
         names: Iterable[str],
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
-    ) -> list[Operation[Any, Any]]:
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
+    ) -> list[Operation[ResponseT, MetadataT]]:
         """Wait for every operation; return them in the order of ``names`` (see :meth:`as_completed`).
 
         Raises:
@@ -329,47 +261,15 @@ class ClusterWaiter:
         plan = CallPlan.check(names, timeout, poll_policy, response_type, metadata_type)
         return in_order(plan, drive(self._handles(plan)))
 
-    @overload
-    def as_completed_async(
-        self, names: Iterable[str], *, timeout: Duration | None = ..., poll_policy: PollPolicy | None = ...
-    ) -> AsyncIterator[Operation[Any, Any]]: ...
-    @overload
-    def as_completed_async(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-    ) -> AsyncIterator[Operation[ResponseT, MetadataT]]: ...
-    @overload
-    def as_completed_async(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        response_type: type[ResponseT],
-    ) -> AsyncIterator[Operation[ResponseT, Any]]: ...
-    @overload
-    def as_completed_async(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        metadata_type: type[MetadataT],
-    ) -> AsyncIterator[Operation[Any, MetadataT]]: ...
     async def as_completed_async(
         self,
         names: Iterable[str],
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
-    ) -> AsyncIterator[Operation[Any, Any]]:
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
+    ) -> AsyncIterator[Operation[ResponseT, MetadataT]]:
         """:meth:`as_completed` for async code (async actors, async drivers): ``async for op in ...``.
 
         The arguments are checked on the first iteration, before anything reaches the actor.
@@ -378,47 +278,15 @@ class ClusterWaiter:
         async for handle in self._handles(plan):
             yield handle
 
-    @overload
-    async def wait_all_async(
-        self, names: Iterable[str], *, timeout: Duration | None = ..., poll_policy: PollPolicy | None = ...
-    ) -> list[Operation[Any, Any]]: ...
-    @overload
-    async def wait_all_async(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        response_type: type[ResponseT],
-        metadata_type: type[MetadataT],
-    ) -> list[Operation[ResponseT, MetadataT]]: ...
-    @overload
-    async def wait_all_async(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        response_type: type[ResponseT],
-    ) -> list[Operation[ResponseT, Any]]: ...
-    @overload
-    async def wait_all_async(
-        self,
-        names: Iterable[str],
-        *,
-        timeout: Duration | None = ...,
-        poll_policy: PollPolicy | None = ...,
-        metadata_type: type[MetadataT],
-    ) -> list[Operation[Any, MetadataT]]: ...
     async def wait_all_async(
         self,
         names: Iterable[str],
         *,
         timeout: Duration | None = None,
         poll_policy: PollPolicy | None = None,
-        response_type: type[Message] | None = None,
-        metadata_type: type[Message] | None = None,
-    ) -> list[Operation[Any, Any]]:
+        response_type: type[ResponseT] | None = None,
+        metadata_type: type[MetadataT] | None = None,
+    ) -> list[Operation[ResponseT, MetadataT]]:
         """:meth:`wait_all` for async code: ``await waiter.wait_all_async(names)``."""
         plan = CallPlan.check(names, timeout, poll_policy, response_type, metadata_type)
         return await in_order_async(plan, self._handles(plan))
