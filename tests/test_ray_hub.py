@@ -7,10 +7,12 @@ whose GetOperation calls are counted per name.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from counting import GetCounter
+from timed_servicer import Server, serving
 
 from lro_grpc import AsyncOperationsClient
 from lro_grpc.emulator import Emulator
@@ -86,3 +88,34 @@ async def test_names_no_call_waits_for_are_no_longer_polled(counter: GetCounter)
             assert await collect(hub.stream([stuck], timeout=30, poll_policy=None)) == ([stuck], None)
         finally:
             await hub.aclose()
+
+
+async def test_a_call_that_comes_while_its_scope_is_listed_costs_the_next_listing_not_a_get_per_name() -> None:
+    # Callers of a cluster waiter come one after another (seconds apart on a loaded cluster); the names of
+    # one that comes while the scope is being listed for another are held for that listing, then listed.
+    server = Server()
+    server.listings.gate = asyncio.Event()
+    scope = "projects/p/locations/us-east1/operations"
+    first = [server.add(f"{scope}/first-{index}", 3600) for index in range(20)]
+    second = [server.add(f"{scope}/second-{index}", 3600) for index in range(20)]
+    slow = PollPolicy(initial=1.0, multiplier=1.0, maximum=1.0, jitter=0.0)
+    async with serving(server) as target:
+        hub = WaitHub(lambda: AsyncOperationsClient(target, poll_policy=slow))
+        try:
+            calls = [asyncio.ensure_future(collect(hub.stream(first, timeout=60, poll_policy=None)))]
+            await asyncio.wait_for(server.listings.waiting.wait(), 10)
+            calls.append(asyncio.ensure_future(collect(hub.stream(second, timeout=60, poll_policy=None))))
+            await asyncio.sleep(0.3)
+            assert sum(server.gets.get(name, 0) for name in second) == 0
+            server.listings.gate.set()
+            deadline = time.monotonic() + 10
+            while server.calls["ListOperations"] < 2:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            assert sum(server.gets.get(name, 0) for name in second) <= 1  # a spot check at most
+            for name in first + second:
+                server.ops[name].finish_at = time.monotonic()
+            (got_first, _), (got_second, _) = await asyncio.gather(*calls)
+        finally:
+            await hub.aclose()
+    assert sorted(got_first) == sorted(first) and sorted(got_second) == sorted(second)

@@ -7,6 +7,7 @@ that repeats, a smaller page than asked); it counts every call.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import random
@@ -43,6 +44,8 @@ class Listings:
         self.repeat_token = False
         self.refuse: int = 0  # RESOURCE_EXHAUSTED for the next N listings
         self.page_cap: int | None = None  # the server's own largest page
+        self.gate: asyncio.Event | None = None  # set: each listing waits for it to open
+        self.waiting = asyncio.Event()  # set when a listing first waits at the gate
 
 
 class Server(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
@@ -93,6 +96,9 @@ class Server(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
         self, request: operations_pb2.ListOperationsRequest, context: grpc.aio.ServicerContext
     ) -> operations_pb2.ListOperationsResponse:
         listings = self.listings
+        if listings.gate is not None and not listings.gate.is_set():
+            listings.waiting.set()
+            await listings.gate.wait()
         with self._lock:
             self.calls["ListOperations"] += 1
             self.call_times.append(time.monotonic())

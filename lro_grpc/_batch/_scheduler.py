@@ -332,14 +332,15 @@ class BatchScheduler:
         return start
 
     def _take(self, now: float) -> Job:
-        """Pop the earliest due operation, spend one call, and decide how it is looked at."""
+        """Pop the earliest due operation, decide how it is looked at, and spend one call (none to hold it)."""
         entry = heapq.heappop(self._heap)[2]
-        if self._bucket is not None:
-            self._bucket.take(now)
+        sweep = None
         if self._sweeper is not None and entry.scope is not None and not entry.confirm:
             sweep = self._sweeper.round_for(entry, now)
-            if sweep is not None:
-                return sweep
+        if self._bucket is not None and (sweep is None or sweep.claimed):  # a round claiming nothing calls nothing
+            self._bucket.take(now)
+        if sweep is not None:
+            return sweep
         entry.state = POLLING
         self.in_flight[entry] = None
         return entry

@@ -60,13 +60,9 @@ from typing import Final
 from google.longrunning import operations_pb2
 
 from lro_grpc._batch._done_listing import DoneListing, done_filter, other_scope, page_cost, start_time
+from lro_grpc._batch._held import HeldOperations
 from lro_grpc._batch._ports import QUEUED, SWEEPING, Entry, ListPage, Scheduling
-from lro_grpc._batch._scopes import (
-    FINANCIAL_SERVICES_PAGE_SIZE,
-    SERVICE_MANAGEMENT_PAGE_SIZE,
-    ListScope,
-    list_scope,
-)
+from lro_grpc._batch._scopes import FINANCIAL_SERVICES_PAGE_SIZE, SERVICE_MANAGEMENT_PAGE_SIZE, ListScope, list_scope
 from lro_grpc._batch._timing import nominal_delay
 from lro_grpc._batch._trust import MAX_EMPTY_PAGES, ScopeTrust, page_budget
 from lro_grpc._core import LIST_REJECTED_CODES, RpcFailure, is_message_size_failure, is_throttling
@@ -170,8 +166,9 @@ class Round:
         self.interval = interval
 
     async def run(self) -> None:
-        """List the scope and settle every claimed operation."""
-        await self._sweeper.sweep(self)
+        """List the scope and settle every claimed operation; a round that claimed none holds one (nothing to do)."""
+        if self.claimed:
+            await self._sweeper.sweep(self)
 
 
 class _Listed:
@@ -209,6 +206,7 @@ class Sweeper:
         self._scheduler = scheduler
         self._list = list_fetch
         self._scopes: dict[ListScope, Scope] = {}
+        self._held = HeldOperations()  # due while their scope's listing was in flight (see ._held)
         self.rounds = 0
         """Listing rounds started."""
 
@@ -239,14 +237,17 @@ class Sweeper:
         """A listing round of ``entry``'s scope, if listing is the cheaper way to look at it now.
 
         ``entry`` is due (taken off the heap by the scheduler). Returns
-        ``None`` when it is to be polled on its own.
+        ``None`` when it is to be polled on its own; a round that claims
+        nothing (and starts no call) when it is held until the scope's
+        listing in flight ends (:mod:`._held`).
         """
         scope: Scope | None = entry.scope
-        if scope is None or scope.rejected or scope.in_round or now < scope.one_by_one_until:
-            return None
-        if now < scope.trust.distrusted_until:
+        if scope is None or scope.rejected or now < scope.one_by_one_until or now < scope.trust.distrusted_until:
             return None
         interval = nominal_delay(entry.policy, entry.attempts)
+        if scope.in_round:
+            self._held.hold(scope, entry, self._scheduler)
+            return Round(self, scope, [], now, interval)
         horizon = now + _LOOKAHEAD * interval
         due = sum(1 for other in scope.entries if other.state == QUEUED and other.due <= horizon and not other.confirm)
         if scope.listing_cost(now) >= due:
@@ -271,6 +272,7 @@ class Sweeper:
             outcome = await self._walk(sweep, listed)
         finally:
             scope.in_round = False
+            self._held.release(scope, self._scheduler)
         scheduler = self._scheduler
         now = time.monotonic()
         checked: set[Entry] = set()
