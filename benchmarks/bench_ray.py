@@ -20,6 +20,18 @@ what the four tasks spent waiting), and the time from each operation's
 which run goes first. Targets: cluster RPCs <= 1.2x one process's; p99 time
 to report <= interval + 0.5 s. The actor's CPU per operation also tells where
 one actor saturates a core (operations reported per second at 100%).
+
+Then where one actor saturates, against two (``--burst-ops``, default 6,000;
+0 skips it): that many operations over the eight locations, already finished
+when the four tasks ask for them (``as_completed``, a quarter each), so the
+actors report as fast as they can; ``shards=1`` against ``shards=2``
+(alternating which goes first). Measured: operations reported per second
+(from submitting the tasks to the last one's return), the actors' CPU (per
+operation, and as a share of the wall time: 1.0 is one core busy), and the
+emulator's CPU share over the same time. Local Ray on two cores runs the
+actors, the four tasks, the emulator and the driver on the same two cores, so
+this shows whether a second actor helps there, not what it would do with a
+core of its own on another node.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import ray
-from bench_sweep import INTERVAL, POLICY, start_batch
+from bench_sweep import INTERVAL, POLICY, create, start_batch
 from bench_waiter import EmulatorProcess, percentile
 
 from lro_grpc.aio import AsyncOperationsClient
@@ -60,6 +72,7 @@ class Run:
         self.delays: list[float] = []
         self.reported = 0
         self.repeats = 0
+        self.seconds = 0.0
 
     def line(self, size: int) -> str:
         calls = sum(self.rpcs.values())
@@ -115,7 +128,9 @@ def cluster(waiter: ClusterWaiter, actor_pid: int, names: Sequence[str]) -> Run:
     actor_cpu = process_cpu(actor_pid)
     size = len(names) // TASKS
     parts = [list(names[index * size : (index + 1) * size if index < TASKS - 1 else None]) for index in range(TASKS)]
+    started = time.perf_counter()
     results = ray.get([wait_in_task.remote(waiter, part) for part in parts])
+    run.seconds = time.perf_counter() - started
     run.cpu = process_cpu(actor_pid) - actor_cpu + sum(cpu for cpu, _, _, _ in results)
     for _, delays, reported, repeats in results:
         run.delays.extend(delays)
@@ -127,10 +142,106 @@ def cluster(waiter: ClusterWaiter, actor_pid: int, names: Sequence[str]) -> Run:
     return run
 
 
+class Burst:
+    """What one wait for already-finished operations measured."""
+
+    def __init__(self, shards: int, size: int, seconds: float, actor_cpu: float, emulator_cpu: float) -> None:
+        self.shards = shards
+        self.size = size
+        self.seconds = seconds
+        self.actor_cpu = actor_cpu
+        self.emulator_cpu = emulator_cpu
+
+    @property
+    def rate(self) -> float:
+        return self.size / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"shards={self.shards}: {self.size} operations in {self.seconds:.2f} s = {self.rate:,.0f} reported per "
+            f"second; actors' CPU {self.actor_cpu:.2f} s ({1e6 * self.actor_cpu / self.size:.0f} us per operation, "
+            f"{self.actor_cpu / self.seconds:.2f} of a core); emulator {self.emulator_cpu / self.seconds:.2f} of a core"
+        )
+
+
+def actor_pids(waiter: ClusterWaiter, namespace: str) -> list[int]:
+    return [
+        ray.get(ray.get_actor(name, namespace=namespace).__ray_call__.remote(lambda _self: os.getpid()))
+        for name in waiter.actor_names
+    ]
+
+
+def burst(emulator: EmulatorProcess, waiter: ClusterWaiter, pids: list[int], project: str, size: int) -> Burst:
+    """Wait with four tasks for ``size`` operations that finished before the wait."""
+    names = asyncio.run(create(emulator.target, project, [0.0] * size, size))
+    part_size = len(names) // TASKS
+    parts = [names[index * part_size : (index + 1) * part_size] for index in range(TASKS - 1)]
+    parts.append(names[(TASKS - 1) * part_size :])
+    actor_cpu = sum(process_cpu(pid) for pid in pids)
+    emulator_cpu = emulator.cpu_seconds()
+    started = time.perf_counter()
+    results = ray.get([wait_in_task.remote(waiter, part) for part in parts])
+    seconds = time.perf_counter() - started
+    reported = sum(count for _, _, count, _ in results)
+    if reported != size:
+        raise RuntimeError(f"{reported} of {size} operations reported")
+    return Burst(
+        len(pids),
+        size,
+        seconds,
+        sum(process_cpu(pid) for pid in pids) - actor_cpu,
+        emulator.cpu_seconds() - emulator_cpu,
+    )
+
+
+def saturation(emulator: EmulatorProcess, rounds: int, size: int) -> list[str]:
+    """One actor against two on bursts of finished operations: the section's lines."""
+    waiters = {
+        shards: ClusterWaiter.connect(
+            emulator.target, name=f"bench-ray-burst{shards}", shards=shards, poll_policy=POLICY
+        )
+        for shards in (1, 2)
+    }
+    pids = {shards: actor_pids(waiter, "bench-ray") for shards, waiter in waiters.items()}
+    for shards, waiter in waiters.items():  # each actor's client connected, a worker per task ready
+        burst(emulator, waiter, pids[shards], f"burst{shards}-warm-up", 64)
+    runs: dict[int, list[Burst]] = {1: [], 2: []}
+    lines = [f"where one actor saturates: {size} finished operations, four tasks, local Ray (num_cpus=2)"]
+    try:
+        for round_index in range(rounds):
+            for shards in (1, 2) if round_index % 2 == 0 else (2, 1):
+                print(f"burst round {round_index + 1}: shards={shards}, {size} operations ...", flush=True)
+                run = burst(emulator, waiters[shards], pids[shards], f"burst{shards}-{round_index}", size)
+                runs[shards].append(run)
+                lines.append(f"  round {round_index + 1}, {run.line()}")
+    finally:
+        for waiter in waiters.values():
+            waiter.shutdown()
+    rate_ratios = [two.rate / one.rate for one, two in zip(runs[1], runs[2], strict=True)]
+    for shards, measured in runs.items():
+        rates = [run.rate for run in measured]
+        busy = [run.actor_cpu / run.seconds for run in measured]
+        lines.append(
+            f"  shards={shards}: {min(rates):,.0f} min / {statistics.median(rates):,.0f} median operations reported "
+            f"per second; actors busy {statistics.median(busy):.2f} of a core (median)"
+        )
+    lines.append(
+        f"  shards=2 / shards=1 operations per second: min {min(rate_ratios):.2f}, "
+        f"median {statistics.median(rate_ratios):.2f}"
+    )
+    return lines
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", type=int, default=6000, help="operations per run (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default: %(default)s)")
+    parser.add_argument(
+        "--burst-ops",
+        type=int,
+        default=6000,
+        help="finished operations per saturation run, 0 to skip (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -140,10 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"emulator at {emulator.target}", flush=True)
     ray.init(num_cpus=2, include_dashboard=False, namespace="bench-ray", log_to_driver=False)
     lines: list[str] = []
+    burst_lines: list[str] = []
     rpc_ratios: list[float] = []
     cpu_ratios: list[float] = []
     p99s: list[float] = []
     actor_per_op: list[float] = []
+    actor_busy: list[float] = []
     try:
         waiter = ClusterWaiter.connect(emulator.target, name="bench-ray", poll_policy=POLICY)
         actor_pid = ray.get(ray.get_actor("bench-ray").__ray_call__.remote(lambda _self: os.getpid()))
@@ -165,14 +278,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             cpu_ratios.append(cpu_ratio)
             p99s.append(percentile(clustered.delays, 0.99))
             actor_per_op.append(clustered.actor_cpu / args.ops)  # type: ignore[attr-defined]
+            actor_busy.append(clustered.actor_cpu / clustered.seconds)  # type: ignore[attr-defined]
             lines.append(f"round {round_index + 1}:")
             lines.append("  " + single.line(args.ops))
             lines.append("  " + clustered.line(args.ops))
             lines.append(
                 f"  cluster / one process: RPCs {rpc_ratio:.3f}x (target <= 1.2), client CPU {cpu_ratio:.2f}x; "
-                f"actor CPU {1e6 * actor_per_op[-1]:.0f} us per operation"
+                f"actor CPU {1e6 * actor_per_op[-1]:.0f} us per operation, {actor_busy[-1]:.2f} of a core "
+                f"over the {clustered.seconds:.1f} s wait"
             )
         waiter.shutdown()
+        if args.burst_ops:
+            burst_lines = saturation(emulator, args.rounds, args.burst_ops)
     finally:
         ray.shutdown()
         emulator.stop()
@@ -188,9 +305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     per_op = statistics.median(actor_per_op)
     print(
-        f"one actor: {1e6 * per_op:.0f} us of its CPU per operation (median): it saturates a core at about "
-        f"{1 / per_op:,.0f} operations reported per second"
+        f"one actor: {1e6 * per_op:.0f} us of its CPU per operation (median), {statistics.median(actor_busy):.2f} "
+        f"of a core over the wait (median): at this pace it would saturate a core at about {1 / per_op:,.0f} "
+        "operations reported per second"
     )
+    for line in burst_lines:
+        print(line)
     return 0
 
 
