@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import os
 import statistics
@@ -142,15 +143,15 @@ def cluster(waiter: ClusterWaiter, actor_pid: int, names: Sequence[str]) -> Run:
     return run
 
 
+@dataclasses.dataclass(frozen=True)
 class Burst:
     """What one wait for already-finished operations measured."""
 
-    def __init__(self, shards: int, size: int, seconds: float, actor_cpu: float, emulator_cpu: float) -> None:
-        self.shards = shards
-        self.size = size
-        self.seconds = seconds
-        self.actor_cpu = actor_cpu
-        self.emulator_cpu = emulator_cpu
+    shards: int
+    size: int
+    seconds: float
+    actor_cpu: float
+    emulator_cpu: float
 
     @property
     def rate(self) -> float:
