@@ -158,7 +158,10 @@ class ClusterWaiter:
             name: the Ray actor's name (``name-0`` .. ``name-{K-1}`` with ``shards=K``).
             namespace: the Ray namespace (default: the job's).
             shards: spread list scopes over this many actors, each with
-                ``batch_qps / shards``; a scope never spans two.
+                ``batch_qps / shards``; a scope never spans two. Keep 1 unless
+                the actor's process nears a full core, and then give each
+                actor a core of its own (the README's "Waiting from a Ray
+                cluster" has the measurements).
             journal: a journal file on the actor's node (see the module docs).
             **client_options: the clients' keyword arguments (``batch_qps``,
                 ``batch_max_in_flight``, ``batch_sweep``, ``rpc_timeout``,
