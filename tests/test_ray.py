@@ -172,7 +172,7 @@ def test_four_tasks_share_one_actor_sweeps_and_budget(server_calls: ServerCalls,
     # The scheduler's budget is a bucket of one token: any second holds at most qps + 1 starts,
     # and arrival at the server adds a little jitter.
     assert server_calls.busiest_second() <= qps + 2, server_calls.busiest_second()
-    assert stats.rpcs["GetOperation"] == server_calls.by_method["GetOperation"]
+    assert stats.rpcs["GetOperation"] == server_calls.by_method["GetOperation"], stats
     # Four calls (a call that finds the actor busy past Ray's health checks resumes: one more).
     assert stats.calls >= 4 and stats.pending == 0
 

@@ -94,7 +94,7 @@ class WaiterActor:
             "active_calls": hub.active_calls,
             "calls": hub.calls,
             "shared": hub.shared,
-            "rpcs": dict(self._counter.calls),
+            "rpcs": {"GetOperation": 0, "ListOperations": 0, **self._counter.calls},
             "sweeps": self._counter.sweeps,
             "reconstructed": self._reconstructed,
         }
