@@ -29,6 +29,7 @@ DOCS = HERE.parent / "docs"
 OUT = DOCS / "benchmarks"
 SCRIPTS = (
     "bench_waiter.py",
+    "bench_single_call.py",
     "bench_sweep.py",
     "bench_journal.py",
     "bench_list_weights.py",
@@ -39,6 +40,7 @@ ARGUMENTS = {"bench_sweep.py": ["--docs", ""]}
 """Arguments per script: bench_sweep.py would write this page itself; here its output goes into the page."""
 TITLES = {
     "bench_waiter.py": "Polling one by one: client CPU per poll against the floor and google-api-core",
+    "bench_single_call.py": "One call: client CPU of `get` against the raw stub, and import time against gRPC",
     "bench_sweep.py": "Sweeping with ListOperations against polling each operation",
     "bench_journal.py": "What a batch journal costs per operation",
     "bench_list_weights.py": "What ListOperations pages weigh",
