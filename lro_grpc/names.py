@@ -170,12 +170,13 @@ def _shorten(text: str) -> str:
     return repr(text) if len(text) <= 100 else f"{text[:60]!r}...{text[-20:]!r}"
 
 
-_URL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//[^/]+/(?:v[0-9][a-z0-9]*/)?(?P<path>(?:projects|operations)[^?#]*)")
+# Compiled (and cached by ``re``) when a bad name is first reported, not at import.
+_URL = r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//[^/]+/(?:v[0-9][a-z0-9]*/)?(?P<path>(?:projects|operations)[^?#]*)"
 
 
 def _url_suggestion(text: str) -> str:
     """A hint for a name pasted as a URL (``https://host/v1/projects/...``): the name without the prefix."""
-    match = _URL.match(text)
+    match = re.match(_URL, text)
     if match is None:
         return ""
     path = match.group("path")
