@@ -119,6 +119,7 @@ class BaseOperationsClient:
         self._answered = False  # set once the server answers an RPC (see CallSettings.first_contact)
         self._clock: Callable[[], float] = time.monotonic
         self._rng: random.Random | None = None
+        self._default_settings: _core.CallSettings | None = None
 
     @property
     def registry(self) -> TypeRegistry:
@@ -155,6 +156,13 @@ class BaseOperationsClient:
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> _core.CallSettings:
+        if rpc_timeout is USE_CLIENT_DEFAULT and timeout is USE_CLIENT_DEFAULT and self._answered:
+            # The common call: the client's own settings, past the first answer; built once.
+            if self._default_settings is None:
+                self._default_settings = _core.CallSettings(
+                    self._retry_policy, self._rpc_timeout, rng=self._rng, clock=self._clock, first_contact=False
+                )
+            return self._default_settings
         attempt_timeout = (
             self._rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else _core.check_rpc_timeout(rpc_timeout)
         )

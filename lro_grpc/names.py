@@ -24,6 +24,7 @@ authority on which it serves.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import urllib.parse
 from typing import Final, Literal
@@ -201,7 +202,23 @@ def parse_operation_name(name: object) -> OperationName:
             :data:`MAX_NAME_LENGTH`, :data:`MAX_ROUTING_HEADER_BYTES`). The
             message names the value and the expected forms.
     """
-    text = _require_str(name, "operation name")
+    if type(name) is str:  # exactly str: an equal str subclass must not get another's parse
+        return _parse_cached(name)
+    return _parse(_require_str(name, "operation name"))
+
+
+# Parsed names kept, least recently used dropped: a client calling about the same
+# operations again does not parse their names again (they are immutable values).
+_NAME_CACHE_SIZE: Final = 1024
+
+
+@functools.lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _parse_cached(text: str) -> OperationName:
+    # Only parses that succeed are kept: a malformed name raises each time.
+    return _parse(text)
+
+
+def _parse(text: str) -> OperationName:
     _check_length(text, "operation name")
     segments = text.split("/")
     if not any(_bad_segment(segment) for segment in segments):
