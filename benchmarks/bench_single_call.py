@@ -147,7 +147,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per loop and round (default: %(default)s)")
     parser.add_argument("--blocks", type=int, default=10, help="alternations per round (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=7, help="rounds of each pair (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds (default: %(default)s)")
     parser.add_argument("--names", type=int, default=16, help="operations called in turn (default: %(default)s)")
     parser.add_argument("--import-runs", type=int, default=15, help="fresh interpreters per import (default: 15)")
     return parser.parse_args(argv)
