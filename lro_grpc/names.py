@@ -27,7 +27,7 @@ import dataclasses
 import functools
 import re
 import urllib.parse
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from lro_grpc.errors import InvalidNameError
 
@@ -257,7 +257,9 @@ def validate_operation_name(name: object) -> str:
         TypeError: ``name`` is not a ``str``.
         InvalidNameError: ``name`` is malformed (see :func:`parse_operation_name`).
     """
-    return parse_operation_name(name).name
+    parse_operation_name(name)
+    # ``name`` itself, not the parse's: a kept parse of an equal string holds another object.
+    return cast(str, name)  # a str: parse_operation_name raised otherwise
 
 
 def validate_list_parent(parent: object) -> str:
