@@ -56,6 +56,14 @@ NOTES = {
         "lro_grpc pay alike; per completed operation api-core costs more, since its full-jitter "
         "sleeps also poll more often."
     ),
+    "bench_single_call.py": (
+        "Reading the figures: a call's client CPU is mostly gRPC's own (the raw stub's); a' and c' show "
+        "what sending the two headers and a deadline, which every call of these APIs carries, costs any "
+        "client on top of the bare stub (several percent, moving by about as much between rounds), so b/a' "
+        "and d/c' are what lro_grpc's own code adds. On this shared machine a round's ratio moves by 5-15%; "
+        "compare the medians, and the import figure only with a load average below the number of CPUs "
+        "(its minimum over fresh interpreters is the least disturbed run, but a loaded machine disturbs all)."
+    ),
     "bench_sweep.py": (
         'Reading the figures: "one by one" is what polling each operation every second until it is '
         "seen done costs (`sum(floor(d / 1 s) + 1)`, checked against the measured per-operation run). "
