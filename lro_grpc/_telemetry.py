@@ -3,7 +3,8 @@
 Active when the ``opentelemetry-api`` package can be imported (``pip install
 'lro-grpc[otel]'``); it is looked for once, on the first wait or RPC, never at
 ``import lro_grpc``. Without it every hook here is a ``None`` check. With it and no
-SDK configured, the API's no-op providers make the calls nearly free.
+meter provider set, a plan makes no counter (the API's proxy counters would drop
+every count); spans per wait go to the API's no-op tracer, nearly free.
 
 Spans are per wait (``lro_grpc.wait``: ``result()``, ``wait()``, ``exception()``)
 and per batch (``lro_grpc.batch``: ``as_completed``, ``wait_all``), of kind
