@@ -149,7 +149,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--blocks", type=int, default=10, help="alternations per round (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds (default: %(default)s)")
     parser.add_argument("--names", type=int, default=16, help="operations called in turn (default: %(default)s)")
-    parser.add_argument("--import-runs", type=int, default=15, help="fresh interpreters per import (default: 15)")
+    parser.add_argument("--import-runs", type=int, default=20, help="fresh interpreters per import (default: 20)")
     return parser.parse_args(argv)
 
 
