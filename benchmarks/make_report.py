@@ -29,6 +29,7 @@ DOCS = HERE.parent / "docs"
 OUT = DOCS / "benchmarks"
 SCRIPTS = (
     "bench_waiter.py",
+    "bench_single_call.py",
     "bench_sweep.py",
     "bench_journal.py",
     "bench_list_weights.py",
@@ -39,6 +40,7 @@ ARGUMENTS = {"bench_sweep.py": ["--docs", ""]}
 """Arguments per script: bench_sweep.py would write this page itself; here its output goes into the page."""
 TITLES = {
     "bench_waiter.py": "Polling one by one: client CPU per poll against the floor and google-api-core",
+    "bench_single_call.py": "One call: client CPU of `get` against the raw stub, and import time against gRPC",
     "bench_sweep.py": "Sweeping with ListOperations against polling each operation",
     "bench_journal.py": "What a batch journal costs per operation",
     "bench_list_weights.py": "What ListOperations pages weigh",
@@ -53,6 +55,14 @@ NOTES = {
         "measured floor: most of a poll's client CPU is gRPC's own per-call cost, which api-core and "
         "lro_grpc pay alike; per completed operation api-core costs more, since its full-jitter "
         "sleeps also poll more often."
+    ),
+    "bench_single_call.py": (
+        "Reading the figures: a call's client CPU is mostly gRPC's own (the raw stub's); a' and c' show "
+        "what sending the two headers and a deadline, which every call of these APIs carries, costs any "
+        "client on top of the bare stub (several percent, moving by about as much between rounds), so b/a' "
+        "and d/c' are what lro_grpc's own code adds. On this shared machine a round's ratio moves by 5-15%; "
+        "compare the medians, and the import figure only with a load average below the number of CPUs "
+        "(its minimum over fresh interpreters is the least disturbed run, but a loaded machine disturbs all)."
     ),
     "bench_sweep.py": (
         'Reading the figures: "one by one" is what polling each operation every second until it is '

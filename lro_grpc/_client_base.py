@@ -22,7 +22,6 @@ from google.protobuf.message import Message
 
 from lro_grpc import _core
 from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT, check_limits
-from lro_grpc._client_options import resolve_client_settings
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, UseClientDefault
 from lro_grpc._handle import check_expected_types
 from lro_grpc.apis import CLOUD_PLATFORM_SCOPE, ApiPreset, get_api
@@ -32,13 +31,27 @@ from lro_grpc.operation import BaseOperation
 from lro_grpc.policies import DEFAULT_POLL_POLICY, DEFAULT_RETRY_POLICY, Deadline, PollPolicy, RetryPolicy, to_seconds
 from lro_grpc.registry import TypeRegistry, default_registry
 
-__all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "HandleT", "OperationPage"]
+__all__ = ["DEFAULT_RPC_TIMEOUT", "BaseOperationsClient", "HandleT", "OperationPage", "plan_observer"]
 
 DEFAULT_RPC_TIMEOUT = 10.0
 """Per-RPC timeout, in seconds, when the caller gives none (the APIs' published Get/List timeout)."""
 
 HandleT = TypeVar("HandleT", bound=BaseOperation[Any, Any])
 """A handle type: :class:`~lro_grpc.operation.Operation` or :class:`~lro_grpc.operation.AsyncOperation`."""
+
+
+def _first_plan_observer() -> _core.Observe | None:
+    # The telemetry module loads on the first RPC, not at ``import lro_grpc``; from then
+    # on its ``observer`` is called directly.
+    global plan_observer
+    from lro_grpc import _telemetry
+
+    plan_observer = _telemetry.observer
+    return _telemetry.observer()
+
+
+plan_observer: Callable[[], _core.Observe | None] = _first_plan_observer
+"""A fresh telemetry counter for one plan's attempts, or ``None`` (the drivers' ``observe=``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +119,7 @@ class BaseOperationsClient:
         self._answered = False  # set once the server answers an RPC (see CallSettings.first_contact)
         self._clock: Callable[[], float] = time.monotonic
         self._rng: random.Random | None = None
+        self._default_settings: _core.CallSettings | None = None
 
     @property
     def registry(self) -> TypeRegistry:
@@ -142,6 +156,13 @@ class BaseOperationsClient:
         rpc_timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> _core.CallSettings:
+        if rpc_timeout is USE_CLIENT_DEFAULT and timeout is USE_CLIENT_DEFAULT and self._answered:
+            # The common call: the client's own settings, past the first answer; built once.
+            if self._default_settings is None:
+                self._default_settings = _core.CallSettings(
+                    self._retry_policy, self._rpc_timeout, rng=self._rng, clock=self._clock, first_contact=False
+                )
+            return self._default_settings
         attempt_timeout = (
             self._rpc_timeout if isinstance(rpc_timeout, UseClientDefault) else _core.check_rpc_timeout(rpc_timeout)
         )
@@ -324,6 +345,8 @@ class BaseOperationsClient:
         read them (see ``lro_grpc._client_options``).
         """
         preset = get_api(api)
+        from lro_grpc._client_options import resolve_client_settings  # only for_api() reads client options
+
         settings = resolve_client_settings(
             preset.default_host,
             endpoint=endpoint,

@@ -64,6 +64,8 @@ def check_expected_types(response_type: object, metadata_type: object) -> None:
     Raises:
         TypeError: a value is neither ``None`` nor a protobuf message class.
     """
+    if response_type is None and metadata_type is None:
+        return
     _check_message_class(response_type, what="response_type")
     _check_message_class(metadata_type, what="metadata_type")
 
@@ -174,6 +176,8 @@ class BaseOperation(Generic[ResponseT, MetadataT]):
         Raises:
             TypeError: a value is neither ``None`` nor a protobuf message class.
         """
+        if response_type is metadata_type is self._response_type is self._metadata_type is None:
+            return self  # decoded by the registry, as already: nothing to change (a fresh handle's case)
         self._response_type = _check_message_class(response_type, what="response_type")
         self._metadata_type = _check_message_class(metadata_type, what="metadata_type")
         self._metadata_cache = None

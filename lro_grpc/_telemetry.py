@@ -3,7 +3,8 @@
 Active when the ``opentelemetry-api`` package can be imported (``pip install
 'lro-grpc[otel]'``); it is looked for once, on the first wait or RPC, never at
 ``import lro_grpc``. Without it every hook here is a ``None`` check. With it and no
-SDK configured, the API's no-op providers make the calls nearly free.
+meter provider set, a plan makes no counter (the API's proxy counters would drop
+every count); spans per wait go to the API's no-op tracer, nearly free.
 
 Spans are per wait (``lro_grpc.wait``: ``result()``, ``wait()``, ``exception()``)
 and per batch (``lro_grpc.batch``: ``as_completed``, ``wait_all``), of kind
@@ -97,6 +98,8 @@ class Instruments:
     retries: Any
     time_to_done: Any
     batch_pending: Any
+    metering: Callable[[], bool] = lambda: True
+    """Whether the counters count: ``False`` while no meter provider is set (their adds are dropped)."""
 
     @contextlib.contextmanager
     def wait_span(self, name: str) -> Iterator[WaitTally]:
@@ -149,8 +152,9 @@ def _load() -> Instruments | None:
         return None
     from lro_grpc._version import __version__
 
-    meter = metrics.get_meter("lro_grpc", __version__)
+    meter = metrics.get_meter("lro_grpc", __version__)  # sets the provider OTEL_PYTHON_METER_PROVIDER names
     return Instruments(
+        metering=_metering_probe(),
         tracer=trace.get_tracer("lro_grpc", __version__),
         calls=meter.create_counter("lro_grpc.rpc.calls", unit="{call}", description="RPC attempts"),
         polls=meter.create_counter("lro_grpc.polls", unit="{poll}", description="answered looks at an operation"),
@@ -162,6 +166,19 @@ def _load() -> Instruments | None:
             "lro_grpc.batch.pending", unit="{operation}", description="operations batches still wait for"
         ),
     )
+
+
+def _metering_probe() -> Callable[[], bool]:
+    # Until an application sets a meter provider, the API's proxy counters drop every
+    # add: a plan then needs no counter (its cost would be the whole of telemetry's on a
+    # call). The API keeps the provider in a module global, read directly: calling
+    # get_meter_provider() per plan costs about what it would save. Should that global
+    # move in a later API, every plan counts, as before.
+    from opentelemetry.metrics import _internal
+
+    if not hasattr(_internal, "_METER_PROVIDER"):
+        return lambda: True
+    return lambda: _internal._METER_PROVIDER is not None
 
 
 class PlanObserver:
@@ -197,9 +214,15 @@ class PlanObserver:
 
 
 def observer() -> PlanObserver | None:
-    """A fresh counter for one plan's attempts, or ``None`` without OpenTelemetry (the drivers' ``observe=``)."""
+    """A fresh counter for one plan's attempts (the drivers' ``observe=``).
+
+    ``None`` without OpenTelemetry, and while it would record nothing: no meter
+    provider set and no wait span to tally for.
+    """
     tools = instruments()
-    return None if tools is None else PlanObserver(tools)
+    if tools is None or (not tools.metering() and _current_tally.get() is None):
+        return None  # nothing would be recorded: no meter provider, no wait span to tally for
+    return PlanObserver(tools)
 
 
 @contextlib.contextmanager

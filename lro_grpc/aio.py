@@ -46,6 +46,14 @@ __all__ = ["AsyncOperationPager", "AsyncOperationsClient"]
 T = TypeVar("T")
 
 
+@functools.lru_cache(maxsize=1024)
+def _aio_headers(pairs: tuple[tuple[str, str], ...]) -> grpc.aio.Metadata:
+    # grpc.aio turns a tuple of headers into its Metadata on every call; built once per
+    # name instead and shared by its calls, which only read it on a channel without
+    # interceptors (an interceptor may change the headers it is handed).
+    return grpc.aio.Metadata(*pairs)
+
+
 class AsyncOperationsClient(BaseOperationsClient):
     """An asyncio client for ``google.longrunning.Operations`` over one ``grpc.aio`` channel.
 
@@ -105,6 +113,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             self._channel = target
             self._stub = operations_pb2_grpc.OperationsStub(target)
             self._owns_channel = False
+            self._headers_shareable = False  # its interceptors, if any, may change a call's headers
             self._make_channel = None
             self.endpoint: _channels.Endpoint | None = None
         else:
@@ -112,6 +121,7 @@ class AsyncOperationsClient(BaseOperationsClient):
                 target, plaintext=plaintext, has_credentials=credentials is not None
             )
             self._owns_channel = True
+            self._headers_shareable = not chain
             self._make_channel = functools.partial(
                 _channels.create_async_channel,
                 self.endpoint,
@@ -185,8 +195,9 @@ class AsyncOperationsClient(BaseOperationsClient):
 
     async def _invoke(self, call: RpcCall) -> Any:
         method = getattr(self._current_stub(), call.method)
+        metadata = _aio_headers(call.metadata) if self._headers_shareable else call.metadata
         try:
-            reply = await method(call.request, timeout=call.timeout, metadata=call.metadata)
+            reply = await method(call.request, timeout=call.timeout, metadata=metadata)
         except grpc.aio.AioRpcError as error:
             reply = RpcFailure.from_grpc_error(error)
         return self._note_reply(reply)

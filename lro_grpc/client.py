@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc import _channels, _core, _telemetry
+from lro_grpc import _channels, _client_base, _core
 from lro_grpc._background import BackgroundClient
 from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
@@ -248,7 +248,7 @@ class OperationsClient(BaseOperationsClient):
             return RpcFailure.from_grpc_error(error)
 
     def _run(self, plan: Plan[T]) -> T:
-        return _core.run_sync(plan, self._invoke, observe=_telemetry.observer())
+        return _core.run_sync(plan, self._invoke, observe=_client_base.plan_observer())
 
     def _wrap(self, operation: operations_pb2.Operation) -> Operation[Any, Any]:
         """A handle on ``operation`` bound to this client."""
@@ -302,6 +302,8 @@ class OperationsClient(BaseOperationsClient):
             WaitTimeoutError: not done within ``timeout``; its ``operation`` is ``handle``.
             RpcError: an RPC failed for good.
         """
+        from lro_grpc import _telemetry
+
         with _telemetry.waiting(handle.name, lambda: handle.raw):
             self._run(
                 self._handle_wait_plan(
@@ -525,6 +527,8 @@ class OperationsClient(BaseOperationsClient):
             rpc_timeout=None,
             journal=journal,
         )
+        from lro_grpc import _telemetry
+
         completed = _telemetry.traced_results(completed, names or [], lambda op: op.raw)
         if response_type is None and metadata_type is None:
             return completed
@@ -552,6 +556,8 @@ class OperationsClient(BaseOperationsClient):
                 or last seen state, in input order.
         """
         names = self._batch_names(names, response_type, metadata_type)
+        from lro_grpc import _telemetry
+
         with _telemetry.tracing_batch(names or []) as trace:
             try:
                 results = self._runner().wait_all(

@@ -24,9 +24,10 @@ authority on which it serves.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import urllib.parse
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from lro_grpc.errors import InvalidNameError
 
@@ -170,12 +171,13 @@ def _shorten(text: str) -> str:
     return repr(text) if len(text) <= 100 else f"{text[:60]!r}...{text[-20:]!r}"
 
 
-_URL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//[^/]+/(?:v[0-9][a-z0-9]*/)?(?P<path>(?:projects|operations)[^?#]*)")
+# Compiled (and cached by ``re``) when a bad name is first reported, not at import.
+_URL = r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//[^/]+/(?:v[0-9][a-z0-9]*/)?(?P<path>(?:projects|operations)[^?#]*)"
 
 
 def _url_suggestion(text: str) -> str:
     """A hint for a name pasted as a URL (``https://host/v1/projects/...``): the name without the prefix."""
-    match = _URL.match(text)
+    match = re.match(_URL, text)
     if match is None:
         return ""
     path = match.group("path")
@@ -200,7 +202,23 @@ def parse_operation_name(name: object) -> OperationName:
             :data:`MAX_NAME_LENGTH`, :data:`MAX_ROUTING_HEADER_BYTES`). The
             message names the value and the expected forms.
     """
-    text = _require_str(name, "operation name")
+    if type(name) is str:  # exactly str: an equal str subclass must not get another's parse
+        return _parse_cached(name)
+    return _parse(_require_str(name, "operation name"))
+
+
+# Parsed names kept, least recently used dropped: a client calling about the same
+# operations again does not parse their names again (they are immutable values).
+_NAME_CACHE_SIZE: Final = 1024
+
+
+@functools.lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _parse_cached(text: str) -> OperationName:
+    # Only parses that succeed are kept: a malformed name raises each time.
+    return _parse(text)
+
+
+def _parse(text: str) -> OperationName:
     _check_length(text, "operation name")
     segments = text.split("/")
     if not any(_bad_segment(segment) for segment in segments):
@@ -239,7 +257,9 @@ def validate_operation_name(name: object) -> str:
         TypeError: ``name`` is not a ``str``.
         InvalidNameError: ``name`` is malformed (see :func:`parse_operation_name`).
     """
-    return parse_operation_name(name).name
+    parse_operation_name(name)
+    # ``name`` itself, not the parse's: a kept parse of an equal string holds another object.
+    return cast(str, name)  # a str: parse_operation_name raised otherwise
 
 
 def validate_list_parent(parent: object) -> str:

@@ -21,16 +21,16 @@ when the typed value is asked for.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from types import ModuleType
 
 from google.protobuf import any_pb2, descriptor, descriptor_pb2, descriptor_pool, empty_pb2, message_factory
 from google.protobuf.message import DecodeError, Message
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import status_pb2
 
 from lro_grpc import _descriptor_pool
-from lro_grpc._generated import financialservices_v1_pb2, servicemanagement_v1_pb2
 from lro_grpc.errors import AnyDecodeError, UnknownTypeError
 
 __all__ = [
@@ -206,6 +206,7 @@ class TypeRegistry:
         else:
             raise TypeError(f"expected a FileDescriptorSet or its serialized bytes, got {file_descriptor_set!r}")
 
+        _default_classes()  # the two APIs' files are known files here, as if loaded at import
         in_set = {file_proto.name: _stripped(file_proto) for file_proto in file_set.file}
         own_files: list[str] = []
         for name, file_proto in in_set.items():
@@ -338,7 +339,13 @@ def _module_classes(module: ModuleType) -> Iterator[type[Message]]:
         yield message_factory.GetMessageClass(message_descriptor)
 
 
-def _build_default_classes() -> dict[str, type[Message]]:
+@functools.cache
+def _default_classes() -> dict[str, type[Message]]:
+    """The default registry's table, built on first use: the two APIs' modules are not loaded by ``import lro_grpc``."""
+    from google.rpc import error_details_pb2
+
+    from lro_grpc._generated import financialservices_v1_pb2, servicemanagement_v1_pb2
+
     classes: dict[str, type[Message]] = {}
     for module in (financialservices_v1_pb2, servicemanagement_v1_pb2):
         for message_class in _module_classes(module):
@@ -362,9 +369,6 @@ def _build_default_classes() -> dict[str, type[Message]]:
     return classes
 
 
-_DEFAULT_CLASSES = _build_default_classes()
-
-
 def default_registry() -> TypeRegistry:
     """A new registry with the types the two APIs put in operations.
 
@@ -379,5 +383,5 @@ def default_registry() -> TypeRegistry:
         A fresh registry each call, which the caller may extend.
     """
     registry = TypeRegistry()
-    registry._classes.update(_DEFAULT_CLASSES)
+    registry._classes.update(_default_classes())
     return registry

@@ -67,6 +67,11 @@ def test_service_management_name_with_dots_and_colon() -> None:
 )
 def test_valid_names_are_returned_unchanged(name: str) -> None:
     assert validate_operation_name(name) is name
+    # ... also when an equal string, another object, was checked before (parses are kept).
+    again = "".join(name)
+    assert again is not name
+    assert validate_operation_name(again) is again
+    assert parse_operation_name(again) == parse_operation_name(name)
 
 
 def test_unknown_location_is_accepted() -> None:

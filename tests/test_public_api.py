@@ -159,6 +159,37 @@ def test_import_leaves_the_async_client_and_version_metadata_for_later() -> None
     assert {"lro_grpc.aio", "lro_grpc._batch"} <= later
 
 
+@pytest.mark.slow  # subprocesses
+def test_import_leaves_what_a_get_does_not_need_for_later() -> None:
+    # Neither a client's construction nor a GetOperation needs these: the two APIs' message
+    # modules (the default registry's table is built on first use), error details (read
+    # from a failure's trailers), telemetry (loaded by the first RPC), client options
+    # (for_api), the batch's source and timing.
+    deferred = {
+        "lro_grpc._generated.financialservices_v1_pb2",
+        "lro_grpc._generated.servicemanagement_v1_pb2",
+        "google.rpc.error_details_pb2",
+        "lro_grpc._telemetry",
+        "lro_grpc._client_options",
+        "lro_grpc._batch._source",
+        "lro_grpc._batch._timing",
+    }
+    assert not deferred & _modules_after("import lro_grpc")
+    # ... and each comes when used.
+    used = _modules_after(
+        "import lro_grpc, lro_grpc._batch, lro_grpc._core as core\n"
+        "lro_grpc.default_registry()\n"
+        "core.retry_info_delay([('grpc-status-details-bin', b'')])\n"
+        "lro_grpc._batch.BatchSource\n"
+    )
+    assert {
+        "lro_grpc._generated.financialservices_v1_pb2",
+        "lro_grpc._generated.servicemanagement_v1_pb2",
+        "google.rpc.error_details_pb2",
+        "lro_grpc._batch._source",
+    } <= used
+
+
 def test_lazy_names_resolve_to_the_classes_of_their_modules() -> None:
     from lro_grpc import _batch, aio
 

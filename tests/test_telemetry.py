@@ -194,3 +194,38 @@ def test_nothing_is_imported_without_a_wait_and_nothing_needed_without_opentelem
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert completed.returncode == 0 and completed.stdout == "ok\n", completed.stderr
+
+
+@pytest.mark.slow  # a subprocess: the meter provider can be set once per process
+def test_calls_count_from_the_moment_a_meter_provider_is_set() -> None:
+    # Before any provider is set the API drops every count, so a call makes no counter at
+    # all; the calls made once one is set are counted, by the instruments made before it.
+    code = (
+        "from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "from opentelemetry.sdk.metrics.export import InMemoryMetricReader\n"
+        "import lro_grpc\n"
+        "from lro_grpc import _telemetry\n"
+        "from lro_grpc.emulator import Emulator\n"
+        "with Emulator(speed=0) as emu, lro_grpc.OperationsClient(emu.target) as client:\n"
+        "    name = emu.start_operation('projects/p/locations/l', duration=0)\n"
+        "    client.get(name)\n"
+        "    assert _telemetry.instruments() is not None and _telemetry.observer() is None\n"
+        "    reader = InMemoryMetricReader()\n"
+        "    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))\n"
+        "    assert _telemetry.observer() is not None\n"
+        "    client.get(name)\n"
+        "    client.get(name)\n"
+        "    data = reader.get_metrics_data()\n"
+        "calls = [\n"
+        "    point.value\n"
+        "    for resource in data.resource_metrics\n"
+        "    for scope in resource.scope_metrics\n"
+        "    for metric in scope.metrics if metric.name == 'lro_grpc.rpc.calls'\n"
+        "    for point in metric.data.data_points\n"
+        "]\n"
+        "print(calls)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "[2]\n"

@@ -58,8 +58,6 @@ from lro_grpc._batch._settings import (
     BatchProgress,
     check_limits,
 )
-from lro_grpc._batch._source import BatchSource, as_batch_source
-from lro_grpc._batch._timing import coalesce
 from lro_grpc.errors import BatchTimeoutError
 
 if TYPE_CHECKING:
@@ -67,13 +65,19 @@ if TYPE_CHECKING:
     from lro_grpc._batch._journal_open import JournalPath, open_journal, read_journal
     from lro_grpc._batch._scheduler import BatchScheduler
     from lro_grpc._batch._scopes import ListScope, list_scope
+    from lro_grpc._batch._source import BatchSource, as_batch_source
     from lro_grpc._batch._sqlite_journal import SqliteJournalStore
     from lro_grpc._batch._sync import SyncBatchRunner, SyncBatchWaiter
+    from lro_grpc._batch._timing import coalesce
     from lro_grpc._batch._waiter import BatchWaiter, as_completed, wait_all
 
 # The parts that need asyncio load on first use: a synchronous program that
-# never waits on a batch does not pay for them (importing _settings alone is cheap).
+# never waits on a batch does not pay for them (importing _settings alone is cheap),
+# nor does `import lro_grpc`, whose clients need only _settings.
 _LAZY = {
+    "BatchSource": "_source",
+    "as_batch_source": "_source",
+    "coalesce": "_timing",
     "BatchScheduler": "_scheduler",
     "ListScope": "_scopes",
     "list_scope": "_scopes",

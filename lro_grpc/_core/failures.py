@@ -11,7 +11,7 @@ from typing import Final, Literal
 
 import grpc
 from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import status_pb2
 
 from lro_grpc._connection import connection_hint, not_http2, refused_loopback
 from lro_grpc._core.requests import READ_METHODS, Method
@@ -96,11 +96,10 @@ class SizeLimit:
 # say "[Received|Sent] message larger than max (SIZE vs. LIMIT)"; C-core for headers
 # "received metadata size exceeds [hard|soft] limit ([value length ]SIZE vs. LIMIT)"; Java
 # "gRPC message exceeds maximum size LIMIT: SIZE".
-_MESSAGE_SIZE = re.compile(r"message larger than max(?: \((\d+) vs\. (\d+)\))?", re.IGNORECASE)
-_HEADER_SIZE = re.compile(
-    r"metadata size exceeds (?:hard |soft )?limit(?: \((?:value length )?(\d+) vs\. (\d+)\))?", re.IGNORECASE
-)
-_JAVA_MESSAGE_SIZE = re.compile(r"message exceeds maximum size (\d+)(?:: (\d+))?", re.IGNORECASE)
+# Patterns as strings: compiled (and cached by ``re``) when a failure is first read, not at import.
+_MESSAGE_SIZE = r"message larger than max(?: \((\d+) vs\. (\d+)\))?"
+_HEADER_SIZE = r"metadata size exceeds (?:hard |soft )?limit(?: \((?:value length )?(\d+) vs\. (\d+)\))?"
+_JAVA_MESSAGE_SIZE = r"message exceeds maximum size (\d+)(?:: (\d+))?"
 
 
 def message_size_failure(failure: RpcFailure | RpcError) -> SizeLimit | None:
@@ -117,15 +116,15 @@ def message_size_failure(failure: RpcFailure | RpcError) -> SizeLimit | None:
     if failure.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
         return None
     details = failure.details
-    match = _MESSAGE_SIZE.search(details)
+    match = re.search(_MESSAGE_SIZE, details, re.IGNORECASE)
     if match is not None:
         size, limit = match.groups()
         return SizeLimit("message", _int_or_none(size), _int_or_none(limit))
-    match = _HEADER_SIZE.search(details)
+    match = re.search(_HEADER_SIZE, details, re.IGNORECASE)
     if match is not None:
         size, limit = match.groups()
         return SizeLimit("headers", _int_or_none(size), _int_or_none(limit))
-    match = _JAVA_MESSAGE_SIZE.search(details)
+    match = re.search(_JAVA_MESSAGE_SIZE, details, re.IGNORECASE)
     if match is not None:
         limit, size = match.groups()
         return SizeLimit("message", _int_or_none(size), _int_or_none(limit))
@@ -155,6 +154,8 @@ def retry_info_delay(trailing_metadata: Iterable[tuple[str, str | bytes]]) -> fl
     for key, value in trailing_metadata:
         if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
             continue
+        from google.rpc import error_details_pb2  # only failures carry details: not loaded by ``import lro_grpc``
+
         try:
             status = status_pb2.Status.FromString(value)
         except DecodeError:

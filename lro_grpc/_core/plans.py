@@ -132,7 +132,10 @@ def unary_plan(
     clock = settings.clock
     metadata = request_metadata(routing_name)
     start = clock()
-    overall = Deadline.after(settings.retry_policy.timeout, now=start).earliest(deadline or Deadline(None))
+    policy_timeout = settings.retry_policy.timeout  # seconds or None: RetryPolicy checked it
+    overall = Deadline(None if policy_timeout is None else start + policy_timeout)
+    if deadline is not None:
+        overall = overall.earliest(deadline)
     attempt = 0
     while True:
         now = clock()

@@ -74,11 +74,14 @@ def api_client_header() -> str:
     return f"gl-python/{platform.python_version()} grpc/{grpc.__version__} gax/lro-grpc-{__version__}"
 
 
+@functools.lru_cache(maxsize=1024)
 def request_metadata(routing_name: str) -> tuple[tuple[str, str], ...]:
     """Headers for one RPC about ``routing_name`` (an operation name or a list parent).
 
     The routing header is :func:`~lro_grpc.names.routing_header_value`; it is
-    left out when the value is empty.
+    left out when the value is empty. Built once per name: the last 1,024
+    names' headers are kept (an immutable tuple, shared by every call about
+    the name).
     """
     if not routing_name:
         return ((API_CLIENT_HEADER, api_client_header()),)
