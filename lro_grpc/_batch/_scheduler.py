@@ -225,21 +225,18 @@ class BatchScheduler:
 
     def push(self, entry: Entry, due: float) -> None:
         """Queue ``entry`` to be looked at at ``due`` (any older heap item of it turns stale)."""
-        seq = next(self._seq)
-        entry.seq = seq
-        entry.due = due
-        entry.state = QUEUED
-        heapq.heappush(self._heap, (due, seq, entry))
-        if due < self._sleeping_until:
-            self._wake()
+        self._enqueue(entry, due)
 
     def push_round(self, ticket: Ticket, due: float) -> None:
         """Queue a scope's next listing round at ``due`` (any older heap item of it turns stale)."""
+        self._enqueue(ticket, due)
+
+    def _enqueue(self, item: Entry | Ticket, due: float) -> None:
         seq = next(self._seq)
-        ticket.seq = seq
-        ticket.due = due
-        ticket.state = QUEUED
-        heapq.heappush(self._heap, (due, seq, ticket))
+        item.seq = seq
+        item.due = due
+        item.state = QUEUED
+        heapq.heappush(self._heap, (due, seq, item))
         if due < self._sleeping_until:
             self._wake()
 
