@@ -11,8 +11,8 @@ heap on their own (or out altogether).
 Poll intervals still grow with each answered look, as the policy says: an
 operation's ``attempts`` counts the rounds that showed it running while it
 was in the table (settled when it leaves), and the next round is due when the
-earliest of the table's operations would be (the table keeps them grouped by
-policy and attempts, a handful of groups however many operations).
+earliest of the table's operations would be (the table counts them by
+policy and attempts: a group per policy and joining round, not per operation).
 
 No I/O: the sweeper (:mod:`._sweep`) drives it, and :class:`Scope` holds it
 with the rest of what the sweeper knows of the scope (its running count, page

@@ -402,25 +402,28 @@ class Sweeper:
         scheduler = self._scheduler
         unlisted = listed.unlisted
         contradicted = ""
-        for pb in response.operations:
-            if not pb.done:
-                listed.running += 1
+        running = 0
+        for pb in response.operations:  # the per-operation loop of a sweep: kept lean
+            done = pb.done
+            if not done:
+                running += 1
             entry = unlisted.pop(pb.name, None)
             if entry is None or entry.state != SWEEPING:
-                if not pb.done and trust.done_at and trust.contradicts(pb.name, started):
+                if not done and trust.done_at and trust.contradicts(pb.name, started):
                     contradicted = pb.name
                 continue
-            if pb.done:  # the server ignored the filter: this answer is about it, use it
+            if done:  # the server ignored the filter: this answer is about it, use it
                 scheduler.sweeping.discard(entry)
                 listed.reported += 1
                 scheduler.finish(entry, pb)
                 continue
-            # Updated in place (it stays in the table): its bytes only when its state changed.
+            # Updated in place (it stays in the table): its bytes stored only when its state changed.
             seen = pb.SerializeToString()
             if seen != entry.last_seen or entry.last_error is not None:
                 entry.last_seen = seen
                 entry.failures = 0
                 entry.last_error = None
+        listed.running += running
         return contradicted
 
     async def _page(
