@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from bench_waiter import rss_bytes
 from google.longrunning import operations_pb2
 
 from lro_grpc._batch import BatchSource, BatchWaiter
@@ -45,14 +46,6 @@ PARENT = "projects/bench/locations/us-central1"
 PAGE = 1000
 SIZES = (20_000, 60_000)
 POLICY = PollPolicy(initial=0.05, multiplier=1.0, maximum=0.05, jitter=0.0)
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def operation_names(count: int) -> list[str]:
