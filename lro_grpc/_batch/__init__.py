@@ -24,8 +24,10 @@ The parts, each readable alone:
 * two strategies for *how*: :mod:`._per_operation` (its own GetOperation)
   and :mod:`._sweep` (one ListOperations listing of the operation's list
   scope, :mod:`._scopes`, answers for every tracked operation in it, when
-  that is cheaper; those that left it are looked for in the scope's listing
-  of finished operations when that is cheaper still, :mod:`._done_listing`;
+  that is cheaper: the scope is then one heap item, its next round, and its
+  operations wait in its table, :mod:`._scope_table`; those that left it
+  are looked for in the scope's listing of finished operations when that is
+  cheaper still, :mod:`._done_listing`;
   page budgets and spot checks keep listings honest, :mod:`._trust`);
 * :mod:`._waiter`: :class:`BatchWaiter`, :func:`as_completed`, :func:`wait_all`
   (:mod:`._journal_open` opens their journal for a client);

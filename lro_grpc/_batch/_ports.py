@@ -1,6 +1,8 @@
 """The batch's named ports: what its parts call on each other, and the entry they pass around.
 
 * :class:`Entry`: one tracked operation, the value every port carries;
+* :class:`Ticket`: the one heap item of a swept list scope (its next listing
+  round), standing for every operation waiting in that scope's table;
 * :class:`Subscriber`: what the scheduler calls on whoever tracks an entry
   (a :class:`~lro_grpc.BatchWaiter`'s subscription): its deadline, its per-RPC
   timeout, and ``deliver`` / ``expire`` / ``abort``;
@@ -37,13 +39,14 @@ __all__ = [
     "ListPage",
     "Scheduling",
     "Subscriber",
+    "Ticket",
     "last_seen",
 ]
 
 # Where an entry is (Entry.state).
 QUEUED: Final = 0  # in the scheduler's heap (the heap item with its ``seq`` is the live one)
 POLLING: Final = 1  # its own GetOperation is in flight
-SWEEPING: Final = 2  # claimed by a listing round of its scope
+SWEEPING: Final = 2  # in its scope's table: looked at by the scope's listing rounds, not queued on its own
 GONE: Final = 3  # reported, expired or removed
 
 
@@ -91,8 +94,10 @@ class Entry:
         last_seen: serialized bytes of its last seen state, if any.
         scope: the sweep strategy's record of its list scope (``None``: polled on
             its own); typed by :mod:`._sweep`, which alone reads it.
-        due: when it is next due to be looked at.
+        due: when it is next due to be looked at (while ``SWEEPING``, when it last was).
         seq: the heap item that is live for it (older items are stale).
+        joined: the scope's listing rounds counted when it joined the scope's
+            table (its ``attempts`` grow by the rounds since then when it leaves).
         state: ``QUEUED``, ``POLLING``, ``SWEEPING`` or ``GONE``.
         confirm: its next look must be its own GetOperation (a listing left it out, or failed).
     """
@@ -102,6 +107,7 @@ class Entry:
         "confirm",
         "due",
         "failures",
+        "joined",
         "last_error",
         "last_seen",
         "name",
@@ -125,8 +131,39 @@ class Entry:
         self.scope: Any = None
         self.due = 0.0
         self.seq = -1
+        self.joined = 0
         self.state = GONE
         self.confirm = False
+
+
+class Ticket:
+    """The one heap item of a swept list scope: when its next listing round is due.
+
+    The scope's operations wait in its table meanwhile (state ``SWEEPING``),
+    none of them in the heap. Heap staleness works as for an :class:`Entry`:
+    the item whose ``seq`` matches while ``state`` is ``QUEUED`` is live.
+
+    Attributes:
+        scope: the sweep strategy's record of the scope (typed by :mod:`._sweep`).
+        waiters: the subscribers with operations in the table, by count (the
+            table's own dict, read-only here).
+        due: when the round is due.
+        seq: the heap item that is live for it.
+        state: ``QUEUED`` while in the heap, else ``GONE``.
+    """
+
+    __slots__ = ("due", "scope", "seq", "state", "waiters")
+
+    def __init__(self, scope: Any, waiters: dict[Subscriber, int]) -> None:
+        self.scope = scope
+        self.waiters = waiters
+        self.due = 0.0
+        self.seq = -1
+        self.state = GONE
+
+    def expired(self, now: float) -> bool:
+        """Whether a waiter with operations in the table is past its deadline (the dispatcher expires it first)."""
+        return any(waiter.deadline.expired(now) for waiter in self.waiters)
 
 
 def last_seen(entry: Entry) -> operations_pb2.Operation:
@@ -146,7 +183,7 @@ class Scheduling(Protocol):
 
     @property
     def sweeping(self) -> set[Entry]:
-        """Entries claimed by a listing round of their scope."""
+        """Entries in a scope's table, or claimed by a listing round of their scope."""
         ...
 
     @property
@@ -173,6 +210,10 @@ class Scheduling(Protocol):
 
     def requeue(self, entry: Entry, started: float) -> None:
         """``entry`` was seen running by a look started at ``started``: queue its next look."""
+        ...
+
+    def push_round(self, ticket: Ticket, due: float) -> None:
+        """Queue a scope's next listing round at ``due`` (any older heap item of it turns stale)."""
         ...
 
     def retry_later(self, entry: Entry) -> None:

@@ -6,6 +6,10 @@ each waiter's deadline). *How* an operation is looked at is a strategy's
 business: its own GetOperation (:mod:`._per_operation`) or a listing round
 of its whole list scope (:mod:`._sweep`). A due operation is offered to the
 sweep first; if it declines, the operation is polled on its own.
+
+The heap holds operations looked at one by one, and one
+:class:`~lro_grpc._batch._ports.Ticket` per swept scope for its next listing
+round: a swept scope's operations wait in its table, not in the heap.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from google.longrunning import operations_pb2
 
 from lro_grpc._batch._limits import Throttle, TokenBucket
 from lro_grpc._batch._per_operation import PerOperation
-from lro_grpc._batch._ports import GONE, POLLING, QUEUED, SWEEPING, Entry, Fetch, ListPage, Subscriber
+from lro_grpc._batch._ports import GONE, POLLING, QUEUED, Entry, Fetch, ListPage, Subscriber, Ticket
 from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT, check_limits
 from lro_grpc._batch._sweep import Round, Sweeper
 from lro_grpc._batch._timing import RETRY_INITIAL, coalesce, nominal_delay
@@ -97,10 +101,10 @@ class BatchScheduler:
 
         self._per_operation = PerOperation(self, fetch)
         self._sweeper = None if list_fetch is None else Sweeper(self, list_fetch)
-        self._heap: list[tuple[float, int, Entry]] = []
+        self._heap: list[tuple[float, int, Entry | Ticket]] = []
         # Entries being polled on their own -> the worker polling them (None until it starts).
         self.in_flight: dict[Entry, asyncio.Task[None] | None] = {}
-        # Entries claimed by a listing round of their scope.
+        # Entries in a swept scope's table, or claimed by a listing round of their scope.
         self.sweeping: set[Entry] = set()
         self._waiters: set[Subscriber] = set()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -148,13 +152,13 @@ class BatchScheduler:
     def _remove(self, waiter: Subscriber) -> tuple[list[Entry], list[asyncio.Task[None]]]:
         """Take ``waiter``'s operations out: queued, claimed by a sweep, and in flight (their workers cancelled)."""
         self._waiters.discard(waiter)
-        kept: list[tuple[float, int, Entry]] = []
+        kept: list[tuple[float, int, Entry | Ticket]] = []
         left: list[Entry] = []
         for item in self._heap:
             entry = item[2]
             if entry.seq != item[1] or entry.state != QUEUED:
                 continue  # stale: dropped while rebuilding
-            if entry.waiter is waiter:
+            if type(entry) is Entry and entry.waiter is waiter:
                 left.append(entry)
             else:
                 kept.append(item)
@@ -221,11 +225,18 @@ class BatchScheduler:
 
     def push(self, entry: Entry, due: float) -> None:
         """Queue ``entry`` to be looked at at ``due`` (any older heap item of it turns stale)."""
+        self._enqueue(entry, due)
+
+    def push_round(self, ticket: Ticket, due: float) -> None:
+        """Queue a scope's next listing round at ``due`` (any older heap item of it turns stale)."""
+        self._enqueue(ticket, due)
+
+    def _enqueue(self, item: Entry | Ticket, due: float) -> None:
         seq = next(self._seq)
-        entry.seq = seq
-        entry.due = due
-        entry.state = QUEUED
-        heapq.heappush(self._heap, (due, seq, entry))
+        item.seq = seq
+        item.due = due
+        item.state = QUEUED
+        heapq.heappush(self._heap, (due, seq, item))
         if due < self._sleeping_until:
             self._wake()
 
@@ -309,8 +320,8 @@ class BatchScheduler:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
-    def _head(self) -> Entry | None:
-        """The earliest queued entry, dropping stale heap items on the way."""
+    def _head(self) -> Entry | Ticket | None:
+        """The earliest queued entry or round, dropping stale heap items on the way."""
         heap = self._heap
         while heap:
             _, seq, entry = heap[0]
@@ -331,16 +342,30 @@ class BatchScheduler:
             start = max(start, self._bucket.available_at(now))
         return start
 
-    def _take(self, now: float) -> Job:
-        """Pop the earliest due operation, decide how it is looked at, and spend one call (none to hold it)."""
+    def _take(self, now: float) -> Job | None:
+        """Pop the earliest due item, spend one call, and decide how it is looked at.
+
+        ``None`` (no call spent): it was a scope's round, not worth listing
+        (the scope's operations are queued on their own instead), or an
+        operation held until its scope's listing in flight ends.
+        """
         entry = heapq.heappop(self._heap)[2]
-        sweep = None
-        if self._sweeper is not None and entry.scope is not None and not entry.confirm:
-            sweep = self._sweeper.round_for(entry, now)
-        if self._bucket is not None and (sweep is None or sweep.claimed):  # a round claiming nothing calls nothing
-            self._bucket.take(now)
-        if sweep is not None:
+        sweeper = self._sweeper
+        if isinstance(entry, Ticket):
+            sweep = None if sweeper is None else sweeper.round_due(entry, now)
+            if sweep is not None and self._bucket is not None:
+                self._bucket.take(now)
             return sweep
+        if entry.scope is None or entry.confirm:
+            sweeper = None  # polled on its own
+        elif sweeper is not None and sweeper.hold(entry, now):
+            return None  # held until its scope's listing in flight ends
+        if self._bucket is not None:
+            self._bucket.take(now)
+        if sweeper is not None:
+            sweep = sweeper.round_for(entry, now)
+            if sweep is not None:
+                return sweep
         entry.state = POLLING
         self.in_flight[entry] = None
         return entry
@@ -376,13 +401,16 @@ class BatchScheduler:
                         idle = self._idle
                         while idle and idle[-1].done():  # its worker was cancelled
                             idle.pop()
-                        if idle:
-                            idle.pop().set_result(self._take(now))
-                            continue
-                        if len(self._workers) < self.max_in_flight:
-                            worker = loop.create_task(self._work(self._take(now)), name="lro-grpc-batch-worker")
-                            self._workers.add(worker)
-                            worker.add_done_callback(self._workers.discard)
+                        if idle or len(self._workers) < self.max_in_flight:
+                            job = self._take(now)
+                            if job is None:
+                                continue
+                            if idle:
+                                idle.pop().set_result(job)
+                            else:
+                                worker = loop.create_task(self._work(job), name="lro-grpc-batch-worker")
+                                self._workers.add(worker)
+                                worker.add_done_callback(self._workers.discard)
                             continue
                         self._needs_worker = True  # every worker is busy: the first one free wakes us
                     else:
@@ -429,10 +457,9 @@ class BatchScheduler:
                     self._remove(waiter)
             # Under load, take the next due operation directly instead of going
             # through the dispatcher: one task switch less per poll.
-            now = time.monotonic()
-            start = self._next_start(now)
-            if start is not None and start <= now and not self._heap[0][2].waiter.deadline.expired(now):
-                job = self._take(now)
+            following = self._take_directly()
+            if following is not None:
+                job = following
                 continue
             future: asyncio.Future[Job] = loop.create_future()
             self._idle.append(future)
@@ -440,8 +467,25 @@ class BatchScheduler:
                 self._wake()
             job = await future
 
+    def _take_directly(self) -> Job | None:
+        """The next due job for a worker that just finished one (``None``: none, or one for the dispatcher).
+
+        One whose waiter is past its deadline is left to the dispatcher, which expires it first.
+        """
+        while True:
+            now = time.monotonic()
+            start = self._next_start(now)
+            if start is None or start > now:
+                return None
+            head = self._heap[0][2]
+            if head.expired(now) if isinstance(head, Ticket) else head.waiter.deadline.expired(now):
+                return None
+            job = self._take(now)
+            if job is not None:
+                return job
+
 
 def _waiters_of(job: Job) -> set[Subscriber]:
     if isinstance(job, Round):
-        return {entry.waiter for entry in job.claimed if entry.state == SWEEPING}
+        return job.waiters()
     return {job.waiter}

@@ -1,53 +1,51 @@
 """Sweeping: one ListOperations listing answers for every tracked operation of a list scope.
 
-Polling each pending operation costs one GetOperation per operation per
-interval; a listing of a scope's *running* operations answers for hundreds at
-once. Operations are grouped by list scope (:func:`list_scope`): a Financial
-Services location, or a Service Management service. When one of a scope's
-operations is due, the sweeper compares the two costs for that round:
+Polling each pending operation costs one GetOperation per operation per interval; a listing of a
+scope's *running* operations answers for hundreds at once. Operations are grouped by list scope
+(:func:`list_scope`): a Financial Services location, or a Service Management service. When one
+of a scope's operations is due, the sweeper compares the two costs for that round:
 
-* a listing: ``ceil(running operations in the scope / page size)`` calls,
-  "running" counting other callers' operations too (learned from the last
-  complete listing of the scope);
+* a listing: ``ceil(running operations in the scope / page size)`` calls, "running" counting
+  other callers' operations too (learned from the last complete listing of the scope);
 * polling one by one: the number of the scope's tracked operations due now.
 
-If the listing is cheaper, a *round* claims every queued operation of the
-scope (but those owed their own GetOperation) and walks every page (each
-page a call under the scheduler's limits):
+If the listing is cheaper, a *round* claims every queued operation of the scope (but those owed
+their own GetOperation) into the scope's table (:mod:`._scope_table`) and walks every page (each
+page a call under the scheduler's limits). Between rounds a swept scope is one item in the
+scheduler's heap, its next round; its operations wait in the table:
 
-* an operation in the listing takes its state (metadata, progress) from it;
-  one listed as done (a server that ignores the filter) is reported at once;
-* the operations absent from a complete listing are looked for in the
-  scope's listing of *finished* operations when that is cheaper than one
-  GetOperation each (see :mod:`._done_listing`); each one it shows is
-  reported with its outcome;
-* an operation still unaccounted for gets one GetOperation, which
-  decides: **absence never declares an operation done** (listings can be
-  stale, paged inconsistently, or filtered differently than asked);
-* **a listing that says running is checked now and then**: after each
-  complete listing a few operations it showed running get their own
-  GetOperation at once (one per scope per round, more when the listing is
-  suspect), and a listing that shows running an operation a GetOperation
-  already saw done is stale: the scope is polled one by one for a while, then
-  listed again (see :mod:`._trust`);
-* a listing that fails or is incomplete (an error on any page, a non-empty
-  ``unreachable``, a page token seen before) is discarded: its scope's
-  operations are polled one by one this round;
-* a listing past its page budget (about twice the pages the scope's running
-  estimate calls for, or as many pages as operations it claimed, or more
-  than a few empty pages in a row that each name a next page) is discarded
-  too; after a run of empty pages, or past a fresh estimate, its scope is
-  distrusted: polled one by one for a while (logged), then listed again;
-* a server that rejects the listing on its first page (``INVALID_ARGUMENT``,
-  ``UNIMPLEMENTED`` or ``PERMISSION_DENIED``) is remembered: that scope is
-  polled one by one for the scheduler's (so the client's) lifetime;
-* ``RESOURCE_EXHAUSTED`` pauses the whole scheduler, as for any call, unless
-  the page was too large to receive: then the scope asks for pages a quarter
-  the size from then on.
+* an operation in the listing stays in the table, its state (metadata, progress) updated in
+  place (its bytes kept only when they changed); one listed as done (a server that ignores the
+  filter) is reported at once;
+* the operations absent from a complete listing are looked for in the scope's listing of
+  *finished* operations when that is cheaper than one GetOperation each (see
+  :mod:`._done_listing`); each one it shows is reported with its outcome;
+* an operation still unaccounted for gets one GetOperation, which decides: **absence never
+  declares an operation done** (listings can be stale, paged inconsistently, or filtered
+  differently than asked);
+* **a listing that says running is checked now and then**: after each complete listing a few
+  operations it showed running get their own GetOperation at once (one per scope per round, more
+  when the listing is suspect), and a listing that shows running an operation a GetOperation
+  already saw done is stale: the scope is polled one by one for a while, then listed again (see
+  :mod:`._trust`);
+* a listing that fails or is incomplete (an error on any page, a non-empty ``unreachable``, a
+  page token seen before) is discarded: its scope's operations it did not show are polled one by
+  one this round;
+* a listing past its page budget (about twice the pages the scope's running estimate calls for,
+  or as many pages as operations it claimed, or more than a few empty pages in a row that each
+  name a next page) is discarded too; after a run of empty pages, or past a fresh estimate, its
+  scope is distrusted: polled one by one for a while (logged), then listed again;
+* a server that rejects the listing on its first page (``INVALID_ARGUMENT``, ``UNIMPLEMENTED``
+  or ``PERMISSION_DENIED``) is remembered: that scope is polled one by one for the scheduler's
+  (so the client's) lifetime;
+* ``RESOURCE_EXHAUSTED`` pauses the whole scheduler, as for any call, unless the page was too
+  large to receive: then the scope asks for pages a quarter the size from then on.
 
-A scope's estimate of its running operations is trusted for
-:data:`ESTIMATE_TTL` seconds; after that the next round lists again to learn
-it anew, so a busy location that quiets down is swept again.
+When a scope's round comes due and listing it is not worth it (or it may not be listed now), its
+table's operations go back to the heap one by one. A scope's estimate of its running operations
+is trusted for :data:`ESTIMATE_TTL` seconds; after that the next round lists again to learn it
+anew, so a busy location that quiets down is swept again. An operation that falls due while its
+scope's listing is in flight waits for that listing to end (:mod:`._held`).
 """
 
 from __future__ import annotations
@@ -55,13 +53,15 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
 from typing import Final
 
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._done_listing import DoneListing, done_filter, other_scope, page_cost, start_time
+from lro_grpc._batch._done_listing import done_filter, other_scope, page_cost, start_time
 from lro_grpc._batch._held import HeldOperations
-from lro_grpc._batch._ports import QUEUED, SWEEPING, Entry, ListPage, Scheduling
+from lro_grpc._batch._ports import GONE, QUEUED, SWEEPING, Entry, ListPage, Scheduling, Subscriber, Ticket
+from lro_grpc._batch._scope_table import ESTIMATE_TTL, Scope
 from lro_grpc._batch._scopes import FINANCIAL_SERVICES_PAGE_SIZE, SERVICE_MANAGEMENT_PAGE_SIZE, ListScope, list_scope
 from lro_grpc._batch._timing import nominal_delay
 from lro_grpc._batch._trust import MAX_EMPTY_PAGES, ScopeTrust, page_budget
@@ -81,9 +81,6 @@ __all__ = [
 
 _log = logging.getLogger("lro_grpc.batch")
 
-ESTIMATE_TTL: Final = 600.0
-"""Seconds a scope's count of running operations is trusted before a round lists again."""
-
 # How far ahead of now an operation counts as "due" when the costs are compared,
 # as a fraction of its poll delay: jitter and grid rounding spread a scope's
 # operations over about a tenth of it.
@@ -94,100 +91,45 @@ _LOOKAHEAD: Final = 0.15
 _SPREAD: Final = 0.2
 
 
-class Scope:
-    """What the sweeper knows about one list scope.
-
-    Attributes:
-        listing: the parent, filter and page size.
-        entries: tracked operations in the scope (every waiter's).
-        running: running operations in it at the last complete listing, others' included.
-        estimated_at: when that listing ended (``-inf``: never).
-        page_size: operations per page the server actually gives (learned).
-        ask_size: the page size asked for (lowered after an answer too large to receive).
-        rejected: the server refused to list it; polled one by one from now on.
-        in_round: a listing round is under way.
-        one_by_one_until: the last cost comparison chose polling one by one until then.
-        trust: page budgets, spot checks and distrust windows of its listings.
-        done: what its listing of finished operations costs, or that it is refused.
-        tracked_since: when (``time.time()``) its first operation was tracked.
-    """
-
-    __slots__ = (
-        "ask_size",
-        "done",
-        "entries",
-        "estimated_at",
-        "in_round",
-        "listing",
-        "one_by_one_until",
-        "page_size",
-        "rejected",
-        "running",
-        "tracked_since",
-        "trust",
-    )
-
-    def __init__(self, listing: ListScope) -> None:
-        self.listing = listing
-        self.entries: set[Entry] = set()
-        self.running = 0
-        self.estimated_at = -math.inf
-        self.page_size = listing.page_size
-        self.ask_size = listing.page_size
-        self.rejected = False
-        self.in_round = False
-        self.one_by_one_until = -math.inf
-        self.trust = ScopeTrust()
-        self.done = DoneListing()
-        self.tracked_since = time.time()
-
-    def listing_cost(self, now: float) -> int:
-        """Calls a complete listing of the scope is expected to take."""
-        running = len(self.entries)
-        if now - self.estimated_at < ESTIMATE_TTL:
-            running = max(running, self.running)
-        return max(1, -(-running // self.page_size))
-
-    def expected_running(self) -> int:
-        """Running operations a listing of the scope should show, by the best count known (however old)."""
-        return max(len(self.entries), self.running)
-
-
 class Round:
-    """One listing round of a scope: the operations it claimed, when it started, their poll interval."""
+    """One listing round of a scope: how many operations its table held, when it started, their poll interval."""
 
-    __slots__ = ("_sweeper", "claimed", "interval", "scope", "started")
+    __slots__ = ("_sweeper", "claimed", "departing", "interval", "scope", "started")
 
-    def __init__(self, sweeper: Sweeper, scope: Scope, claimed: list[Entry], started: float, interval: float) -> None:
+    def __init__(self, sweeper: Sweeper, scope: Scope, started: float, interval: float) -> None:
         self._sweeper = sweeper
         self.scope = scope
-        self.claimed = claimed
+        self.claimed = len(scope.table.members)
         self.started = started
         self.interval = interval
+        self.departing: dict[str, Entry] = {}
+        """Operations the listing left out, looked for in the done listing (out of the table by then)."""
+
+    def waiters(self) -> set[Subscriber]:
+        """The subscribers of the operations the round still answers for."""
+        departing = (entry.waiter for entry in self.departing.values() if entry.state == SWEEPING)
+        return {*self.scope.table.waiters, *departing}
 
     async def run(self) -> None:
-        """List the scope and settle every claimed operation; a round that claimed none holds one (nothing to do)."""
-        if self.claimed:
-            await self._sweeper.sweep(self)
+        """List the scope and settle every operation of its table."""
+        await self._sweeper.sweep(self)
 
 
 class _Listed:
     """What the pages of one round showed.
 
     Attributes:
-        unlisted: claimed operations not (yet) seen in a page, by name.
-        seen: claimed operations the pages showed running.
-        reported: claimed operations the pages showed done (a server that ignores the filter).
+        unlisted: operations of the table not (yet) seen in a page, by name.
+        reported: operations of the table the pages showed done (a server that ignores the filter).
         running: running operations the pages showed, other callers' included.
         largest_page: operations on the largest page that was not the last.
         pages: pages fetched.
     """
 
-    __slots__ = ("largest_page", "pages", "reported", "running", "seen", "unlisted")
+    __slots__ = ("largest_page", "pages", "reported", "running", "unlisted")
 
-    def __init__(self, claimed: list[Entry]) -> None:
-        self.unlisted = {entry.name: entry for entry in claimed}
-        self.seen: list[Entry] = []
+    def __init__(self, members: dict[str, Entry]) -> None:
+        self.unlisted = dict(members)
         self.reported = 0
         self.running = 0
         self.largest_page = 0
@@ -225,49 +167,99 @@ class Sweeper:
         scope = self.scope_of(entry.name)
         entry.scope = scope
         if scope is not None:
-            scope.entries.add(entry)
+            scope.table.track(entry)
 
     def untrack(self, entry: Entry) -> None:
-        """``entry`` is reported or removed: out of its scope."""
+        """``entry`` is reported or removed: out of its scope (and its table)."""
         scope: Scope | None = entry.scope
         if scope is not None:
-            scope.entries.discard(entry)
+            scope.table.untrack(entry)
 
     def round_for(self, entry: Entry, now: float) -> Round | None:
         """A listing round of ``entry``'s scope, if listing is the cheaper way to look at it now.
 
-        ``entry`` is due (taken off the heap by the scheduler). Returns
-        ``None`` when it is to be polled on its own; a round that claims
-        nothing (and starts no call) when it is held until the scope's
-        listing in flight ends (:mod:`._held`).
+        ``entry`` is due (taken off the heap by the scheduler, not in its
+        scope's table). Returns ``None`` when it is to be polled on its own.
         """
         scope: Scope | None = entry.scope
-        if scope is None or scope.rejected or now < scope.one_by_one_until or now < scope.trust.distrusted_until:
+        if scope is None or not self._may_list(scope, now):
             return None
-        interval = nominal_delay(entry.policy, entry.attempts)
-        if scope.in_round:
-            self._held.hold(scope, entry, self._scheduler)
-            return Round(self, scope, [], now, interval)
-        horizon = now + _LOOKAHEAD * interval
-        due = sum(1 for other in scope.entries if other.state == QUEUED and other.due <= horizon and not other.confirm)
+        table = scope.table
+        if table.members.get(entry.name, entry) is not entry:
+            return None  # another waiter's operation of that name is in the table: this one is polled on its own
+        horizon = now + _LOOKAHEAD * nominal_delay(entry.policy, entry.attempts)
+        due = table.loose_due(horizon)
+        ticket = table.ticket
+        if ticket.state == QUEUED and ticket.due <= horizon:
+            due += len(table.members)
         if scope.listing_cost(now) >= due:
             scope.one_by_one_until = horizon
             return None
-        # Not those owed their own GetOperation (left out of a listing, spot
-        # checked): a round that claimed them could put their look off for ever.
-        claimed = [other for other in scope.entries if other.state == QUEUED and not other.confirm]
+        table.join(entry)  # first: a loose operation of the same name may not take its place
+        self._scheduler.sweeping.add(entry)
+        return self._start_round(scope, now)
+
+    def hold(self, entry: Entry, now: float) -> bool:
+        """Hold due ``entry`` till its scope's listing in flight ends, if it would be listed but for that."""
+        scope: Scope | None = entry.scope
+        if scope is None or not scope.in_round or not self._may_list(scope, now, listing=False):
+            return False
+        return scope.table.members.get(entry.name, entry) is entry and self._held.hold(scope, entry, self._scheduler)
+
+    def round_due(self, ticket: Ticket, now: float) -> Round | None:
+        """The round of the scope whose ticket is due, or ``None``: its table's operations are queued on their own.
+
+        They are when the scope may not be listed now (distrusted, rejected,
+        polled one by one for a while) or when polling them one by one costs
+        no more than a listing.
+        """
+        scope: Scope = ticket.scope
+        ticket.state = GONE  # off the heap
+        table = scope.table
+        if not table.members:
+            return None
+        horizon = now + _LOOKAHEAD * table.interval()
+        if self._may_list(scope, now):
+            due = len(table.members) + table.loose_due(horizon)
+            if scope.listing_cost(now) < due:
+                return self._start_round(scope, now)
+            scope.one_by_one_until = horizon
+        scheduler = self._scheduler
+        sweeping = scheduler.sweeping
+        for entry in list(table.members.values()):
+            table.release(entry, answered=False)
+            sweeping.discard(entry)
+            scheduler.push(entry, ticket.due)
+        return None
+
+    @staticmethod
+    def _may_list(scope: Scope, now: float, *, listing: bool = True) -> bool:
+        """Whether a round of ``scope`` may start now (once its listing in flight ends, with ``listing=False``)."""
+        if scope.rejected or (listing and scope.in_round) or now < scope.one_by_one_until:
+            return False
+        return now >= scope.trust.distrusted_until
+
+    def _start_round(self, scope: Scope, now: float) -> Round:
+        """Claim the scope's queued operations into its table (but those owed their own GetOperation) and start a round.
+
+        Not those owed their own GetOperation (left out of a listing, spot
+        checked): a round that claimed them could put their look off for ever.
+        """
+        table = scope.table
+        table.ticket.state = GONE  # its heap item, if any, is stale: this round is the one it stood for
         sweeping = self._scheduler.sweeping
-        for other in claimed:
-            other.state = SWEEPING
-            sweeping.add(other)
+        for entry in [entry for entry in table.loose if entry.state == QUEUED and not entry.confirm]:
+            if table.join(entry):
+                sweeping.add(entry)
         scope.in_round = True
         self.rounds += 1
-        return Round(self, scope, claimed, now, interval)
+        return Round(self, scope, now, table.interval())
 
     async def sweep(self, sweep: Round) -> None:
-        """Walk every page of ``sweep``'s scope and settle each claimed operation."""
+        """Walk every page of ``sweep``'s scope and settle each operation of its table."""
         scope = sweep.scope
-        listed = _Listed(sweep.claimed)
+        table = scope.table
+        listed = _Listed(table.members)
         try:
             outcome = await self._walk(sweep, listed)
         finally:
@@ -275,63 +267,65 @@ class Sweeper:
             self._held.release(scope, self._scheduler)
         scheduler = self._scheduler
         now = time.monotonic()
-        checked: set[Entry] = set()
+        departed: dict[str, Entry] = {}  # left out of the listing: out of the table, settled below
+        for name, entry in listed.unlisted.items():
+            if entry.state == SWEEPING and table.members.get(name) is entry:
+                table.release(entry, answered=False)
+                departed[name] = entry
+        checked: list[Entry] = []
         if outcome == "complete":
             scope.running = listed.running
             scope.estimated_at = now
             if 0 < listed.largest_page < scope.page_size:
                 scope.page_size = listed.largest_page  # the server caps pages lower than asked
-            departures = listed.reported + sum(1 for entry in listed.unlisted.values() if entry.state == SWEEPING)
-            scope.trust.round_ended(departures=departures)
-            checked = self._spot_checks(scope, listed)
-        sweeping = scheduler.sweeping
-        # The next round starts early by as long as this one took, so that
-        # listings *end* about one poll delay apart (what finishes just after a
-        # round began is reported a delay later, not a delay plus a round), and
-        # by up to a fifth of a delay more at random, so that scopes started
-        # together drift apart and their GetOperations for the operations that
-        # left their listings do not all fall on the same moment. At most half
-        # a delay in all: looked at more often than the policy says, never less.
-        took = now - sweep.started
-        spread = _SPREAD * scheduler.rng.random()
-        for entry in listed.seen:
+            scope.trust.round_ended(departures=listed.reported + len(departed))
+            checked = self._spot_checks(scope, listed.pages)
+        elif outcome == "stale":
+            checked = list(table.members.values())  # the listing is not to be believed
+        for entry in checked:
+            table.release(entry, answered=True)
+            self._confirm(entry, now)
+        if table.members:
+            # The table's next round is due when its earliest operation is (ScopeTable.next_due), early by as
+            # long as this one took, so that listings *end* about one poll delay apart (what finishes just after
+            # a round began is reported a delay later, not a delay plus a round), and by up to a fifth of a delay
+            # more at random, so that scopes started together drift apart and their GetOperations for the
+            # operations that left their listings do not all fall on the same moment. At most half a delay in
+            # all: looked at more often than the policy says, never less.
+            rng = scheduler.rng
+            due = table.next_due(sweep.started, now - sweep.started, _SPREAD * rng.random(), rng)
+            scheduler.push_round(table.ticket, due)
+        if outcome == "complete" and scope.done.worth_walking(len(departed), scope.page_size):
+            # Their outcomes from one listing of the scope's finished operations; the rest get their own
+            # look. The next round may start meanwhile: it claims none of these.
+            sweep.departing = departed
+            deadline = _latest_deadline({entry.waiter for entry in departed.values()})
+            await self._walk_done(scope, dict(departed), deadline)
+            now = time.monotonic()
+        for entry in departed.values():
             if entry.state != SWEEPING:
                 continue
-            sweeping.discard(entry)
-            if outcome == "stale" or entry in checked:
-                entry.confirm = True  # its own GetOperation, now: a spot check, or the listing is not to be believed
-                scheduler.push(entry, now)
-            else:
-                nominal = nominal_delay(entry.policy, entry.attempts)
-                lead = min(took + spread * nominal, 0.5 * nominal)
-                scheduler.requeue(entry, sweep.started - lead)
-        if outcome == "complete":
-            departed = {name: entry for name, entry in listed.unlisted.items() if entry.state == SWEEPING}
-            if scope.done.worth_walking(len(departed), scope.page_size):
-                # Their outcomes from one listing of the scope's finished operations; the rest get their own
-                # look. The next round may start meanwhile: it claims none of these.
-                await self._walk_done(scope, departed, _latest_deadline(list(departed.values())))
-                now = time.monotonic()
-        for entry in listed.unlisted.values():
-            if entry.state != SWEEPING:
-                continue
-            sweeping.discard(entry)
             if outcome in ("complete", "stale"):
-                entry.confirm = True  # absent: only its own answer may say it is done
-                scheduler.push(entry, now)
+                self._confirm(entry, now)  # absent: only its own answer may say it is done
             elif outcome == "incomplete":
-                entry.confirm = True  # polled one by one this round, when it is due
-                scheduler.push(entry, max(entry.due, now))
+                self._confirm(entry, max(entry.due, now))  # polled one by one this round, when it is due
             else:  # refused (the scheduler pauses) or rejected (polled one by one from now on)
+                scheduler.sweeping.discard(entry)
                 scheduler.push(entry, entry.due)
 
-    def _spot_checks(self, scope: Scope, listed: _Listed) -> set[Entry]:
-        """The operations a complete listing showed running that get their own GetOperation now."""
-        candidates = [entry for entry in listed.seen if entry.state == SWEEPING]
-        count = min(len(candidates), scope.trust.spot_checks(len(candidates), listed.pages))
+    def _confirm(self, entry: Entry, due: float) -> None:
+        """``entry`` (out of the table) is owed its own GetOperation, at ``due``."""
+        self._scheduler.sweeping.discard(entry)
+        entry.confirm = True
+        self._scheduler.push(entry, due)
+
+    def _spot_checks(self, scope: Scope, pages: int) -> list[Entry]:
+        """The operations a complete listing of ``pages`` pages showed running that get their own GetOperation now."""
+        candidates = list(scope.table.members.values())
+        count = min(len(candidates), scope.trust.spot_checks(len(candidates), pages))
         if not count:
-            return set()
-        chosen = set(self._scheduler.rng.sample(candidates, count))
+            return []
+        chosen = self._scheduler.rng.sample(candidates, count)
         scope.trust.checking.update(entry.name for entry in chosen)
         return chosen
 
@@ -354,7 +348,7 @@ class Sweeper:
         trust = scope.trust
         tokens: set[str] = set()
         token = ""
-        deadline = _latest_deadline(sweep.claimed)
+        deadline = _latest_deadline(scope.table.waiters)
         expected = scope.expected_running()
         pages = 0
         empty_in_a_row = 0
@@ -362,7 +356,7 @@ class Sweeper:
         while True:
             if pages:
                 await scheduler.call_slot()
-                if not any(entry.state == SWEEPING for entry in sweep.claimed):  # every waiter went away
+                if not scope.table.members:  # every waiter went away
                     return "incomplete"
             started = time.monotonic()
             response = await self._page(scope, listing.filter, token, deadline)
@@ -392,7 +386,7 @@ class Sweeper:
                 empty_in_a_row += 1
             if empty_in_a_row > MAX_EMPTY_PAGES:
                 return self._distrust(sweep, f"{empty_in_a_row} empty pages in a row, each naming a next page")
-            if pages >= max(len(sweep.claimed), page_budget(expected, largest or scope.page_size)):
+            if pages >= max(sweep.claimed, page_budget(expected, largest or scope.page_size)):
                 return self._over_budget(sweep, listed, pages, expected)
 
     def _take_page(
@@ -406,24 +400,28 @@ class Sweeper:
         scheduler = self._scheduler
         unlisted = listed.unlisted
         contradicted = ""
-        for pb in response.operations:
-            if not pb.done:
-                listed.running += 1
+        running = 0
+        for pb in response.operations:  # the per-operation loop of a sweep: kept lean
+            done = pb.done
+            if not done:
+                running += 1
             entry = unlisted.pop(pb.name, None)
             if entry is None or entry.state != SWEEPING:
-                if not pb.done and trust.done_at and trust.contradicts(pb.name, started):
+                if not done and trust.done_at and trust.contradicts(pb.name, started):
                     contradicted = pb.name
                 continue
-            if pb.done:  # the server ignored the filter: this answer is about it, use it
+            if done:  # the server ignored the filter: this answer is about it, use it
                 scheduler.sweeping.discard(entry)
                 listed.reported += 1
                 scheduler.finish(entry, pb)
-            else:
-                entry.last_seen = pb.SerializeToString()
+                continue
+            # Updated in place (it stays in the table): its bytes stored only when its state changed.
+            seen = pb.SerializeToString()
+            if seen != entry.last_seen or entry.last_error is not None:
+                entry.last_seen = seen
                 entry.failures = 0
                 entry.last_error = None
-                entry.confirm = False  # listed: no GetOperation owed for an earlier absence
-                listed.seen.append(entry)
+        listed.running += running
         return contradicted
 
     async def _page(
@@ -587,10 +585,10 @@ def _earliest_start(scope: Scope, looking_for: dict[str, Entry]) -> float | None
     return min([scope.tracked_since, *(start for start in starts if start is not None)])
 
 
-def _latest_deadline(entries: list[Entry]) -> Deadline:
-    """The latest of the entries' waiters' deadlines (none if any waiter has none)."""
+def _latest_deadline(waiters: Iterable[Subscriber]) -> Deadline:
+    """The latest of the waiters' deadlines (none if any waiter has none)."""
     latest = -math.inf
-    for waiter in {entry.waiter for entry in entries}:
+    for waiter in waiters:
         expires_at = waiter.deadline.expires_at
         if expires_at is None:
             return Deadline(None)
