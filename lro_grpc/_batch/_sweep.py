@@ -59,7 +59,14 @@ from typing import Final
 
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._done_listing import DoneListing, done_filter, other_scope, page_cost, start_time
+from lro_grpc._batch._done_listing import (
+    DoneListing,
+    combined_filter,
+    done_filter,
+    earliest_start,
+    other_scope,
+    page_cost,
+)
 from lro_grpc._batch._ports import QUEUED, SWEEPING, Entry, ListPage, Scheduling
 from lro_grpc._batch._scopes import (
     FINANCIAL_SERVICES_PAGE_SIZE,
@@ -182,17 +189,19 @@ class _Listed:
         seen: claimed operations the pages showed running.
         reported: claimed operations the pages showed done (a server that ignores the filter).
         running: running operations the pages showed, other callers' included.
+        finished: finished operations the pages showed, other callers' included.
         largest_page: operations on the largest page that was not the last.
         pages: pages fetched.
     """
 
-    __slots__ = ("largest_page", "pages", "reported", "running", "seen", "unlisted")
+    __slots__ = ("finished", "largest_page", "pages", "reported", "running", "seen", "unlisted")
 
     def __init__(self, claimed: list[Entry]) -> None:
         self.unlisted = {entry.name: entry for entry in claimed}
         self.seen: list[Entry] = []
         self.reported = 0
         self.running = 0
+        self.finished = 0
         self.largest_page = 0
         self.pages = 0
 
@@ -267,8 +276,12 @@ class Sweeper:
         """Walk every page of ``sweep``'s scope and settle each claimed operation."""
         scope = sweep.scope
         listed = _Listed(sweep.claimed)
+        # Running and finished operations in one walk, when that is cheaper (see _done_listing).
+        text = None
+        if scope.done.worth_combining(scope.expected_running(), scope.page_size):
+            text = combined_filter(scope.listing, earliest_start(scope.listing, scope.tracked_since, sweep.claimed))
         try:
-            outcome = await self._walk(sweep, listed)
+            outcome = await self._walk(sweep, listed, text)
         finally:
             scope.in_round = False
         scheduler = self._scheduler
@@ -281,6 +294,9 @@ class Sweeper:
                 scope.page_size = listed.largest_page  # the server caps pages lower than asked
             departures = listed.reported + sum(1 for entry in listed.unlisted.values() if entry.state == SWEEPING)
             scope.trust.round_ended(departures=departures)
+            scope.done.departures = departures
+            if text is not None:
+                scope.done.size = listed.finished
             checked = self._spot_checks(scope, listed)
         sweeping = scheduler.sweeping
         # The next round starts early by as long as this one took, so that
@@ -305,7 +321,7 @@ class Sweeper:
                 scheduler.requeue(entry, sweep.started - lead)
         if outcome == "complete":
             departed = {name: entry for name, entry in listed.unlisted.items() if entry.state == SWEEPING}
-            if scope.done.worth_walking(len(departed), scope.page_size):
+            if text is None and scope.done.worth_walking(len(departed), scope.page_size):
                 # Their outcomes from one listing of the scope's finished operations; the rest get their own
                 # look. The next round may start meanwhile: it claims none of these.
                 await self._walk_done(scope, departed, _latest_deadline(list(departed.values())))
@@ -338,8 +354,11 @@ class Sweeper:
         if entry.scope is not None:
             entry.scope.trust.saw_done(entry.name, answered_at)
 
-    async def _walk(self, sweep: Round, listed: _Listed) -> str:
+    async def _walk(self, sweep: Round, listed: _Listed, combined: str | None) -> str:
         """Fetch the pages into ``listed``; returns the outcome.
+
+        ``combined``: the filter of running and finished operations together, or
+        ``None`` for the scope's running listing.
 
         ``complete``; ``incomplete`` (discarded, its operations polled when
         due); ``stale`` (discarded and the scope distrusted: past its page
@@ -353,7 +372,9 @@ class Sweeper:
         tokens: set[str] = set()
         token = ""
         deadline = _latest_deadline(sweep.claimed)
-        expected = scope.expected_running()
+        text, expected = listing.filter, scope.expected_running()
+        if combined is not None:
+            text, expected = combined, expected + max(0, scope.done.size)
         pages = 0
         empty_in_a_row = 0
         largest = 0
@@ -363,8 +384,12 @@ class Sweeper:
                 if not any(entry.state == SWEEPING for entry in sweep.claimed):  # every waiter went away
                     return "incomplete"
             started = time.monotonic()
-            response = await self._page(scope, listing.filter, token, deadline)
+            response = await self._page(scope, text, token, deadline)
             if isinstance(response, RpcFailure):
+                if combined is not None and pages == 0 and response.code in LIST_REJECTED_CODES:
+                    scope.done.combined_refused = True  # the running listing may still be fine
+                    self._fell_back(scope, f"the filter {text!r} failed with {response.code.name}")
+                    return "incomplete"
                 return self._failed(scope, response, started, pages)
             pages += 1
             listed.pages = pages
@@ -405,14 +430,16 @@ class Sweeper:
         unlisted = listed.unlisted
         contradicted = ""
         for pb in response.operations:
-            if not pb.done:
+            if pb.done:
+                listed.finished += 1
+            else:
                 listed.running += 1
             entry = unlisted.pop(pb.name, None)
             if entry is None or entry.state != SWEEPING:
                 if not pb.done and trust.done_at and trust.contradicts(pb.name, started):
                     contradicted = pb.name
                 continue
-            if pb.done:  # the server ignored the filter: this answer is about it, use it
+            if pb.done:  # an answer about it (a combined walk, or the server ignored the filter): use it
                 scheduler.sweeping.discard(entry)
                 listed.reported += 1
                 scheduler.finish(entry, pb)
@@ -441,7 +468,7 @@ class Sweeper:
         """
         scheduler = self._scheduler
         done = scope.done
-        text = done_filter(scope.listing, _earliest_start(scope, looking_for))
+        text = done_filter(scope.listing, earliest_start(scope.listing, scope.tracked_since, looking_for.values()))
         if text is None:
             return
         done.walks += 1
@@ -458,7 +485,7 @@ class Sweeper:
                 if is_throttling(response):
                     scheduler.refused(response, started)
                 elif not tokens and response.code in LIST_REJECTED_CODES:
-                    self._refuse_done(scope, text, f"it failed with {response.code.name}")
+                    scope.done.refuse(scope.listing, text, f"it failed with {response.code.name}")
                 return
             scheduler.throttle.succeeded()
             spent += page_cost(len(response.operations))
@@ -485,25 +512,13 @@ class Sweeper:
         for pb in response.operations:
             if not pb.done or other_scope(scope.listing, pb.name):
                 what = "running" if not pb.done else "of another scope"
-                self._refuse_done(scope, text, f"it shows {pb.name!r}, {what}")
+                scope.done.refuse(scope.listing, text, f"it shows {pb.name!r}, {what}")
                 return False
             entry = looking_for.pop(pb.name, None)
             if entry is not None and entry.state == SWEEPING:
                 scheduler.sweeping.discard(entry)
                 scheduler.finish(entry, pb, answered_at=answered_at)
         return True
-
-    @staticmethod
-    def _refuse_done(scope: Scope, text: str, why: str) -> None:
-        scope.done.refused = True
-        if _log.isEnabledFor(logging.INFO):
-            _log.info(
-                "done listing of %s (filter %r) not used: %s; operations leaving its running listing get "
-                "GetOperation from now on",
-                scope.listing.parent,
-                text,
-                why,
-            )
 
     def _over_budget(self, sweep: Round, listed: _Listed, pages: int, expected: int) -> str:
         """A round's listing went past its page budget: discard it; distrust the scope if it was known smaller."""
@@ -570,19 +585,6 @@ class Sweeper:
                 scope.listing.filter,
                 why,
             )
-
-
-def _earliest_start(scope: Scope, looking_for: dict[str, Entry]) -> float | None:
-    """Where a Service Management done listing starts (``None`` for Financial Services, which needs none).
-
-    The earliest known start among the operations looked for, or when the
-    scope's first operation was tracked if earlier: those never seen yet
-    (their start unknown) most likely started before they were tracked.
-    """
-    if scope.listing.parent.startswith("projects/"):
-        return None
-    starts = [start_time(entry.last_seen) for entry in looking_for.values()]
-    return min([scope.tracked_since, *(start for start in starts if start is not None)])
 
 
 def _latest_deadline(entries: list[Entry]) -> Deadline:
