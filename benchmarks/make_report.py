@@ -30,6 +30,7 @@ OUT = DOCS / "benchmarks"
 SCRIPTS = (
     "bench_waiter.py",
     "bench_sweep.py",
+    "bench_sweep_memory.py",
     "bench_journal.py",
     "bench_list_weights.py",
     "bench_ray.py",
@@ -40,6 +41,7 @@ ARGUMENTS = {"bench_sweep.py": ["--docs", ""]}
 TITLES = {
     "bench_waiter.py": "Polling one by one: client CPU per poll against the floor and google-api-core",
     "bench_sweep.py": "Sweeping with ListOperations against polling each operation",
+    "bench_sweep_memory.py": "Memory per pending operation while sweeping",
     "bench_journal.py": "What a batch journal costs per operation",
     "bench_list_weights.py": "What ListOperations pages weigh",
     "bench_ray.py": "Waiting from a Ray cluster",
@@ -151,6 +153,9 @@ def write_page() -> Path:
         parts += [f"## {TITLES[script]}", "", f"`benchmarks/{script}`:", "", description(script), ""]
         if script == "bench_scaling.py" and (OUT / "scaling.json").exists():
             parts += [scaling_section(), ""]
+        if script == "bench_sweep.py" and (OUT / "sweep-scaling.png").exists():
+            alt = "RPCs per completed operation and p99 time to report against the number of operations, sweeping"
+            parts += [f"![{alt}](benchmarks/sweep-scaling.png)", ""]
         if script in NOTES:
             parts += [NOTES[script], ""]
         if output_path.exists():
