@@ -484,9 +484,11 @@ def plot(sweeps: dict[int, list[dict[str, Any]]], backlog: int, path: Path) -> P
         axes.set_ylabel(label)
         axes.grid(True, which="both", alpha=0.3)
         axes.legend()
+    loads = [run["load"] for runs in sweeps.values() for run in runs]
     figure.suptitle(
         f"Sweeping, {INTERVAL:g} s poll interval: +{OTHERS_SHARE:.0%} others' running and "
-        f"{backlog:,} others' finished operations in the same locations"
+        f"{backlog:,} others' finished operations in the same locations\n(load average "
+        f"{min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} CPUs at the runs' ends)"
     )
     figure.tight_layout()
     figure.savefig(path)
