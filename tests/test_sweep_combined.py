@@ -20,6 +20,7 @@ from timed_servicer import Op, Server, serving
 
 from lro_grpc._batch._done_listing import DoneListing, combined_filter, done_filter
 from lro_grpc._batch._scopes import list_scope
+from lro_grpc._generated import servicemanagement_v1_pb2 as sm
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.policies import PollPolicy, RetryPolicy
 
@@ -168,3 +169,27 @@ async def test_operations_a_combined_listing_leaves_out_come_out_through_getoper
     assert server.combined_walks() >= 3
     finished_by_get = sum(1 for name in names if server.gets.get(name, 0) >= 1)
     assert finished_by_get >= 0.5 * len(names)
+
+
+class Tracked:
+    """An operation as the sweeper tracks it, with a Service Management start time."""
+
+    def __init__(self, started: float) -> None:
+        pb = operations_pb2.Operation(name=sm_name("alpha.example.com", int(started)))
+        metadata = sm.OperationMetadata()
+        metadata.start_time.FromSeconds(int(started))
+        pb.metadata.Pack(metadata)
+        self.last_seen: bytes | None = pb.SerializeToString()
+
+
+def test_the_start_of_a_combined_listing_is_read_again_only_when_the_scope_grew() -> None:
+    scope = list_scope(sm_name("alpha.example.com", 1))
+    assert scope is not None
+    done = DoneListing()
+    early, late = Tracked(1000.0), Tracked(2000.0)
+    assert done.combined_since(scope, 5000.0, [early, late]) == 1000.0
+    # The early one finished: the start is kept (a wider listing, never a narrower one) ...
+    assert done.combined_since(scope, 5000.0, [late]) == 1000.0
+    # ... until the scope tracks more than it did: read again.
+    assert done.combined_since(scope, 5000.0, [late, Tracked(3000.0)]) == 2000.0
+    assert done.combined_since(scope, 5000.0, [late, Tracked(3000.0), Tracked(500.0)]) == 500.0

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timezone
 from typing import Final, Protocol
 
@@ -185,7 +185,7 @@ class DoneListing:
         combined_refused: the server rejected the filter of both in one walk.
     """
 
-    __slots__ = ("combined_refused", "departures", "refused", "size", "walks")
+    __slots__ = ("_since", "_since_tracked", "combined_refused", "departures", "refused", "size", "walks")
 
     def __init__(self) -> None:
         self.refused = False
@@ -193,6 +193,22 @@ class DoneListing:
         self.walks = 0
         self.departures = 0
         self.combined_refused = False
+        self._since: float | None = None
+        self._since_tracked = -1
+
+    def combined_since(self, listing: ListScope, tracked_since: float, tracked: Collection[Seen]) -> float | None:
+        """:func:`earliest_start` of the scope's ``tracked`` operations, for its walks of both at once.
+
+        Reading each start costs a parse of its last seen state, so it is
+        remembered, and read again only when the scope tracks more operations
+        than when it was (one that joined may have started earlier). One that
+        joined while as many left, and started earlier still, is not on the
+        listing: absent, it gets its GetOperation.
+        """
+        if self._since_tracked < 0 or len(tracked) > self._since_tracked:
+            self._since = earliest_start(listing, tracked_since, tracked)
+        self._since_tracked = len(tracked)
+        return self._since
 
     def refuse(self, listing: ListScope, text: str, why: str) -> None:
         """The server rejected or ignored the done filter ``text`` of ``listing``: GetOperation from now on."""

@@ -279,7 +279,9 @@ class Sweeper:
         # Running and finished operations in one walk, when that is cheaper (see _done_listing).
         text = None
         if scope.done.worth_combining(scope.expected_running(), scope.page_size):
-            text = combined_filter(scope.listing, earliest_start(scope.listing, scope.tracked_since, sweep.claimed))
+            text = combined_filter(
+                scope.listing, scope.done.combined_since(scope.listing, scope.tracked_since, scope.entries)
+            )
         try:
             outcome = await self._walk(sweep, listed, text)
         finally:
