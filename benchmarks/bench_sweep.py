@@ -121,9 +121,10 @@ async def create(
 
 
 SERVICES = tuple(f"svc-{index}.example.com" for index in range(4))
+"""The four services of phase 5 (each run prefixes them with its own name: runs do not see each other's)."""
 
 
-async def submit(target: str, durations: Sequence[float], start_at: float) -> list[str]:
+async def submit(target: str, durations: Sequence[float], start_at: float, run: str = "") -> list[str]:
     """One SubmitConfigSource per duration over the four services, each ending ``durations[i]`` after ``start_at``."""
     semaphore = asyncio.Semaphore(CONCURRENCY)
     async with grpc.aio.insecure_channel(target) as channel:
@@ -132,7 +133,7 @@ async def submit(target: str, durations: Sequence[float], start_at: float) -> li
         async def one(index: int) -> str:
             async with semaphore:
                 request = sm.SubmitConfigSourceRequest(
-                    service_name=SERVICES[index % len(SERVICES)],
+                    service_name=run + SERVICES[index % len(SERVICES)],
                     config_source=sm.ConfigSource(
                         files=[sm.ConfigFile(file_path="api.yaml", file_contents=b"type: google.api.Service")]
                     ),
@@ -349,7 +350,7 @@ def sm_run(emulator: EmulatorProcess, count: int, round_index: int) -> dict[str,
     rng = random.Random(5 + round_index)
     durations = [rng.uniform(2.0, 20.0) for _ in range(count)]
     start_at = time.time() + 2.0 + count / 500
-    names = asyncio.run(submit(emulator.target, durations, start_at))
+    names = asyncio.run(submit(emulator.target, durations, start_at, run=f"run{round_index}-"))
     time.sleep(max(0.0, start_at - time.time()))
     ends = {name: start_at + duration for name, duration in zip(names, durations, strict=True)}
     waited = asyncio.run(wait_for(emulator.target, names, sweep=True, ends=ends))

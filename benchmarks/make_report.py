@@ -59,10 +59,16 @@ NOTES = {
     "bench_sweep.py": (
         'Reading the figures: "one by one" is what polling each operation every second until it is '
         "seen done costs (`sum(floor(d / 1 s) + 1)`, checked against the measured per-operation run). "
-        "When many operations finish within seconds, every one still costs the GetOperation that "
-        "confirms it is done; the emulator and the client share the machine's cores, so reports queue "
-        "behind that work: the time to report is then bound by the machine's capacity, not by the "
-        "polling (the RPC and CPU ratios hold)."
+        "Other callers' running and finished operations share our locations, so every done listing carries "
+        "the backlog of finished ones: a walk is taken only when the cost model (a page of 1,000 finished "
+        "operations weighs about 40 GetOperations of server work, bench_list_weights.py) finds it cheaper "
+        "than a GetOperation for each operation that left the running listing; with 2,500 others' finished "
+        "operations per location that is so at 30,000 operations and more, not at 10,000 and fewer, where "
+        "each finished operation still costs its GetOperation. The emulator and the client share the "
+        "machine's cores with whatever else runs: the time to report is bound by that capacity (see the "
+        "load average of each run), the RPC counts much less so. A run whose common start came late "
+        "(creating took longer than planned) has operations that ended before the wait began: they are "
+        "listed done at once and their time to report counts from their end."
     ),
     "bench_scaling.py": (
         "Reading the plots: polling each operation costs about one GetOperation per poll interval of "
