@@ -686,16 +686,25 @@ def run_on_terminal(
 @pytest.mark.slow  # a subprocess
 def test_interrupted_wait_exits_130(emu: Emulator) -> None:
     name = start_rollout(emu, duration=10)
-    argv = [str(ENTRY_POINT), "--endpoint", emu.target, "wait", name, "--poll-interval", "0.05"]
-    interrupted: list[bool] = []
+    # A suite started in the background (``pytest &``, nohup) ignores SIGINT, and so would the command it
+    # starts: Python keeps an inherited SIG_IGN. The command is started with the default disposition.
+    default_sigint = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    argv = [sys.executable, "-c", default_sigint, str(ENTRY_POINT), "--endpoint", emu.target, "wait", name]
+    argv += ["--poll-interval", "0.05"]
+    interrupted: list[float] = []
 
     def interrupt_once_waiting(screen: bytes, process: subprocess.Popen[bytes]) -> None:
         if not interrupted and b"0/1 done" in screen:  # waiting: the bar is up
             process.send_signal(signal.SIGINT)
-            interrupted.append(True)
+            interrupted.append(time.monotonic())
+        elif interrupted and time.monotonic() - interrupted[0] > 20 and process.poll() is None:
+            # Still waiting long after the interrupt: have it print every thread's stack and end.
+            process.send_signal(signal.SIGABRT)
 
-    code, screen = run_on_terminal(argv, interrupt_once_waiting)
-    assert code == ExitCode.INTERRUPTED == 130, screen
+    code, screen = run_on_terminal(argv, interrupt_once_waiting, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    assert code == ExitCode.INTERRUPTED == 130, screen[-6000:].decode(errors="replace")
     assert b"lro-grpc: error: interrupted" in screen
     assert b"Traceback" not in screen
 

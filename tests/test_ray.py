@@ -172,7 +172,8 @@ def test_four_tasks_share_one_actor_sweeps_and_budget(server_calls: ServerCalls,
     # The scheduler's budget is a bucket of one token: any second holds at most qps + 1 starts,
     # and arrival at the server adds a little jitter.
     assert server_calls.busiest_second() <= qps + 2, server_calls.busiest_second()
-    assert stats.rpcs["GetOperation"] == server_calls.by_method["GetOperation"]
+    # The actor counts what it sent as the server counts what came (none at all when listings answered for all).
+    assert stats.rpcs.get("GetOperation", 0) == server_calls.by_method["GetOperation"]
     # Four calls (a call that finds the actor busy past Ray's health checks resumes: one more).
     assert stats.calls >= 4 and stats.pending == 0
 
@@ -356,7 +357,11 @@ def test_shards_split_scopes_and_the_budget(server_calls: ServerCalls, actor_nam
     assert [op.name for op in results] == names
     assert waiter.actor_names == [f"{actor_name}-{index}" for index in range(3)]
     per_shard = [shard["calls"] for shard in stats.shards]
-    assert per_shard.count(1) == len([count for count in per_shard if count])  # one call each that had names
+    busy = [count for count in per_shard if count]
+    # One call to each shard that had names, and one more only where this handle resumed a call (a
+    # stream that failed under load is asked again: resumed_calls counts those).
+    assert len(busy) >= 2
+    assert sum(busy) - len(busy) <= stats.resumed_calls, (per_shard, stats.resumed_calls)
     for location in LOCATIONS:  # a scope is tracked by one shard only
         owners = {lro_ray._settings.shard_of(n, 3) for n in names if f"/locations/{location}/" in n}
         assert len(owners) == 1
