@@ -62,7 +62,7 @@ def start(emulator: EmulatorProcess, project: str, count: int, max_duration: flo
     """
     others = max(1, int(count * OTHERS_SHARE))
     began = time.perf_counter()
-    asyncio.run(create(emulator.target, f"{project}-others", None, others))
+    asyncio.run(create(emulator.target, project, None, others, prefix="other"))  # in our locations
     rate = others / max(1e-3, time.perf_counter() - began)
     rng = random.Random(seed)
     planned = [rng.uniform(2.0, max_duration) for _ in range(count)]

@@ -23,7 +23,7 @@ import pytest
 from google.longrunning import operations_pb2
 from timed_servicer import Server, serving
 
-from lro_grpc._batch._trust import MAX_EMPTY_PAGES
+from lro_grpc._batch._trust import CHECK_EVERY, MAX_EMPTY_PAGES, QUIET_ROUNDS, ScopeTrust
 from lro_grpc.aio import AsyncOperationsClient
 from lro_grpc.errors import BatchTimeoutError
 from lro_grpc.policies import PollPolicy, RetryPolicy
@@ -204,7 +204,7 @@ async def test_a_stale_scope_is_listed_again_after_a_while() -> None:
     assert server.calls["GetOperation"] + server.calls["ListOperations"] <= 0.6 * one_by_one
 
 
-async def test_spot_checks_against_honest_listings_are_about_one_per_scope_per_round() -> None:
+async def test_spot_checks_against_honest_listings_are_about_one_per_scope_every_few_rounds() -> None:
     server = StaleListings(honest_from=0.0)  # honest from the start; GetOperation answers recorded
     locations = ["us-east1", "us-central1", "asia-south1"]
     names = [*spread(server, [fs_name(location, index) for location in locations for index in range(100)], 0.3, 2.0)]
@@ -215,9 +215,26 @@ async def test_spot_checks_against_honest_listings_are_about_one_per_scope_per_r
     said_running = sum(1 for answers in server.get_times.values() for _, done in answers if not done)
     rounds = sum(1 for request in server.list_requests if request.filter == "done=false" and not request.page_token)
     # A GetOperation that found an operation running is a spot check (or one
-    # that raced its end): about one per scope per round.
-    assert rounds // 2 <= said_running <= 1.5 * rounds + 3 * len(locations)
+    # that raced its end): about one per scope every CHECK_EVERY rounds.
+    assert rounds // (2 * CHECK_EVERY) <= said_running <= 1.5 * rounds / CHECK_EVERY + 3 * len(locations)
     assert server.calls["GetOperation"] <= len(names) + 2 * rounds
+
+
+def test_a_moving_listing_is_spot_checked_every_few_rounds_a_quiet_one_ever_more() -> None:
+    trust = ScopeTrust()
+    moving = []
+    for _ in range(2 * CHECK_EVERY):
+        trust.round_ended(departures=3)
+        moving.append(trust.spot_checks(500, 5))
+    assert moving == ([0] * (CHECK_EVERY - 1) + [1]) * 2
+    quiet = []
+    for _ in range(QUIET_ROUNDS + 3):
+        trust.round_ended(departures=0)
+        quiet.append(trust.spot_checks(500, 5))
+    # No operation leaves: beyond QUIET_ROUNDS such rounds, every round checks, one more each time.
+    assert quiet == [0, 0, 1, 2, 3, 4] and QUIET_ROUNDS == CHECK_EVERY == 3
+    trust.suspect = True
+    assert trust.spot_checks(500, 5) == 10  # suspect: two a page
 
 
 async def test_a_spot_check_that_finds_an_operation_done_reports_it() -> None:

@@ -30,24 +30,46 @@ is chosen when its expected cost (the scope's done listing as large as its
 last walk showed, with the operations looked for on top) is below the number
 of operations looked for; it stops once it has cost that many GetOperations,
 or once every operation looked for is accounted for.
+
+**Both in one walk** (Service Management). A Service Management scope's
+running and finished operations can be listed together,
+``serviceName=S AND startTime>="T"`` (:func:`combined_filter`), ``T`` as
+above over every operation the round claimed. A round walks that one listing
+instead of the running listing followed by a done walk (or a GetOperation for
+each operation that left) when it is expected to cost less
+(:meth:`DoneListing.worth_combining`): with pages of at most 100, a scope of a
+few hundred operations pays a partly filled page twice, and a round in which a
+few dozen finish pays a GetOperation each, where one walk of both holds every
+answer. Each finished operation it shows is reported (an answer about it); a
+claimed operation it does not show gets its GetOperation, as after a running
+listing. A server that rejects that filter on the first page is remembered
+(:attr:`DoneListing.refused`, the running listing is not given up); one that
+ignores it shows operations of other services and runs past the round's page
+budget, which discards the listing as any other.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Collection, Iterable
 from datetime import datetime, timezone
-from typing import Final
+from typing import Final, Protocol
 
 from google.longrunning import operations_pb2
 
 from lro_grpc._batch._scopes import ListScope
 
 __all__ = [
+    "COMBINED_MIN_SAVING",
     "OPERATION_WEIGHT",
     "PAGE_WEIGHT",
     "START_SLACK",
     "DoneListing",
+    "Seen",
+    "combined_filter",
     "done_filter",
+    "earliest_start",
     "other_scope",
     "page_cost",
     "start_time",
@@ -71,6 +93,11 @@ Measured 0.042 (same run): a page of 1,000 costs the server about 43 GetOperatio
 START_SLACK: Final = 300.0
 """Seconds a Service Management done listing reaches back before the earliest start looked for (clock skew)."""
 
+COMBINED_MIN_SAVING: Final = 1.0
+"""GetOperations a combined walk must save against the split one to be chosen (estimates are rough)."""
+
+_log = logging.getLogger("lro_grpc.batch")
+
 _SM_METADATA = "type.googleapis.com/google.api.servicemanagement.v1.OperationMetadata"
 _SM_KINDS: Final = frozenset({"rollouts", "serviceConfigs", "services"})
 
@@ -85,9 +112,26 @@ def done_filter(listing: ListScope, since: float | None) -> str | None:
         return "done=true"
     if since is None:
         return None
+    return _service_filter(listing, since, "status=done AND ")
+
+
+def combined_filter(listing: ListScope, since: float | None) -> str | None:
+    """The filter of ``listing``'s running and finished operations together; ``None`` when there is none.
+
+    Service Management only (``since`` as for :func:`done_filter`): Financial
+    Services' one filter field is ``done``, and its scopes carry other
+    callers' finished operations by the thousand.
+    """
+    if listing.parent.startswith("projects/") or since is None:
+        return None
+    return _service_filter(listing, since, "")
+
+
+def _service_filter(listing: ListScope, since: float, status: str) -> str:
+    """``serviceName=S AND <status>startTime>="T"``, ``T`` :data:`START_SLACK` before ``since``."""
     service = listing.filter.split(" ", 1)[0].removeprefix("serviceName=")
     moment = datetime.fromtimestamp(max(0.0, since - START_SLACK), tz=timezone.utc)
-    return f'serviceName={service} AND status=done AND startTime>="{moment.strftime("%Y-%m-%dT%H:%M:%SZ")}"'
+    return f'serviceName={service} AND {status}startTime>="{moment.strftime("%Y-%m-%dT%H:%M:%SZ")}"'
 
 
 def start_time(last_seen: bytes | None) -> float | None:
@@ -105,6 +149,26 @@ def start_time(last_seen: bytes | None) -> float | None:
     return float(metadata.start_time.seconds + metadata.start_time.nanos / 1e9)
 
 
+class Seen(Protocol):
+    """An operation as the sweeper tracks it: its last seen state, serialized (``None``: never seen)."""
+
+    last_seen: bytes | None
+
+
+def earliest_start(listing: ListScope, tracked_since: float, entries: Iterable[Seen]) -> float | None:
+    """Where a Service Management done or combined listing starts (``None`` for Financial Services: not needed).
+
+    The earliest known start among the operations looked for (``entries``),
+    or when the scope's first operation was tracked
+    (``tracked_since``) if earlier: those never seen yet (their start unknown)
+    most likely started before they were tracked.
+    """
+    if listing.parent.startswith("projects/"):
+        return None
+    starts = [start_time(entry.last_seen) for entry in entries]
+    return min([tracked_since, *(start for start in starts if start is not None)])
+
+
 def page_cost(operations: int) -> float:
     """Server work of a done page carrying ``operations``, in GetOperations."""
     return PAGE_WEIGHT + OPERATION_WEIGHT * operations
@@ -117,26 +181,80 @@ class DoneListing:
         refused: the server rejected or ignored the filter: GetOperation from now on.
         size: finished operations its last walk showed (``-1``: never walked).
         walks: walks started.
+        departures: tracked operations that left the last complete round's listing.
+        combined_refused: the server rejected the filter of both in one walk.
     """
 
-    __slots__ = ("refused", "size", "walks")
+    __slots__ = ("_since", "_since_tracked", "combined_refused", "departures", "refused", "size", "walks")
 
     def __init__(self) -> None:
         self.refused = False
         self.size = -1
         self.walks = 0
+        self.departures = 0
+        self.combined_refused = False
+        self._since: float | None = None
+        self._since_tracked = -1
+
+    def combined_since(self, listing: ListScope, tracked_since: float, tracked: Collection[Seen]) -> float | None:
+        """:func:`earliest_start` of the scope's ``tracked`` operations, for its walks of both at once.
+
+        Reading each start costs a parse of its last seen state, so it is
+        remembered, and read again only when the scope tracks more operations
+        than when it was (one that joined may have started earlier). One that
+        joined while as many left, and started earlier still, is not on the
+        listing: absent, it gets its GetOperation.
+        """
+        if self._since_tracked < 0 or len(tracked) > self._since_tracked:
+            self._since = earliest_start(listing, tracked_since, tracked)
+        self._since_tracked = len(tracked)
+        return self._since
+
+    def refuse(self, listing: ListScope, text: str, why: str) -> None:
+        """The server rejected or ignored the done filter ``text`` of ``listing``: GetOperation from now on."""
+        self.refused = True
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "done listing of %s (filter %r) not used: %s; operations leaving its running listing get "
+                "GetOperation from now on",
+                listing.parent,
+                text,
+                why,
+            )
 
     def expected_cost(self, looked_for: int, page_size: int) -> float:
         """What a walk for ``looked_for`` operations is expected to cost, in GetOperations."""
-        size = max(0, self.size) + looked_for
-        pages = max(1, math.ceil(size / max(1, page_size)))
-        return pages * PAGE_WEIGHT + size * OPERATION_WEIGHT
+        return _listing_cost(max(0, self.size) + looked_for, page_size)
 
     def worth_walking(self, looked_for: int, page_size: int) -> bool:
         """Whether walking the done listing is cheaper than ``looked_for`` GetOperations."""
         if self.refused or looked_for < 2:
             return False
         return self.expected_cost(looked_for, page_size) < looked_for
+
+    def worth_combining(self, running: int, page_size: int) -> bool:
+        """Whether one walk of running and finished operations together is cheaper than the two ways apart.
+
+        ``running``: the scope's running operations by the best count known.
+        Apart: the running listing, then for as many departures as the last
+        round had the cheaper of their GetOperations and a done walk. Together:
+        one listing as large as both. Known only once a done walk measured the
+        finished side.
+        """
+        if self.refused or self.combined_refused or self.size < 0:
+            return False
+        departures = self.departures
+        apart = _listing_cost(running, page_size)
+        if departures:
+            apart += min(float(departures), self.expected_cost(departures, page_size))
+        together = _listing_cost(running + self.size, page_size)
+        return together + COMBINED_MIN_SAVING <= apart
+
+
+def _listing_cost(operations: int, page_size: int) -> float:
+    """Server work of listing ``operations`` in pages of ``page_size`` (at least one page), in GetOperations."""
+    pages = max(1, math.ceil(operations / max(1, page_size)))
+    return pages * PAGE_WEIGHT + operations * OPERATION_WEIGHT
 
 
 def other_scope(listing: ListScope, name: str) -> bool:

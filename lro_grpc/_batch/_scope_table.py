@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Iterator
 from typing import Any, Final
 
 from lro_grpc._batch._done_listing import DoneListing
@@ -68,6 +69,15 @@ class ScopeTable:
     def __len__(self) -> int:
         """Tracked operations of the scope (in the table or not)."""
         return len(self.members) + len(self.loose)
+
+    def __iter__(self) -> Iterator[Entry]:
+        """Tracked operations of the scope: the table's, then the others."""
+        yield from self.members.values()
+        yield from self.loose
+
+    def __contains__(self, entry: object) -> bool:
+        """Whether ``entry`` is tracked in the scope."""
+        return entry in self.loose or (isinstance(entry, Entry) and self.members.get(entry.name) is entry)
 
     def track(self, entry: Entry) -> None:
         """A new operation of the scope (loose until a round claims it)."""

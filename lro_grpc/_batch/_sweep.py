@@ -58,7 +58,7 @@ from typing import Final
 
 from google.longrunning import operations_pb2
 
-from lro_grpc._batch._done_listing import done_filter, other_scope, page_cost, start_time
+from lro_grpc._batch._done_listing import combined_filter, done_filter, earliest_start, other_scope, page_cost
 from lro_grpc._batch._held import HeldOperations
 from lro_grpc._batch._ports import GONE, QUEUED, SWEEPING, Entry, ListPage, Scheduling, Subscriber, Ticket
 from lro_grpc._batch._scope_table import ESTIMATE_TTL, Scope
@@ -122,16 +122,18 @@ class _Listed:
         unlisted: operations of the table not (yet) seen in a page, by name.
         reported: operations of the table the pages showed done (a server that ignores the filter).
         running: running operations the pages showed, other callers' included.
+        finished: finished operations the pages showed, other callers' included.
         largest_page: operations on the largest page that was not the last.
         pages: pages fetched.
     """
 
-    __slots__ = ("largest_page", "pages", "reported", "running", "unlisted")
+    __slots__ = ("finished", "largest_page", "pages", "reported", "running", "unlisted")
 
     def __init__(self, members: dict[str, Entry]) -> None:
         self.unlisted = dict(members)
         self.reported = 0
         self.running = 0
+        self.finished = 0
         self.largest_page = 0
         self.pages = 0
 
@@ -260,8 +262,11 @@ class Sweeper:
         scope = sweep.scope
         table = scope.table
         listed = _Listed(table.members)
+        text = None  # running and finished operations in one walk, when that is cheaper (see _done_listing)
+        if scope.done.worth_combining(scope.expected_running(), scope.page_size):
+            text = combined_filter(scope.listing, scope.done.combined_since(scope.listing, scope.tracked_since, table))
         try:
-            outcome = await self._walk(sweep, listed)
+            outcome = await self._walk(sweep, listed, text)
         finally:
             scope.in_round = False
             self._held.release(scope, self._scheduler)
@@ -278,7 +283,11 @@ class Sweeper:
             scope.estimated_at = now
             if 0 < listed.largest_page < scope.page_size:
                 scope.page_size = listed.largest_page  # the server caps pages lower than asked
-            scope.trust.round_ended(departures=listed.reported + len(departed))
+            departures = listed.reported + len(departed)
+            scope.trust.round_ended(departures=departures)
+            scope.done.departures = departures
+            if text is not None:
+                scope.done.size = listed.finished
             checked = self._spot_checks(scope, listed.pages)
         elif outcome == "stale":
             checked = list(table.members.values())  # the listing is not to be believed
@@ -295,7 +304,7 @@ class Sweeper:
             rng = scheduler.rng
             due = table.next_due(sweep.started, now - sweep.started, _SPREAD * rng.random(), rng)
             scheduler.push_round(table.ticket, due)
-        if outcome == "complete" and scope.done.worth_walking(len(departed), scope.page_size):
+        if outcome == "complete" and text is None and scope.done.worth_walking(len(departed), scope.page_size):
             # Their outcomes from one listing of the scope's finished operations; the rest get their own
             # look. The next round may start meanwhile: it claims none of these.
             sweep.departing = departed
@@ -334,8 +343,11 @@ class Sweeper:
         if entry.scope is not None:
             entry.scope.trust.saw_done(entry.name, answered_at)
 
-    async def _walk(self, sweep: Round, listed: _Listed) -> str:
+    async def _walk(self, sweep: Round, listed: _Listed, combined: str | None) -> str:
         """Fetch the pages into ``listed``; returns the outcome.
+
+        ``combined``: the filter of running and finished operations together, or
+        ``None`` for the scope's running listing.
 
         ``complete``; ``incomplete`` (discarded, its operations polled when
         due); ``stale`` (discarded and the scope distrusted: past its page
@@ -349,7 +361,9 @@ class Sweeper:
         tokens: set[str] = set()
         token = ""
         deadline = _latest_deadline(scope.table.waiters)
-        expected = scope.expected_running()
+        text, expected = listing.filter, scope.expected_running()
+        if combined is not None:
+            text, expected = combined, expected + max(0, scope.done.size)
         pages = 0
         empty_in_a_row = 0
         largest = 0
@@ -359,8 +373,12 @@ class Sweeper:
                 if not scope.table.members:  # every waiter went away
                     return "incomplete"
             started = time.monotonic()
-            response = await self._page(scope, listing.filter, token, deadline)
+            response = await self._page(scope, text, token, deadline)
             if isinstance(response, RpcFailure):
+                if combined is not None and pages == 0 and response.code in LIST_REJECTED_CODES:
+                    scope.done.combined_refused = True  # the running listing may still be fine
+                    self._fell_back(scope, f"the filter {text!r} failed with {response.code.name}")
+                    return "incomplete"
                 return self._failed(scope, response, started, pages)
             pages += 1
             listed.pages = pages
@@ -410,7 +428,7 @@ class Sweeper:
                 if not done and trust.done_at and trust.contradicts(pb.name, started):
                     contradicted = pb.name
                 continue
-            if done:  # the server ignored the filter: this answer is about it, use it
+            if done:  # an answer about it (a combined walk, or the server ignored the filter): use it
                 scheduler.sweeping.discard(entry)
                 listed.reported += 1
                 scheduler.finish(entry, pb)
@@ -422,6 +440,7 @@ class Sweeper:
                 entry.failures = 0
                 entry.last_error = None
         listed.running += running
+        listed.finished += len(response.operations) - running
         return contradicted
 
     async def _page(
@@ -441,7 +460,7 @@ class Sweeper:
         """
         scheduler = self._scheduler
         done = scope.done
-        text = done_filter(scope.listing, _earliest_start(scope, looking_for))
+        text = done_filter(scope.listing, earliest_start(scope.listing, scope.tracked_since, looking_for.values()))
         if text is None:
             return
         done.walks += 1
@@ -458,7 +477,7 @@ class Sweeper:
                 if is_throttling(response):
                     scheduler.refused(response, started)
                 elif not tokens and response.code in LIST_REJECTED_CODES:
-                    self._refuse_done(scope, text, f"it failed with {response.code.name}")
+                    scope.done.refuse(scope.listing, text, f"it failed with {response.code.name}")
                 return
             scheduler.throttle.succeeded()
             spent += page_cost(len(response.operations))
@@ -485,25 +504,13 @@ class Sweeper:
         for pb in response.operations:
             if not pb.done or other_scope(scope.listing, pb.name):
                 what = "running" if not pb.done else "of another scope"
-                self._refuse_done(scope, text, f"it shows {pb.name!r}, {what}")
+                scope.done.refuse(scope.listing, text, f"it shows {pb.name!r}, {what}")
                 return False
             entry = looking_for.pop(pb.name, None)
             if entry is not None and entry.state == SWEEPING:
                 scheduler.sweeping.discard(entry)
                 scheduler.finish(entry, pb, answered_at=answered_at)
         return True
-
-    @staticmethod
-    def _refuse_done(scope: Scope, text: str, why: str) -> None:
-        scope.done.refused = True
-        if _log.isEnabledFor(logging.INFO):
-            _log.info(
-                "done listing of %s (filter %r) not used: %s; operations leaving its running listing get "
-                "GetOperation from now on",
-                scope.listing.parent,
-                text,
-                why,
-            )
 
     def _over_budget(self, sweep: Round, listed: _Listed, pages: int, expected: int) -> str:
         """A round's listing went past its page budget: discard it; distrust the scope if it was known smaller."""
@@ -570,19 +577,6 @@ class Sweeper:
                 scope.listing.filter,
                 why,
             )
-
-
-def _earliest_start(scope: Scope, looking_for: dict[str, Entry]) -> float | None:
-    """Where a Service Management done listing starts (``None`` for Financial Services, which needs none).
-
-    The earliest known start among the operations looked for, or when the
-    scope's first operation was tracked if earlier: those never seen yet
-    (their start unknown) most likely started before they were tracked.
-    """
-    if scope.listing.parent.startswith("projects/"):
-        return None
-    starts = [start_time(entry.last_seen) for entry in looking_for.values()]
-    return min([scope.tracked_since, *(start for start in starts if start is not None)])
 
 
 def _latest_deadline(waiters: Iterable[Subscriber]) -> Deadline:

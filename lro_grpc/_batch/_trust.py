@@ -18,9 +18,11 @@ Two rules keep a hostile or stale listing from hiding an operation:
   operations: the count so far becomes its estimate).
 * **A listing that says running is checked now and then.** After each
   complete listing, a few of the operations it showed running get their own
-  GetOperation at once (:meth:`ScopeTrust.spot_checks`): one per round, one
-  more for each round beyond :data:`QUIET_ROUNDS` in a row in which no
-  tracked operation left the listing, and more while the scope is suspect:
+  GetOperation at once (:meth:`ScopeTrust.spot_checks`): one every
+  :data:`CHECK_EVERY` rounds, and beyond :data:`QUIET_ROUNDS` rounds in a
+  row in which no tracked operation left the listing (a listing that may be
+  frozen) one per round and one more for each further such round, and more
+  while the scope is suspect:
   up to two per page of the listing (at least four), never more than a
   sixteenth of the operations listed. A GetOperation that finds one done
   reports it and makes the scope suspect. A later listing that shows
@@ -42,6 +44,7 @@ import math
 from typing import Final
 
 __all__ = [
+    "CHECK_EVERY",
     "DISTRUST_INTERVALS",
     "MAX_EMPTY_PAGES",
     "PAGE_SLACK",
@@ -59,6 +62,15 @@ MAX_EMPTY_PAGES: Final = 5
 
 DISTRUST_INTERVALS: Final = 10
 """Poll intervals a scope is polled one by one after its first offence (doubling with each further one)."""
+
+CHECK_EVERY: Final = 3
+"""Rounds per spot check while the listing moves (a tracked operation left it lately).
+
+A listing that shows operations leaving is not frozen; what a spot check
+still guards against, a listing that keeps one finished operation running,
+a check of one operation at random per round finds no sooner than one per
+few rounds in any scope of more than a few operations.
+"""
 
 QUIET_ROUNDS: Final = 3
 """Rounds in a row in which no tracked operation left the listing, after which each adds a spot check."""
@@ -88,17 +100,19 @@ class ScopeTrust:
         distrusted_until: until then (monotonic) the scope is polled one by one.
         offences: listings discarded as endless or stale so far.
         quiet_rounds: complete rounds in a row in which no tracked operation left the listing.
+        unchecked_rounds: complete rounds since the last spot check.
         suspect: a spot check found done an operation a listing had just shown running.
         checking: operations given a spot check since the last round ended.
         done_at: operations a GetOperation saw done, with when the answer came (the last :data:`RECENT_DONE`).
     """
 
-    __slots__ = ("checking", "distrusted_until", "done_at", "offences", "quiet_rounds", "suspect")
+    __slots__ = ("checking", "distrusted_until", "done_at", "offences", "quiet_rounds", "suspect", "unchecked_rounds")
 
     def __init__(self) -> None:
         self.distrusted_until = -math.inf
         self.offences = 0
         self.quiet_rounds = 0
+        self.unchecked_rounds = 0
         self.suspect = False
         self.checking: set[str] = set()
         self.done_at: dict[str, float] = {}
@@ -147,4 +161,8 @@ class ScopeTrust:
         most = max(1, min(math.ceil(listed * SUSPECT_SHARE), max(MIN_SUSPECT_CHECKS, SUSPECT_PAGE_FACTOR * pages)))
         if self.suspect:
             return most
+        self.unchecked_rounds += 1
+        if self.quiet_rounds <= QUIET_ROUNDS and self.unchecked_rounds < CHECK_EVERY:
+            return 0
+        self.unchecked_rounds = 0
         return min(most, 1 + max(0, self.quiet_rounds - QUIET_ROUNDS))
