@@ -64,9 +64,9 @@ async def child(target: str, names_file: str, pending: int) -> dict[str, float]:
         while True:
             await asyncio.sleep(0.2)
             scopes = list(sweeper._scopes.values())
-            tracked = sum(len(scope.entries) for scope in scopes)
-            seen = sum(1 for scope in scopes for entry in scope.entries if entry.last_seen is not None)
-            if tracked == pending and seen == pending and not scheduler.sweeping:
+            tracked = sum(len(scope.table) for scope in scopes)
+            seen = sum(1 for scope in scopes for entry in scope.table if entry.last_seen is not None)
+            if tracked == pending and seen == pending and not any(scope.in_round for scope in scopes):
                 break
             if time.monotonic() - started > 600:
                 raise RuntimeError(f"after 600 s, {seen} of {pending} operations seen in a listing")

@@ -247,3 +247,30 @@ async def test_a_spot_check_that_finds_an_operation_done_reports_it() -> None:
             async for op in client.as_completed(names, timeout=2):
                 reported.append(op.name)
     assert reported == [names[0]]
+
+
+class GetsDown(Server):
+    """A server whose GetOperation always fails with ``UNAVAILABLE``; its listings show every finished operation."""
+
+    async def GetOperation(
+        self, request: operations_pb2.GetOperationRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb2.Operation:
+        with self._lock:
+            self.calls["GetOperation"] += 1
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "GetOperation is down")
+
+
+async def test_an_operation_owed_its_own_look_is_listed_again_while_its_gets_keep_failing() -> None:
+    """Left out of a listing, then GetOperation down for good: a later listing that shows it done still ends it.
+
+    Absence only owes an operation a look of its own; once that look failed,
+    a listing that names it (done or running) is as good an answer as any.
+    """
+    server = GetsDown()
+    server.listings.ignore_filter = True  # finished operations are listed too, as done
+    server.listings.omit_running = 1.0  # running ones are left out: each round owes all of them a GetOperation
+    names = [server.add(fs_name("us-east1", index), 0.5) for index in range(10)]
+    async with serving(server) as target, client_for(target, 0.05) as client:
+        reported = await report_times(client, names, timeout=20)
+    assert_reported_once_after_end(server, names, reported)
+    assert server.calls["GetOperation"] >= 1  # the look each was owed was tried

@@ -87,6 +87,9 @@ class PerOperation:
             # Same due time as before: it goes first once the pause is over.
             scheduler.push(entry, started)
         elif code in LOOK_AGAIN_CODES or (code in SUSPECT_CODES and entry.failures + 1 < MAX_SUSPECT_FAILURES):
+            # The look it was owed (left out of a listing, spot checked) was tried: a listing that names it
+            # may answer for it again meanwhile, or it waits on a GetOperation that may fail for as long.
+            entry.confirm = False
             scheduler.retry_later(entry)
         else:  # for good: not found, denied, too large an answer, an answer broken every time
             error = rpc_error(failure, method="GetOperation", operation_name=entry.name)
