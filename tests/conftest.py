@@ -64,8 +64,10 @@ def channel(emu: Emulator) -> Iterator[grpc.Channel]:
         yield opened
 
 
-# Ray's own start-up waits 30 s for its GCS server by default; on a loaded 2-core machine
-# that is not always enough (the cluster waiter's tests and README example start Ray).
+# Ray's own start-up waits 30 s for its GCS server by default; 120 s leaves room on a loaded
+# 2-core machine (the cluster waiter's tests and README example start Ray). The GCS timeouts
+# seen so far were not slowness, though, but a forked child aborting before it became the GCS
+# server, in a process already serving gRPC: see tests/test_docs.py.
 os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
 
 

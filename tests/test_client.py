@@ -232,7 +232,8 @@ async def test_request_headers(kind: ClientKind, any_client: AnyClient, servicer
 async def test_unavailable_is_retried(kind: ClientKind, any_client: AnyClient, servicer: ScriptedOperations) -> None:
     servicer.add(running())
     servicer.inject("GetOperation", Fault(grpc.StatusCode.UNAVAILABLE), Fault(grpc.StatusCode.UNAVAILABLE))
-    assert (await kind.call(any_client.get, FS_NAME)).name == FS_NAME
+    # timeout=None: the retries need not fit FAST_RETRY's 5 s overall timeout on a loaded machine.
+    assert (await kind.call(any_client.get, FS_NAME, timeout=None)).name == FS_NAME
     assert len(servicer.calls_to("GetOperation")) == 3
 
 
@@ -242,7 +243,9 @@ async def test_retries_give_up_after_max_attempts(
     servicer.add(running())
     servicer.inject("GetOperation", *[Fault(grpc.StatusCode.UNAVAILABLE, "down")] * FAST_RETRY.max_attempts)
     with pytest.raises(RpcError, match="UNAVAILABLE: down") as caught:
-        await kind.call(any_client.get, FS_NAME)
+        # No overall timeout (FAST_RETRY's 5 s can run out first on a loaded machine):
+        # the attempts alone end the retries, each bounded by the client's rpc_timeout.
+        await kind.call(any_client.get, FS_NAME, timeout=None)
     assert caught.value.code is grpc.StatusCode.UNAVAILABLE
     assert isinstance(caught.value.__cause__, grpc.RpcError)
     assert len(servicer.calls_to("GetOperation")) == FAST_RETRY.max_attempts
