@@ -169,7 +169,11 @@ class ClusterWaiter:
                 ``plaintext``, ``endpoint`` with ``api``).
 
         With neither ``target`` nor ``api`` (nor options), joins whatever runs
-        under ``name``.
+        under ``name``. When Ray is not initialized yet, it calls ``ray.init()``,
+        which starts a local Ray by forking from this process: call
+        ``ray.init(...)`` yourself before this process serves or calls gRPC
+        (grpcio's threads in a forked child can abort it; the README's
+        "Waiting from a Ray cluster" says more).
 
         Raises:
             ValueError: an unknown ``api``, both ``target`` and ``api``, a bad
