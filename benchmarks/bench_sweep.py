@@ -261,7 +261,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--backlog", type=int, default=20_000, help="finished operations of others per run of 2 (default: %(default)s)"
     )
     parser.add_argument("--sm", type=int, default=2000, help="operations in phase 5 (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=OUT, help="where sweep.json and the plot go ('' not to write)")
+    parser.add_argument("--out", default=str(OUT), help="where sweep.json and the plot go ('' not to write)")
     parser.add_argument("--docs", default="docs/benchmarks.md", help="write the figures there ('' not to)")
     return parser.parse_args(argv)
 
@@ -460,11 +460,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in lines:
         print(line)
     if args.out and sweeps:
-        args.out.mkdir(parents=True, exist_ok=True)
+        out = Path(args.out)  # not type=Path: Path("") is ".", and '' is to write nothing
+        out.mkdir(parents=True, exist_ok=True)
         results = {"interval_s": INTERVAL, "backlog": args.backlog, "targets": TARGETS, "runs": sweeps}
-        (args.out / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
         if len(sweeps) > 1:
-            print(f"wrote {plot(sweeps, args.backlog, args.out / PLOT)}")
+            print(f"wrote {plot(sweeps, args.backlog, out / PLOT)}")
     if args.docs:
         write_docs(args.docs, argv, lines)
         print(f"written to {args.docs}")
