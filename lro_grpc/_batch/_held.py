@@ -31,12 +31,11 @@ class HeldOperations:
     def __init__(self) -> None:
         self._held: dict[Hashable, list[Entry]] = {}
 
-    def hold(self, scope: Hashable, entry: Entry, scheduling: Scheduling) -> bool:
-        """Hold ``entry`` (due, taken off the queue) until ``scope``'s listing in flight ends; ``True``."""
+    def hold(self, scope: Hashable, entry: Entry, scheduling: Scheduling) -> None:
+        """Hold ``entry`` (due, taken off the queue) until ``scope``'s listing in flight ends."""
         entry.state = SWEEPING  # so that removing its waiter meanwhile finds it
         scheduling.sweeping.add(entry)
         self._held.setdefault(scope, []).append(entry)
-        return True
 
     def release(self, scope: Hashable, scheduling: Scheduling) -> None:
         """``scope``'s listing ended: queue its held operations, due now."""

@@ -184,7 +184,7 @@ class Sweeper:
         scope's table). Returns ``None`` when it is to be polled on its own.
         """
         scope: Scope | None = entry.scope
-        if scope is None or not self._may_list(scope, now):
+        if scope is None or scope.in_round or not self._listable(scope, now):
             return None
         table = scope.table
         if table.members.get(entry.name, entry) is not entry:
@@ -204,9 +204,12 @@ class Sweeper:
     def hold(self, entry: Entry, now: float) -> bool:
         """Hold due ``entry`` till its scope's listing in flight ends, if it would be listed but for that."""
         scope: Scope | None = entry.scope
-        if scope is None or not scope.in_round or not self._may_list(scope, now, listing=False):
+        if scope is None or not scope.in_round or not self._listable(scope, now):
             return False
-        return scope.table.members.get(entry.name, entry) is entry and self._held.hold(scope, entry, self._scheduler)
+        if scope.table.members.get(entry.name, entry) is not entry:
+            return False  # another waiter's operation of that name is in the table: this one is polled on its own
+        self._held.hold(scope, entry, self._scheduler)
+        return True
 
     def round_due(self, ticket: Ticket, now: float) -> Round | None:
         """The round of the scope whose ticket is due, or ``None``: its table's operations are queued on their own.
@@ -221,7 +224,7 @@ class Sweeper:
         if not table.members:
             return None
         horizon = now + _LOOKAHEAD * table.interval()
-        if self._may_list(scope, now):
+        if not scope.in_round and self._listable(scope, now):
             due = len(table.members) + table.loose_due(horizon)
             if scope.listing_cost(now) < due:
                 return self._start_round(scope, now)
@@ -235,9 +238,9 @@ class Sweeper:
         return None
 
     @staticmethod
-    def _may_list(scope: Scope, now: float, *, listing: bool = True) -> bool:
-        """Whether a round of ``scope`` may start now (once its listing in flight ends, with ``listing=False``)."""
-        if scope.rejected or (listing and scope.in_round) or now < scope.one_by_one_until:
+    def _listable(scope: Scope, now: float) -> bool:
+        """Whether ``scope`` may be listed now, a listing in flight aside (its caller checks ``in_round``)."""
+        if scope.rejected or now < scope.one_by_one_until:
             return False
         return now >= scope.trust.distrusted_until
 
