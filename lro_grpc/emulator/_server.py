@@ -26,6 +26,7 @@ from lro_grpc.emulator._clock import SimulatedClock
 from lro_grpc.emulator._faults import Faults
 from lro_grpc.emulator._limits import oversized_string_field, shown
 from lro_grpc.emulator._model import CallControls, OperationRecord, RequestError
+from lro_grpc.emulator._pages import RenderedOperations
 from lro_grpc.emulator._store import OperationStore
 
 __all__ = ["STARTING_METHODS", "Backend", "add_services", "server_options"]
@@ -88,6 +89,7 @@ class Backend:
         self.wait_timeout = wait_timeout
         self.wait_rpc = wait_rpc
         self.page_token_secret = store.page_token_secret()
+        self.rendered = RenderedOperations()  # listed operations' renderings, kept while valid (see _pages)
         self.stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -191,13 +193,11 @@ class Backend:
             request, page_token_secret=self.page_token_secret, obey_filter=faults.list_filter == "obey"
         )
         now = self.clock.now()
-        records, more = self.store.list(query, now, self.retention)
-        operations = [_model.render(record, now) for record in records]
-        if faults.list_omit_running:
-            operations = [operation for operation in operations if operation.done or not faults.omit_from_listing()]
-        response = operations_pb2.ListOperationsResponse(operations=operations)
-        if more and records:
-            response.next_page_token = query.next_page_token(records[-1].seq)
+        heads, more = self.store.list_heads(query, now, self.retention)
+        omit = faults.omit_from_listing if faults.list_omit_running else None
+        response = self.rendered.page(heads, now, self.store, omit)
+        if more and heads:
+            response.next_page_token = query.next_page_token(heads[-1][0])
         return response
 
     def cancel_operation(self, name: str) -> None:
