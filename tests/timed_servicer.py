@@ -127,7 +127,8 @@ class Server(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
         matching = [
             op
             for op in sorted(self.ops.values(), key=lambda op: op.name)
-            if self._in_scope(op, request) and (listings.ignore_filter or now < op.finish_at)
+            # No filter lists every operation of the scope, as a server does; any other, the running ones.
+            if self._in_scope(op, request) and (listings.ignore_filter or not request.filter or now < op.finish_at)
         ]
         page = [self.state(op, now) for op in matching[offset : offset + size]]
         if listings.omit_running:

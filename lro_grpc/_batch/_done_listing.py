@@ -31,16 +31,19 @@ last walk showed, with the operations looked for on top) is below the number
 of operations looked for; it stops once it has cost that many GetOperations,
 or once every operation looked for is accounted for.
 
-**Both in one walk** (Service Management). A Service Management scope's
-running and finished operations can be listed together,
-``serviceName=S AND startTime>="T"`` (:func:`combined_filter`), ``T`` as
-above over every operation the round claimed. A round walks that one listing
-instead of the running listing followed by a done walk (or a GetOperation for
-each operation that left) when it is expected to cost less
-(:meth:`DoneListing.worth_combining`): with pages of at most 100, a scope of a
-few hundred operations pays a partly filled page twice, and a round in which a
-few dozen finish pays a GetOperation each, where one walk of both holds every
-answer. Each finished operation it shows is reported (an answer about it); a
+**Both in one walk.** A scope's running and finished operations can be
+listed together (:func:`combined_filter`): a Financial Services location with
+no filter at all, a Service Management service with
+``serviceName=S AND startTime>="T"``, ``T`` as above over every operation the
+round claimed. A round walks that one listing instead of the running listing
+followed by a done walk (or a GetOperation for each operation that left) when
+it is expected to cost less (:meth:`DoneListing.worth_combining`): with pages
+of at most 100, a Service Management scope of a few hundred operations pays a
+partly filled page twice, a round in which a few dozen finish pays a
+GetOperation each, and a busy location, hundreds leaving it each round, walks
+its finished operations anyway; one walk of both holds every answer, and
+reports each finished operation as its page comes rather than after a second
+walk. Each finished operation it shows is reported (an answer about it); a
 claimed operation it does not show gets its GetOperation, as after a running
 listing. A server that rejects that filter on the first page is remembered
 (:attr:`DoneListing.refused`, the running listing is not given up); one that
@@ -118,11 +121,14 @@ def done_filter(listing: ListScope, since: float | None) -> str | None:
 def combined_filter(listing: ListScope, since: float | None) -> str | None:
     """The filter of ``listing``'s running and finished operations together; ``None`` when there is none.
 
-    Service Management only (``since`` as for :func:`done_filter`): Financial
-    Services' one filter field is ``done``, and its scopes carry other
-    callers' finished operations by the thousand.
+    Financial Services: no filter (its one filter field is ``done``), the
+    whole location, other callers' finished operations included: the cost
+    comparison weighs them (:meth:`DoneListing.worth_combining`). Service
+    Management: ``since`` as for :func:`done_filter`.
     """
-    if listing.parent.startswith("projects/") or since is None:
+    if listing.parent.startswith("projects/"):
+        return ""
+    if since is None:
         return None
     return _service_filter(listing, since, "")
 
