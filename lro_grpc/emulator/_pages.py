@@ -14,7 +14,8 @@ operation's sequence number is never used again, so a stamp that matches the
 record's is a rendering that is still right; one that does not is rendered
 anew. A page is its entries' bytes joined, parsed once.
 
-No I/O of its own: the store is read through the two calls a page needs.
+No I/O of its own: the caller reads a page's heads, and the records of the
+renderings missing are read through :class:`RecordSource` (the store).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from google.longrunning import operations_pb2
 
 from lro_grpc.emulator._model import FINANCIAL_SERVICES, OperationRecord, render
 
-__all__ = ["CAPACITY", "ListedHead", "RenderedOperations", "framed_entry"]
+__all__ = ["CAPACITY", "ListedHead", "RecordSource", "RenderedOperations", "framed_entry"]
 
 CAPACITY: Final = 200_000
 """Renderings kept at most (some 100 MB at the most); past it they are all forgotten and rendered anew."""
