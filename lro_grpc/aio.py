@@ -28,7 +28,7 @@ import grpc
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
-from lro_grpc import _batch, _channels, _core, _telemetry
+from lro_grpc import _batch, _channels, _core, _fast_get, _telemetry
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient
 from lro_grpc._core import USE_CLIENT_DEFAULT, Plan, RpcCall, RpcFailure, UseClientDefault
 from lro_grpc._generated import operations_pb2_grpc
@@ -44,14 +44,6 @@ from lro_grpc.registry import TypeRegistry
 __all__ = ["AsyncOperationPager", "AsyncOperationsClient"]
 
 T = TypeVar("T")
-
-
-@functools.lru_cache(maxsize=1024)
-def _aio_headers(pairs: tuple[tuple[str, str], ...]) -> grpc.aio.Metadata:
-    # grpc.aio turns a tuple of headers into its Metadata on every call; built once per
-    # name instead and shared by its calls, which only read it on a channel without
-    # interceptors (an interceptor may change the headers it is handed).
-    return grpc.aio.Metadata(*pairs)
 
 
 class AsyncOperationsClient(BaseOperationsClient):
@@ -195,7 +187,7 @@ class AsyncOperationsClient(BaseOperationsClient):
 
     async def _invoke(self, call: RpcCall) -> Any:
         method = getattr(self._current_stub(), call.method)
-        metadata = _aio_headers(call.metadata) if self._headers_shareable else call.metadata
+        metadata = _fast_get.aio_headers(call.metadata) if self._headers_shareable else call.metadata
         try:
             reply = await method(call.request, timeout=call.timeout, metadata=metadata)
         except grpc.aio.AioRpcError as error:
@@ -217,6 +209,9 @@ class AsyncOperationsClient(BaseOperationsClient):
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> operations_pb2.Operation:
         """One GetOperation of ``name``, the raw state (see :meth:`OperationsClient.fetch_operation`)."""
+        if rpc_timeout is timeout is USE_CLIENT_DEFAULT:
+            stub = self._current_stub()
+            return await _fast_get.fetch_async(self, name, stub, self._headers_shareable, self._invoke)
         return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     async def _fetch_once(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc import _channels, _client_base, _core
+from lro_grpc import _channels, _client_base, _core, _fast_get
 from lro_grpc._background import BackgroundClient
 from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
@@ -275,6 +275,8 @@ class OperationsClient(BaseOperationsClient):
             OperationNotFoundError: no such operation.
             RpcError: the RPC failed.
         """
+        if rpc_timeout is timeout is USE_CLIENT_DEFAULT:
+            return _fast_get.fetch(self, name, self._stub, self._invoke)
         return self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     def follow_operation(
