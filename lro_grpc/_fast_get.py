@@ -51,11 +51,6 @@ def aio_headers(pairs: tuple[tuple[str, str], ...]) -> grpc.aio.Metadata:
     return grpc.aio.Metadata(*pairs)
 
 
-def _direct(client: BaseOperationsClient) -> bool:
-    """Whether the client may make a get's first attempt itself, telemetry aside."""
-    return client._direct_get and client._answered and not client._closed
-
-
 def _resumed(
     client: BaseOperationsClient, name: str, started: float, reply: Reply
 ) -> _core.Plan[operations_pb2.Operation]:
@@ -92,7 +87,7 @@ def fetch(
         RpcError: the RPC failed for good.
     """
     observe = _client_base.plan_observer()
-    if observe is not None or not _direct(client):
+    if observe is not None or not client._direct_get or not client._answered or client._closed:
         return _core.run_sync(client._get_plan(name), invoke, observe=observe)
     started = client._clock()
     reply: Any
@@ -126,7 +121,7 @@ async def fetch_async(
         invoke: the client's attempt (its driver's ``invoke``).
     """
     observe = _client_base.plan_observer()
-    if observe is not None or not _direct(client):
+    if observe is not None or not client._direct_get or not client._answered or client._closed:
         return await _core.run_async(client._get_plan(name), invoke, observe=observe)
     started = client._clock()
     metadata: Any = request_metadata(name)

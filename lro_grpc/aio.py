@@ -199,7 +199,7 @@ class AsyncOperationsClient(BaseOperationsClient):
 
     def _wrap(self, operation: operations_pb2.Operation) -> AsyncOperation[Any, Any]:
         """A handle on ``operation`` bound to this client."""
-        return AsyncOperation(operation, registry=self._registry, client=self)
+        return AsyncOperation._of_client(operation, self._registry, self)
 
     async def fetch_operation(
         self,
@@ -302,7 +302,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         name = validate_operation_name(name)
         check_expected_types(response_type, metadata_type)
         handle = self._wrap(await self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
-        return handle._expect_types(response_type, metadata_type)
+        return handle if response_type is metadata_type is None else handle._expect_types(response_type, metadata_type)
 
     def list(
         self,

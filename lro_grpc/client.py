@@ -252,7 +252,7 @@ class OperationsClient(BaseOperationsClient):
 
     def _wrap(self, operation: operations_pb2.Operation) -> Operation[Any, Any]:
         """A handle on ``operation`` bound to this client."""
-        return Operation(operation, registry=self._registry, client=self)
+        return Operation._of_client(operation, self._registry, self)
 
     def fetch_operation(
         self,
@@ -370,7 +370,7 @@ class OperationsClient(BaseOperationsClient):
         name = validate_operation_name(name)
         check_expected_types(response_type, metadata_type)
         handle = self._wrap(self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
-        return handle._expect_types(response_type, metadata_type)
+        return handle if response_type is metadata_type is None else handle._expect_types(response_type, metadata_type)
 
     def list(
         self,
