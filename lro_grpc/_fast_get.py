@@ -34,7 +34,7 @@ from lro_grpc import _client_base, _core
 from lro_grpc._client_base import BaseOperationsClient
 from lro_grpc._core import Reply, RpcCall, RpcFailure, request_metadata
 
-__all__ = ["aio_headers", "fetch", "fetch_async"]
+__all__ = ["aio_headers", "fetch", "fetch_async", "shared_request"]
 
 _Operation = operations_pb2.Operation
 _GetRequest = operations_pb2.GetOperationRequest
@@ -49,6 +49,15 @@ def aio_headers(pairs: tuple[tuple[str, str], ...]) -> grpc.aio.Metadata:
     interceptor may change the headers it is handed: give those a tuple).
     """
     return grpc.aio.Metadata(*pairs)
+
+
+@functools.lru_cache(maxsize=1024)
+def shared_request(name: str) -> operations_pb2.GetOperationRequest:
+    """The GetOperation request for ``name``, built once per name (the last 1,024 names kept).
+
+    Only for a channel without interceptors: gRPC only reads it, an interceptor may change it.
+    """
+    return _GetRequest(name=name)
 
 
 def _resumed(
@@ -72,7 +81,7 @@ def _resumed(
 
 
 def fetch(
-    client: BaseOperationsClient, name: str, stub: Any, invoke: Callable[[RpcCall], Reply]
+    client: BaseOperationsClient, name: str, stub: Any, shareable: bool, invoke: Callable[[RpcCall], Reply]
 ) -> operations_pb2.Operation:
     """One GetOperation of ``name`` with the client's settings, as its plan would make it.
 
@@ -80,6 +89,7 @@ def fetch(
         client: the sync client.
         name: the operation's name, already validated.
         stub: the client's ``OperationsStub``.
+        shareable: the channel has no interceptors: the request may be one shared by the name's calls.
         invoke: the client's attempt (its driver's ``invoke``).
 
     Raises:
@@ -92,9 +102,8 @@ def fetch(
     started = client._clock()
     reply: Any
     try:
-        reply = stub.GetOperation(
-            _GetRequest(name=name), timeout=client._direct_timeout, metadata=request_metadata(name)
-        )
+        request = shared_request(name) if shareable else _GetRequest(name=name)
+        reply = stub.GetOperation(request, timeout=client._direct_timeout, metadata=request_metadata(name))
     except grpc.RpcError as error:
         reply = RpcFailure.from_grpc_error(error)
     else:
@@ -117,7 +126,8 @@ async def fetch_async(
         client: the asyncio client.
         name: the operation's name, already validated.
         stub: the client's ``OperationsStub`` on its ``grpc.aio`` channel.
-        headers_shareable: the channel has no interceptors (see :func:`aio_headers`).
+        headers_shareable: the channel has no interceptors: headers and request may be shared
+            by the name's calls (see :func:`aio_headers`, :func:`shared_request`).
         invoke: the client's attempt (its driver's ``invoke``).
     """
     observe = _client_base.plan_observer()
@@ -126,10 +136,12 @@ async def fetch_async(
     started = client._clock()
     metadata: Any = request_metadata(name)
     if headers_shareable:
-        metadata = aio_headers(metadata)
+        metadata, request = aio_headers(metadata), shared_request(name)
+    else:
+        request = _GetRequest(name=name)
     reply: Any
     try:
-        reply = await stub.GetOperation(_GetRequest(name=name), timeout=client._direct_timeout, metadata=metadata)
+        reply = await stub.GetOperation(request, timeout=client._direct_timeout, metadata=metadata)
     except grpc.aio.AioRpcError as error:
         reply = RpcFailure.from_grpc_error(error)
     else:

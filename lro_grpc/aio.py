@@ -20,7 +20,7 @@ import asyncio
 import builtins
 import functools
 import types
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -105,7 +105,7 @@ class AsyncOperationsClient(BaseOperationsClient):
             self._channel = target
             self._stub = operations_pb2_grpc.OperationsStub(target)
             self._owns_channel = False
-            self._headers_shareable = False  # its interceptors, if any, may change a call's headers
+            self._headers_shareable = False  # its interceptors, if any, may change a call's headers or request
             self._make_channel = None
             self.endpoint: _channels.Endpoint | None = None
         else:
@@ -209,10 +209,19 @@ class AsyncOperationsClient(BaseOperationsClient):
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> operations_pb2.Operation:
         """One GetOperation of ``name``, the raw state (see :meth:`OperationsClient.fetch_operation`)."""
+        return await self._fetch(name, rpc_timeout, timeout)
+
+    def _fetch(
+        self,
+        name: str,
+        rpc_timeout: float | UseClientDefault | None,
+        timeout: float | timedelta | UseClientDefault | None,
+    ) -> Awaitable[operations_pb2.Operation]:
+        # What fetch_operation awaits, for get to await with one coroutine less: with the client's own
+        # settings, the first attempt straight on the stub (see lro_grpc._fast_get).
         if rpc_timeout is timeout is USE_CLIENT_DEFAULT:
-            stub = self._current_stub()
-            return await _fast_get.fetch_async(self, name, stub, self._headers_shareable, self._invoke)
-        return await self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
+            return _fast_get.fetch_async(self, name, self._current_stub(), self._headers_shareable, self._invoke)
+        return self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     async def _fetch_once(
         self, name: str, *, deadline: Deadline, rpc_timeout: float | None
@@ -301,7 +310,7 @@ class AsyncOperationsClient(BaseOperationsClient):
         """Fetch an operation (see :meth:`OperationsClient.get`)."""
         name = validate_operation_name(name)
         check_expected_types(response_type, metadata_type)
-        handle = self._wrap(await self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
+        handle = self._wrap(await self._fetch(name, rpc_timeout, timeout))
         return handle if response_type is metadata_type is None else handle._expect_types(response_type, metadata_type)
 
     def list(

@@ -146,6 +146,7 @@ class OperationsClient(BaseOperationsClient):
             interceptors=chain,
         )
         self._owns_channel = self.endpoint is not None
+        self._requests_shareable = self._owns_channel and not chain  # no interceptor is handed our requests
         self._stub = operations_pb2_grpc.OperationsStub(self._channel)
 
     @classmethod
@@ -276,7 +277,7 @@ class OperationsClient(BaseOperationsClient):
             RpcError: the RPC failed.
         """
         if rpc_timeout is timeout is USE_CLIENT_DEFAULT:
-            return _fast_get.fetch(self, name, self._stub, self._invoke)
+            return _fast_get.fetch(self, name, self._stub, self._requests_shareable, self._invoke)
         return self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     def follow_operation(
