@@ -10,8 +10,9 @@ The emulator runs in a process of its own. Every figure comes from this one run:
    Financial Services operations spread over the eight documented locations
    of a project of the run's own, plus, in the same project and locations,
    20% more operations of "other callers" running for the whole phase and
-   ``--backlog`` (20,000) of theirs already finished, which every listing
-   of finished operations carries. Ours finish uniformly 2 to 20 s after
+   20% more of theirs already finished (``--backlog-share``: 20,000 at
+   100,000, the issue's set-up; ``--backlog`` fixes the count instead),
+   which every listing of finished operations carries. Ours finish uniformly 2 to 20 s after
    the wait starts; lro_grpc's ``as_completed`` (sweeping, its default)
    waits for them with a 1 s poll interval. Measured: client CPU, RPCs by
    method, time from each operation's ``end_time`` to its report (median,
@@ -21,6 +22,11 @@ The emulator runs in a process of its own. Every figure comes from this one run:
    CPU per call. The results go to ``docs/benchmarks/sweep.json`` and are
    drawn against N (matplotlib, a ``dev`` extra) in
    ``docs/benchmarks/sweep-scaling.png``;
+   Then ``--crowded`` (10,000) operations with the 100,000 run's backlog
+   (20,000 finished operations of others, twice ours), no target: where old
+   finished operations outnumber ours, a listing of finished operations
+   costs the server more than a GetOperation per operation that left, and
+   the cost model chooses the GetOperations;
 3. per-operation polling (``batch_sweep=False``) of 1,000 such operations:
    measured calls against the formula;
 5. Service Management: ``--sm`` SubmitConfigSource operations over four
@@ -75,6 +81,8 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
 PLOT = "sweep-scaling.png"
 
 TARGETS = {10_000: (0.3, 1.1), 100_000: (0.15, 3.0)}
+CROWDED_BACKLOG = 20_000
+"""Others' finished operations in the crowded run: the 100,000 run's backlog."""
 """Per N of phase 2: RPCs per completed operation, p99 seconds from end to report (issue 19)."""
 CPU_TARGET_US = 200.0
 """Client CPU per completed operation at those N: 0.5x the ~400 us measured before done listings (issue 19)."""
@@ -258,7 +266,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--per-operation", type=int, default=1000, help="operations in phase 3 (default: %(default)s)")
     parser.add_argument("--correctness", type=int, default=2000, help="operations per run in 4 (default: %(default)s)")
     parser.add_argument(
-        "--backlog", type=int, default=20_000, help="finished operations of others per run of 2 (default: %(default)s)"
+        "--backlog-share",
+        type=float,
+        default=0.2,
+        help="others' finished operations per run of 2, as a share of N (default: %(default)s)",
+    )
+    parser.add_argument("--backlog", type=int, default=None, help="a fixed count of them instead of the share")
+    parser.add_argument(
+        "--crowded", type=int, default=10_000, help="N of the run with 20,000 others' finished (0: none; %(default)s)"
     )
     parser.add_argument("--sm", type=int, default=2000, help="operations in phase 5 (default: %(default)s)")
     parser.add_argument("--out", default=str(OUT), help="where sweep.json and the plot go ('' not to write)")
@@ -270,11 +285,32 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
 
-def sweep_run(emulator: EmulatorProcess, size: int, round_index: int, backlog: int, floor: float) -> dict[str, Any]:
-    """One run of phase 2: ``size`` operations swept; its figures."""
-    names, durations = start_batch(
-        emulator, f"sweep-{size}-{round_index}", size, seed=size + round_index, backlog=backlog
-    )
+def backlog_of(args: argparse.Namespace, size: int) -> int:
+    """Others' finished operations in a run of phase 2 with ``size`` of ours."""
+    return int(args.backlog if args.backlog is not None else size * args.backlog_share)
+
+
+def sweep_runs(
+    emulator: EmulatorProcess, size: int, rounds: int, backlog: int, floor: float, tag: str = "sweep"
+) -> list[dict[str, Any]]:
+    """``rounds`` runs of phase 2 at one size, each printed as it ends; ``tag`` begins their projects' names."""
+    runs = []
+    for round_index in range(rounds):
+        print(
+            f"(2) sweeping {size} operations (+{int(size * OTHERS_SHARE)} of other callers running, "
+            f"{backlog} finished, in the same locations), run {round_index + 1} of {rounds} ...",
+            flush=True,
+        )
+        runs.append(sweep_run(emulator, f"{tag}-{size}-{round_index}", size, round_index, backlog, floor))
+        print(f"  {json.dumps(runs[-1])}", flush=True)
+    return runs
+
+
+def sweep_run(
+    emulator: EmulatorProcess, project: str, size: int, round_index: int, backlog: int, floor: float
+) -> dict[str, Any]:
+    """One run of phase 2: ``size`` operations swept in ``project`` (a new one); its figures."""
+    names, durations = start_batch(emulator, project, size, seed=size + round_index, backlog=backlog)
     server_cpu = emulator.cpu_seconds()
     late = LATE[-1]
     waited = asyncio.run(wait_for(emulator.target, names, sweep=True))
@@ -282,6 +318,7 @@ def sweep_run(emulator: EmulatorProcess, size: int, round_index: int, backlog: i
     verdict = check(waited, names)
     return {
         "operations": size,
+        "backlog": backlog,
         "get_operation": waited.calls["GetOperation"],
         "list_operations": waited.calls["ListOperations"],
         "rpcs_per_operation": (waited.calls["GetOperation"] + waited.calls["ListOperations"]) / size,
@@ -310,15 +347,15 @@ def target_text(value: float, target: float | None) -> str:
     return f" (target <= {target:g}: {'met' if value <= target else 'NOT met'})"
 
 
-def sweep_line(size: int, runs: Sequence[dict[str, Any]]) -> str:
-    """The figures of phase 2 at one size, min and median over its runs, against the targets."""
-    rpc_target, p99_target = TARGETS.get(size, (None, None))
+def sweep_line(size: int, runs: Sequence[dict[str, Any]], *, target: bool = True) -> str:
+    """The figures of phase 2 at one size, min and median over its runs, against the targets (if ``target``)."""
+    rpc_target, p99_target = TARGETS.get(size, (None, None)) if target else (None, None)
     median = statistics.median
     middle = sorted(runs, key=lambda run: run["rpcs_per_operation"])[len(runs) // 2]
     cpu = median(run["cpu_per_operation_us"] for run in runs)
     floor_ratio = median(run["cpu_per_operation_us"] / run["floor_per_operation_us"] for run in runs)
     return (
-        f"sweep, {size} ({len(runs)} runs): RPCs per completed operation "
+        f"sweep, {size} with {runs[0]['backlog']:,} others' finished ({len(runs)} runs): RPCs per completed operation "
         f"{spread_of(runs, 'rpcs_per_operation')}"
         f"{target_text(median(run['rpcs_per_operation'] for run in runs), rpc_target)} "
         f"[median run: {middle['get_operation']} GetOperation + {middle['list_operations']} ListOperations; "
@@ -327,7 +364,7 @@ def sweep_line(size: int, runs: Sequence[dict[str, Any]]) -> str:
         f"{target_text(median(run['report_p99_s'] for run in runs), p99_target)}, median "
         f"{median(run['report_median_s'] for run in runs):.2f} s; client CPU per completed operation "
         f"{spread_of(runs, 'cpu_per_operation_us', 0, ' us')}"
-        f"{target_text(cpu, CPU_TARGET_US if size in TARGETS else None)}, {floor_ratio:.3f}x the floor's "
+        f"{target_text(cpu, CPU_TARGET_US if target and size in TARGETS else None)}, {floor_ratio:.3f}x the floor's "
         f"GetOperations one by one; {'; '.join(sorted({run['verdict'] for run in runs}))};{late_text(runs)} wall "
         f"{median(run['wall_s'] for run in runs):.0f} s, emulator busy "
         f"{100 * median(run['emulator_busy'] for run in runs):.0f}% of a core, load "
@@ -413,16 +450,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
         for size in sizes:
-            runs = sweeps[size] = []
-            for round_index in range(args.rounds):
-                print(
-                    f"(2) sweeping {size} operations (+{int(size * OTHERS_SHARE)} of other callers running, "
-                    f"{args.backlog} finished, in the same locations), run {round_index + 1} of {args.rounds} ...",
-                    flush=True,
-                )
-                runs.append(sweep_run(emulator, size, round_index, args.backlog, floor))
-                print(f"  {json.dumps(runs[-1])}", flush=True)
-            lines.append(sweep_line(size, runs))
+            sweeps[size] = sweep_runs(emulator, size, args.rounds, backlog_of(args, size), floor)
+            lines.append(sweep_line(size, sweeps[size]))
+        if args.crowded:
+            crowded = sweep_runs(emulator, args.crowded, args.rounds, CROWDED_BACKLOG, floor, tag="crowded")
+            lines.append(f"crowded: {sweep_line(args.crowded, crowded, target=False)}")
         if args.sm:
             sm_runs = []
             for round_index in range(args.rounds):
@@ -462,17 +494,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out and sweeps:
         out = Path(args.out)  # not type=Path: Path("") is ".", and '' is to write nothing
         out.mkdir(parents=True, exist_ok=True)
-        results = {"interval_s": INTERVAL, "backlog": args.backlog, "targets": TARGETS, "runs": sweeps}
+        results = {"interval_s": INTERVAL, "backlog_share": args.backlog_share, "targets": TARGETS, "runs": sweeps}
         (out / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
         if len(sweeps) > 1:
-            print(f"wrote {plot(sweeps, args.backlog, out / PLOT)}")
+            print(f"wrote {plot(sweeps, out / PLOT)}")
     if args.docs:
         write_docs(args.docs, argv, lines)
         print(f"written to {args.docs}")
     return 0
 
 
-def plot(sweeps: dict[int, list[dict[str, Any]]], backlog: int, path: Path) -> Path:
+def plot(sweeps: dict[int, list[dict[str, Any]]], path: Path) -> Path:
     """Draw RPCs per completed operation and p99 time to report against N (median, min to max) into ``path``."""
     import matplotlib
 
@@ -507,13 +539,21 @@ def plot(sweeps: dict[int, list[dict[str, Any]]], backlog: int, path: Path) -> P
     loads = [run["load"] for runs in sweeps.values() for run in runs]
     figure.suptitle(
         f"Sweeping, {INTERVAL:g} s poll interval: +{OTHERS_SHARE:.0%} others' running and "
-        f"{backlog:,} others' finished operations in the same locations\n(load average "
+        f"{describe_backlog(sweeps)} others' finished operations in the same locations\n(load average "
         f"{min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} CPUs at the runs' ends)"
     )
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def describe_backlog(sweeps: dict[int, list[dict[str, Any]]]) -> str:
+    """The backlog of the plotted runs: a share of N when it is one, else the counts."""
+    shares = {run["backlog"] / size for size, runs in sweeps.items() for run in runs}
+    if len(shares) == 1:
+        return f"+{shares.pop():.0%}"
+    return ", ".join(sorted({f"{run['backlog']:,}" for runs in sweeps.values() for run in runs}))
 
 
 def write_docs(path: str, argv: Sequence[str] | None, lines: Sequence[str]) -> None:
