@@ -19,7 +19,7 @@ from both_clients import AnyClient, ClientKind
 from google.longrunning import operations_pb2
 from servicer import DELIVERY_ALLOWANCE, Fault, ScriptedOperations, pack
 
-from lro_grpc import OperationNotFoundError, RetryPolicy, RpcError
+from lro_grpc import OperationNotFoundError, RetryPolicy, RpcError, _core
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 
 NAME = "projects/my-proj/locations/us-central1/operations/op-7"
@@ -143,3 +143,20 @@ async def test_a_closed_client_still_refuses(kind: ClientKind, warm_client: AnyC
     await kind.call(warm_client.close)
     with pytest.raises(RuntimeError, match="closed"):
         await kind.call(warm_client.get, NAME)
+
+
+@pytest.mark.parametrize(
+    ("policy_timeout", "rpc_timeout", "expected"),
+    [
+        (60.0, 10.0, (True, 10.0)),  # the defaults: the first attempt is a plain 10 s call
+        (5.0, 10.0, (False, 5.0)),  # ends at the policy's deadline: the plan bounds it on its own clock
+        (60.0, None, (False, 60.0)),  # bounded by the policy's deadline only: likewise
+        (None, None, (True, None)),  # no deadline at all
+        (None, 2.0, (True, 2.0)),
+    ],
+)
+def test_which_first_attempts_a_client_makes_itself(
+    policy_timeout: float | None, rpc_timeout: float | None, expected: tuple[bool, float | None]
+) -> None:
+    settings = _core.CallSettings(RetryPolicy(timeout=policy_timeout), rpc_timeout)
+    assert _core.first_attempt(settings) == expected

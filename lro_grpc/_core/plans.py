@@ -186,10 +186,10 @@ def first_attempt(settings: CallSettings) -> tuple[bool, float | None]:
     hand the plan its reply (started at the same time) only if it failed.
 
     Returns:
-        ``(plain, timeout)``: the attempt's timeout (``None``: unbounded) and
-        whether the plan would make it as a plain blocking call (``False``: it
-        is near the retry policy's deadline, or has no time at all, and the
-        plan must make it).
+        ``(plain, timeout)``: whether the plan would make it as a plain
+        blocking call (``False``: it is near the retry policy's deadline, or
+        has no time at all, and the plan must make it), and its timeout
+        (``None``: unbounded).
     """
     policy_timeout = settings.retry_policy.timeout
     overall = Deadline(policy_timeout)  # counted from 0, the call's start
