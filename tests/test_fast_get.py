@@ -10,7 +10,10 @@ the plan from its first attempt), on a scripted server on loopback.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
 from typing import Any
 
 import grpc
@@ -21,6 +24,7 @@ from servicer import DELIVERY_ALLOWANCE, Fault, ScriptedOperations, pack
 
 from lro_grpc import OperationNotFoundError, RetryPolicy, RpcError, _core
 from lro_grpc._generated import financialservices_v1_pb2 as fs
+from lro_grpc._generated import operations_pb2_grpc
 
 NAME = "projects/my-proj/locations/us-central1/operations/op-7"
 WARM = "projects/my-proj/locations/us-central1/operations/warm"
@@ -160,3 +164,42 @@ def test_which_first_attempts_a_client_makes_itself(
 ) -> None:
     settings = _core.CallSettings(RetryPolicy(timeout=policy_timeout), rpc_timeout)
     assert _core.first_attempt(settings) == expected
+
+
+async def test_a_get_after_the_server_restarted_is_answered(kind: ClientKind, servicer: ScriptedOperations) -> None:
+    # The client's channels leave retries to the client (no gRPC retry layer): the first
+    # attempt on the connection the old server closed fails UNAVAILABLE, and the get's
+    # retries (the plan's, after the direct first attempt) reach the new server.
+    servicer.add(running())
+    port = _free_port()
+    retry = RetryPolicy(initial=0.05, maximum=0.5, jitter=0, max_attempts=20, timeout=30)
+    async with kind.open(f"127.0.0.1:{port}", retry_policy=retry, rpc_timeout=5.0) as client:
+        assert client._direct_get
+        with _serve_on(servicer, port):
+            assert (await kind.call(client.get, NAME)).raw == running()
+        with pytest.raises(RpcError) as down:
+            await kind.call(client.get, NAME, timeout=0.5)  # nobody listens: UNAVAILABLE to the end
+        assert down.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        calls_before = len(servicer.calls_to("GetOperation"))
+        with _serve_on(servicer, port):
+            assert (await kind.call(client.get, NAME)).raw == running()
+    assert len(servicer.calls_to("GetOperation")) == calls_before + 1
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _serve_on(servicer: ScriptedOperations, port: int) -> Iterator[None]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    operations_pb2_grpc.add_OperationsServicer_to_server(servicer, server)
+    assert server.add_insecure_port(f"127.0.0.1:{port}") == port
+    server.start()
+    try:
+        yield
+    finally:
+        server.stop(grace=None).wait()
