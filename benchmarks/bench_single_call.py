@@ -10,7 +10,8 @@ measuring this process's CPU time (``time.process_time()``, all threads) per cal
 
 a. the raw synchronous stub: ``OperationsStub.GetOperation(request)`` on a
    ``grpc.insecure_channel``, requests built beforehand, nothing added;
-b. ``OperationsClient.get(name)`` (name check, routing header, retry plan, handle);
+b. ``OperationsClient.get(name)`` (name check, headers, the first attempt on the stub, handle;
+   the retry plan takes over only from a failed attempt);
 c. the raw ``grpc.aio`` stub, as in a, awaited;
 d. ``AsyncOperationsClient.get(name)``, awaited;
 

@@ -120,6 +120,11 @@ class BaseOperationsClient:
         self._clock: Callable[[], float] = time.monotonic
         self._rng: random.Random | None = None
         self._default_settings: _core.CallSettings | None = None
+        # A get with the client's own settings makes its first attempt straight on the stub when its
+        # plan would make it as a plain call, with this timeout (see lro_grpc._fast_get).
+        self._direct_get, self._direct_timeout = _core.first_attempt(
+            _core.CallSettings(retry_policy, self._rpc_timeout)
+        )
 
     @property
     def registry(self) -> TypeRegistry:
@@ -210,6 +215,7 @@ class BaseOperationsClient:
         timeout: float | timedelta | UseClientDefault | None = USE_CLIENT_DEFAULT,
         deadline: Deadline | None = None,
         retry_resource_exhausted: bool = True,
+        started: float | None = None,
     ) -> Plan[operations_pb2.Operation]:
         return _core.unary_plan(
             "GetOperation",
@@ -219,6 +225,7 @@ class BaseOperationsClient:
             deadline=deadline,
             operation_name=name,
             retry_resource_exhausted=retry_resource_exhausted,
+            started=started,
         )
 
     def _cancel_plan(self, name: str, timeout: float | timedelta | UseClientDefault | None) -> Plan[Any]:

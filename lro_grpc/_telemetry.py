@@ -219,7 +219,7 @@ def observer() -> PlanObserver | None:
     ``None`` without OpenTelemetry, and while it would record nothing: no meter
     provider set and no wait span to tally for.
     """
-    tools = instruments()
+    tools = _instruments if _instruments is not _UNRESOLVED else instruments()  # a call less once resolved
     if tools is None or (not tools.metering() and _current_tally.get() is None):
         return None  # nothing would be recorded: no meter provider, no wait span to tally for
     return PlanObserver(tools)

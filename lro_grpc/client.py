@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from google.longrunning import operations_pb2
 
-from lro_grpc import _channels, _client_base, _core
+from lro_grpc import _channels, _client_base, _core, _fast_get
 from lro_grpc._background import BackgroundClient
 from lro_grpc._batch._settings import DEFAULT_MAX_IN_FLIGHT
 from lro_grpc._client_base import DEFAULT_RPC_TIMEOUT, BaseOperationsClient, OperationPage
@@ -146,6 +146,7 @@ class OperationsClient(BaseOperationsClient):
             interceptors=chain,
         )
         self._owns_channel = self.endpoint is not None
+        self._requests_shareable = self._owns_channel and not chain  # no interceptor is handed our requests
         self._stub = operations_pb2_grpc.OperationsStub(self._channel)
 
     @classmethod
@@ -252,7 +253,7 @@ class OperationsClient(BaseOperationsClient):
 
     def _wrap(self, operation: operations_pb2.Operation) -> Operation[Any, Any]:
         """A handle on ``operation`` bound to this client."""
-        return Operation(operation, registry=self._registry, client=self)
+        return Operation._of_client(operation, self._registry, self)
 
     def fetch_operation(
         self,
@@ -275,6 +276,8 @@ class OperationsClient(BaseOperationsClient):
             OperationNotFoundError: no such operation.
             RpcError: the RPC failed.
         """
+        if rpc_timeout is timeout is USE_CLIENT_DEFAULT:
+            return _fast_get.fetch(self, name, self._stub, self._requests_shareable, self._invoke)
         return self._run(self._get_plan(name, rpc_timeout=rpc_timeout, timeout=timeout))
 
     def follow_operation(
@@ -368,7 +371,7 @@ class OperationsClient(BaseOperationsClient):
         name = validate_operation_name(name)
         check_expected_types(response_type, metadata_type)
         handle = self._wrap(self.fetch_operation(name, rpc_timeout=rpc_timeout, timeout=timeout))
-        return handle._expect_types(response_type, metadata_type)
+        return handle if response_type is metadata_type is None else handle._expect_types(response_type, metadata_type)
 
     def list(
         self,

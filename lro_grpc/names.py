@@ -257,6 +257,9 @@ def validate_operation_name(name: object) -> str:
         TypeError: ``name`` is not a ``str``.
         InvalidNameError: ``name`` is malformed (see :func:`parse_operation_name`).
     """
+    if type(name) is str:  # the common case, without the calls below (every get and handle checks a name)
+        _parse_cached(name)
+        return name
     parse_operation_name(name)
     # ``name`` itself, not the parse's: a kept parse of an equal string holds another object.
     return cast(str, name)  # a str: parse_operation_name raised otherwise

@@ -6,6 +6,7 @@ adds its CLIENT span per RPC, which lro_grpc must not double.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -22,9 +23,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from servicer import Fault, ScriptedOperations
+from servicer import Fault, ScriptedOperations, serve
 
-from lro_grpc import AsyncOperationsClient, BatchTimeoutError, OperationsClient, PollPolicy
+from lro_grpc import AsyncOperationsClient, BatchTimeoutError, OperationsClient, PollPolicy, RetryPolicy
 from lro_grpc.emulator import Emulator
 
 PARENT = "projects/p/locations/us-central1"
@@ -111,6 +112,39 @@ def test_retries_and_failed_attempts_are_counted(servicer: ScriptedOperations, c
     assert total("lro_grpc.retries", **labels) - retries == 1
     assert total("lro_grpc.rpc.calls", **labels) - failures == 1
     assert ours("wait") == []  # a get is not a wait
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_get_with_the_clients_own_settings_is_counted_as_before(servicer: ScriptedOperations, is_async: bool) -> None:
+    # Settings under which a get makes its first attempt itself when nothing counts attempts
+    # (lro_grpc._fast_get); with a meter provider set, each attempt is counted as the plan counts it.
+    name = "projects/p/locations/us-central1/operations/op-2"
+    servicer.add(operations_pb2.Operation(name=name, done=True))
+    retry = RetryPolicy(initial=0.01, jitter=0, max_attempts=4, timeout=5)
+    failed = {"rpc.method": "GetOperation", "rpc.grpc.status_code": "UNAVAILABLE"}
+    answered = {"rpc.method": "GetOperation", "rpc.grpc.status_code": "OK"}
+    before = [total("lro_grpc.retries", **failed), total("lro_grpc.rpc.calls", **failed)]
+    before.append(total("lro_grpc.rpc.calls", **answered))
+
+    async def twice_async(target: str) -> None:
+        async with AsyncOperationsClient(target, retry_policy=retry, rpc_timeout=1.0) as client:
+            assert client._direct_get
+            await client.get(name)
+            await client.get(name)
+
+    with serve(servicer) as target:
+        servicer.inject("GetOperation", Fault(), Fault(grpc.StatusCode.UNAVAILABLE))
+        if is_async:
+            asyncio.run(twice_async(target))
+        else:
+            with OperationsClient(target, retry_policy=retry, rpc_timeout=1.0) as client:
+                assert client._direct_get
+                client.get(name)  # the first answer (until then the plan makes every call)
+                client.get(name)  # UNAVAILABLE, then the answer
+    after = [total("lro_grpc.retries", **failed), total("lro_grpc.rpc.calls", **failed)]
+    after.append(total("lro_grpc.rpc.calls", **answered))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 2]
+    assert len(servicer.calls_to("GetOperation")) == 3
 
 
 def test_a_timed_out_wait_says_so(servicer: ScriptedOperations, client: OperationsClient) -> None:

@@ -49,6 +49,7 @@ from lro_grpc._core.plans import (
     CallSettings,
     PollSettings,
     attempt_plan,
+    first_attempt,
     poll_plan,
     unary_plan,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "deadline_passed",
     "delete_request",
     "failure_status",
+    "first_attempt",
     "get_request",
     "is_message_size_failure",
     "is_throttling",

@@ -38,6 +38,7 @@ __all__ = [
     "CallSettings",
     "PollSettings",
     "attempt_plan",
+    "first_attempt",
     "poll_plan",
     "unary_plan",
 ]
@@ -109,6 +110,7 @@ def unary_plan(
     deadline: Deadline | None = None,
     operation_name: str | None = None,
     retry_resource_exhausted: bool = True,
+    started: float | None = None,
 ) -> Plan[Any]:
     """One logical call: attempts, retries with backoff, all within the deadline.
 
@@ -122,6 +124,10 @@ def unary_plan(
         retry_resource_exhausted: retry ``RESOURCE_EXHAUSTED`` here; ``False``
             raises it at once for the caller to slow down as a whole (the
             batch scheduler pauses every operation, not just this call).
+        started: when the call started on ``settings.clock`` (default: now); a
+            client that made the first attempt itself (see
+            :func:`first_attempt`) passes when it did, so the retry policy's
+            timeout counts from there.
 
     Returns:
         The response message (via ``StopIteration``).
@@ -131,7 +137,7 @@ def unary_plan(
     """
     clock = settings.clock
     metadata = request_metadata(routing_name)
-    start = clock()
+    start = clock() if started is None else started
     policy_timeout = settings.retry_policy.timeout  # seconds or None: RetryPolicy checked it
     overall = Deadline(None if policy_timeout is None else start + policy_timeout)
     if deadline is not None:
@@ -171,6 +177,26 @@ def unary_plan(
         log_retry(reply, method=method, name=operation_name or routing_name, attempt=attempt + 1, delay=delay)
         yield Sleep(delay)
         attempt += 1
+
+
+def first_attempt(settings: CallSettings) -> tuple[bool, float | None]:
+    """The first attempt of a :func:`unary_plan` with ``settings`` and no caller's deadline.
+
+    What a client needs to make that attempt itself, straight on the stub, and
+    hand the plan its reply (started at the same time) only if it failed.
+
+    Returns:
+        ``(plain, timeout)``: whether the plan would make it as a plain
+        blocking call (``False``: it is near the retry policy's deadline, or
+        has no time at all, and the plan must make it), and its timeout
+        (``None``: unbounded).
+    """
+    policy_timeout = settings.retry_policy.timeout
+    overall = Deadline(policy_timeout)  # counted from 0, the call's start
+    timeout = overall.clip(settings.rpc_timeout, 0.0)
+    if timeout is not None and timeout <= 0:
+        return False, timeout
+    return not near_deadline(overall, timeout, 0.0), timeout
 
 
 def attempt_plan(
