@@ -17,7 +17,10 @@ d. ``AsyncOperationsClient.get(name)``, awaited;
 
 and, to show what any client of these APIs pays on the wire, a' and c': the
 raw stubs sending what the clients send with each call, the two headers
-(``x-goog-request-params``, ``x-goog-api-client``) and the per-RPC timeout.
+(``x-goog-request-params``, ``x-goog-api-client``) and the per-RPC timeout;
+and a0 and c0: the raw stubs, as in a and c, on a channel with gRPC's own
+retry layer off (``grpc.enable_retries`` 0), as the clients' channels have it:
+b/a0 and d/c0 say what the clients cost above the bare stub on such a channel.
 
 Each loop runs ``--calls`` calls per round after a warm-up, in ``--blocks``
 blocks: a and b alternate block by block (as do c and d), the first of the
@@ -50,6 +53,8 @@ from lro_grpc._core import request_metadata
 from lro_grpc._generated import operations_pb2_grpc
 
 TARGETS = {"b/a": 1.10, "d/c": 1.08, "import": 1.6}
+NO_GRPC_RETRIES = [("grpc.enable_retries", 0)]
+"""The channel option the clients' own channels set (lro_grpc/_channels.py)."""
 
 
 def cpu_seconds(calls: int, first: int, call: Callable[[int], object]) -> float:
@@ -78,12 +83,17 @@ def sync_rounds(target: str, names: Sequence[str], args: argparse.Namespace) -> 
     requests = [operations_pb2.GetOperationRequest(name=name) for name in names]
     count, size = len(names), args.calls // args.blocks
     headers = [request_metadata(name) for name in names]
-    results: dict[str, list[float]] = {"a": [], "a'": [], "b": []}
-    with grpc.insecure_channel(target) as channel, OperationsClient(target) as client:
-        stub = operations_pb2_grpc.OperationsStub(channel)
-        get_operation = stub.GetOperation
+    results: dict[str, list[float]] = {"a": [], "a0": [], "a'": [], "b": []}
+    with (
+        grpc.insecure_channel(target) as channel,
+        grpc.insecure_channel(target, options=NO_GRPC_RETRIES) as bare_channel,
+        OperationsClient(target) as client,
+    ):
+        get_operation = operations_pb2_grpc.OperationsStub(channel).GetOperation
+        bare_get_operation = operations_pb2_grpc.OperationsStub(bare_channel).GetOperation
         phases: dict[str, Callable[[int], object]] = {
             "a": lambda index: get_operation(requests[index % count]),
+            "a0": lambda index: bare_get_operation(requests[index % count]),
             "a'": lambda index: get_operation(
                 requests[index % count], timeout=DEFAULT_RPC_TIMEOUT, metadata=headers[index % count]
             ),
@@ -95,7 +105,7 @@ def sync_rounds(target: str, names: Sequence[str], args: argparse.Namespace) -> 
             spent = dict.fromkeys(phases, 0.0)
             gc.collect()
             for block in range(args.blocks):
-                for key in block_order(round_index, block, ("a", "a'", "b")):
+                for key in block_order(round_index, block, ("a", "a0", "a'", "b")):
                     spent[key] += cpu_seconds(size, block * size, phases[key])
             for key, seconds in spent.items():
                 results[key].append(seconds / (size * args.blocks))
@@ -107,13 +117,20 @@ async def async_rounds(target: str, names: Sequence[str], args: argparse.Namespa
     requests = [operations_pb2.GetOperationRequest(name=name) for name in names]
     count, size = len(names), args.calls // args.blocks
     headers = [request_metadata(name) for name in names]
-    results: dict[str, list[float]] = {"c": [], "c'": [], "d": []}
-    async with grpc.aio.insecure_channel(target) as channel, AsyncOperationsClient(target) as client:
-        stub = operations_pb2_grpc.OperationsStub(channel)
-        get_operation = stub.GetOperation
+    results: dict[str, list[float]] = {"c": [], "c0": [], "c'": [], "d": []}
+    async with (
+        grpc.aio.insecure_channel(target) as channel,
+        grpc.aio.insecure_channel(target, options=NO_GRPC_RETRIES) as bare_channel,
+        AsyncOperationsClient(target) as client,
+    ):
+        get_operation = operations_pb2_grpc.OperationsStub(channel).GetOperation
+        bare_get_operation = operations_pb2_grpc.OperationsStub(bare_channel).GetOperation
 
         async def raw(index: int) -> Any:
             return await get_operation(requests[index % count])
+
+        async def raw_without_retries(index: int) -> Any:
+            return await bare_get_operation(requests[index % count])
 
         async def raw_with_headers(index: int) -> Any:
             return await get_operation(
@@ -123,14 +140,14 @@ async def async_rounds(target: str, names: Sequence[str], args: argparse.Namespa
         async def wrapped(index: int) -> Any:
             return await client.get(names[index % count])
 
-        phases = {"c": raw, "c'": raw_with_headers, "d": wrapped}
+        phases = {"c": raw, "c0": raw_without_retries, "c'": raw_with_headers, "d": wrapped}
         for phase in phases.values():
             await async_cpu_seconds(500, 0, phase)
         for round_index in range(args.rounds):
             spent = dict.fromkeys(phases, 0.0)
             gc.collect()
             for block in range(args.blocks):
-                for key in block_order(round_index, block, ("c", "c'", "d")):
+                for key in block_order(round_index, block, ("c", "c0", "c'", "d")):
                     spent[key] += await async_cpu_seconds(size, block * size, phases[key])
             for key, seconds in spent.items():
                 results[key].append(seconds / (size * args.blocks))
@@ -174,9 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     labels = {
         "a": "a. raw sync stub",
+        "a0": "a0. raw sync stub, gRPC retries off",
         "a'": "a'. raw sync stub, headers, timeout",
         "b": "b. OperationsClient.get",
         "c": "c. raw grpc.aio stub",
+        "c0": "c0. raw aio stub, gRPC retries off",
         "c'": "c'. raw aio stub, headers, timeout",
         "d": "d. AsyncOperationsClient.get",
     }
@@ -187,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(ratio_line("sync get / raw stub (b/a)   ", sync["b"], sync["a"], TARGETS["b/a"]))
     print(ratio_line("async get / raw stub (d/c)  ", aio["d"], aio["c"], TARGETS["d/c"]))
+    print("against the bare stub on a channel with gRPC's retry layer off, as the clients' channels are:")
+    print(ratio_line("sync get / that (b/a0)      ", sync["b"], sync["a0"], None))
+    print(ratio_line("async get / that (d/c0)     ", aio["d"], aio["c0"], None))
     print("what the wire asks of any client (the two headers and a deadline), and what lro_grpc adds to it:")
     print(ratio_line("raw stub + headers (a'/a)   ", sync["a'"], sync["a"], None))
     print(ratio_line("sync get / that (b/a')      ", sync["b"], sync["a'"], None))
