@@ -59,6 +59,35 @@ async def test_two_calls_on_overlapping_names_track_each_name_once(counter: GetC
     assert max(overlap) <= max(alone) + 1, (overlap, alone)
 
 
+async def test_outcomes_that_come_while_the_caller_holds_a_chunk_end_the_same_stream() -> None:
+    # The last outcomes may come while the stream is suspended at a yield (Ray reads it at its own pace):
+    # they are the call's last chunk, not left behind for the caller to ask again in a second call.
+    with Emulator(speed=0) as emu:
+        first = emu.start_operation("projects/p/locations/us-east1", duration=10)
+        last = emu.start_operation("projects/p/locations/us-east1", duration=20)
+        hub = WaitHub(lambda: AsyncOperationsClient(emu.target, batch_sweep=False, poll_policy=POLL))
+        stream = hub.stream([first, last], timeout=30, poll_policy=None)
+        try:
+            pending = asyncio.ensure_future(stream.__anext__())
+            await asyncio.sleep(0.2)
+            emu.advance(10)
+            chunk = await asyncio.wait_for(pending, 10)
+            assert [name for name, _ in chunk.outcomes] == [first]
+            emu.advance(10)  # the stream is held at its yield meanwhile
+            deadline = time.monotonic() + 10
+            while hub.stats().pending:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            chunk = await asyncio.wait_for(stream.__anext__(), 10)
+            assert [name for name, _ in chunk.outcomes] == [last]
+            with pytest.raises(StopAsyncIteration):
+                await stream.__anext__()
+            assert hub.stats().calls == 1
+        finally:
+            await stream.aclose()
+            await hub.aclose()
+
+
 async def test_a_later_call_gets_a_kept_outcome_without_an_rpc(counter: GetCounter) -> None:
     with Emulator(speed=1) as emu:
         name = emu.start_operation("projects/p/locations/us-east1", duration=0)

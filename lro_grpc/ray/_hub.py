@@ -164,6 +164,8 @@ class WaitHub:
                         continue
                     await asyncio.sleep(COALESCE_SECONDS)
                 yield Chunk(self._take(call))
+            if call.ready:  # the last outcomes came while the caller held the previous chunk
+                yield Chunk(self._take(call))
         finally:
             self._active -= 1
             self._unsubscribe(call)
