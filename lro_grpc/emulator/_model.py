@@ -46,7 +46,6 @@ __all__ = [
     "operation_id",
     "pack",
     "render",
-    "render_into",
     "set_time",
 ]
 
@@ -328,33 +327,27 @@ def _sm_progress(record: OperationRecord, now: float) -> tuple[float, bool]:
     return fraction, done
 
 
-def render(record: OperationRecord, now: float) -> operations_pb2.Operation:
-    """The ``google.longrunning.Operation`` a client sees for ``record`` at simulated time ``now``."""
-    operation = operations_pb2.Operation()
-    render_into(operation, record, now)
-    return operation
-
-
 _FS_METADATA_URL = "type.googleapis.com/" + fs.OperationMetadata.DESCRIPTOR.full_name
 _SM_METADATA_URL = "type.googleapis.com/" + sm.OperationMetadata.DESCRIPTOR.full_name
 
 
-def render_into(operation: operations_pb2.Operation, record: OperationRecord, now: float) -> None:
-    """Fill ``operation`` (a new, empty message, e.g. a list page's ``operations.add()``) as :func:`render` does.
+def render(record: OperationRecord, now: float) -> operations_pb2.Operation:
+    """The ``google.longrunning.Operation`` a client sees for ``record`` at simulated time ``now``.
 
-    A listing renders every operation of a page: the metadata ``Any`` is filled
-    in place rather than packed, and a running Financial Services operation
-    nobody asked to cancel carries its stored metadata bytes as they are (its
-    time-dependent fields are unset until it ends).
+    Every listed operation is rendered (see :mod:`lro_grpc.emulator._pages`):
+    the metadata ``Any`` is filled in place rather than packed, and a running
+    Financial Services operation nobody asked to cancel carries its stored
+    metadata bytes as they are (its time-dependent fields are unset until it ends).
     """
-    done = now >= record.end_at
+    operation = operations_pb2.Operation()
+    done = record.is_done(now)
     operation.name = record.name
     metadata = operation.metadata
     if record.api == FINANCIAL_SERVICES:
         metadata.type_url = _FS_METADATA_URL
         if not done and record.cancel_requested_at is None:
             metadata.value = record.metadata
-            return
+            return operation
         fs_metadata = fs.OperationMetadata.FromString(record.metadata)
         if done:
             set_time(fs_metadata.end_time, record.end_at)
@@ -369,6 +362,7 @@ def render_into(operation: operations_pb2.Operation, record: OperationRecord, no
             operation.response.ParseFromString(record.response)
         else:
             operation.error.CopyFrom(_error(record))
+    return operation
 
 
 def _sm_metadata_at(record: OperationRecord, now: float) -> sm.OperationMetadata:

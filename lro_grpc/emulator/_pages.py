@@ -118,7 +118,7 @@ class RenderedOperations:
         for seq, record in records.items():
             framed = framed_entry(render(record, now))
             fresh[seq] = framed
-            done = now >= record.end_at
+            done = record.is_done(now)
             if done or record.api == FINANCIAL_SERVICES:  # a running Service Management operation's progress moves
                 if len(entries) >= self._capacity:
                     entries.clear()

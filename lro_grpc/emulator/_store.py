@@ -274,8 +274,7 @@ class OperationStore:
         What a page needs to tell which renderings it keeps are still valid
         (see :mod:`lro_grpc.emulator._pages`), at half the cost of whole rows.
         """
-        rows, more = self._page_rows("seq, end_at, cancel_requested_at, api", query, now, retention)
-        return rows, more
+        return self._page_rows("seq, end_at, cancel_requested_at, api", query, now, retention)
 
     def _page_rows(
         self, columns: str, query: ListQuery, now: float, retention: float
