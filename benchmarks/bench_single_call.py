@@ -17,15 +17,18 @@ d. ``AsyncOperationsClient.get(name)``, awaited;
 
 and, to show what any client of these APIs pays on the wire, a' and c': the
 raw stubs sending what the clients send with each call, the two headers
-(``x-goog-request-params``, ``x-goog-api-client``) and the per-RPC timeout;
-and a0 and c0: the raw stubs, as in a and c, on a channel with gRPC's own
-retry layer off (``grpc.enable_retries`` 0), as the clients' channels have it:
-b/a0 and d/c0 say what the clients cost above the bare stub on such a channel.
+(``x-goog-request-params``, ``x-goog-api-client``) and the per-RPC timeout.
+The clients' own channels turn gRPC's retry layer off (``grpc.enable_retries``
+0): a0 and c0 are the bare stubs, as in a and c, on such a channel, and a0' and
+c0' are those sending the headers and timeout too. So b/a0 and d/c0 are what the
+clients cost above the bare stub on a channel like theirs, a0'/a0 and c0'/c0
+the part of that any client of these APIs pays (the floor), and b/a0' and
+d/c0' what the clients add above that floor.
 
 Each loop runs ``--calls`` calls per round after a warm-up, in ``--blocks``
 blocks: a and b alternate block by block (as do c and d), the first of the
 pair swapping every block, so load on the shared machine falls on both alike. Printed: the ratios b/a and
-d/c per round, their minimum and median (and a'/a, b/a', c'/c, d/c'); then ``import lro_grpc`` against
+d/c per round, their minimum and median (and the other ratios above); then ``import lro_grpc`` against
 ``import grpc`` (the ``imports`` figure of ``import_time.py``: the minimum over
 fresh interpreters of the top-level imports' cumulative ``-X importtime``).
 
@@ -83,7 +86,7 @@ def sync_rounds(target: str, names: Sequence[str], args: argparse.Namespace) -> 
     requests = [operations_pb2.GetOperationRequest(name=name) for name in names]
     count, size = len(names), args.calls // args.blocks
     headers = [request_metadata(name) for name in names]
-    results: dict[str, list[float]] = {"a": [], "a0": [], "a'": [], "b": []}
+    results: dict[str, list[float]] = {"a": [], "a0": [], "a'": [], "a0'": [], "b": []}
     with (
         grpc.insecure_channel(target) as channel,
         grpc.insecure_channel(target, options=NO_GRPC_RETRIES) as bare_channel,
@@ -97,6 +100,9 @@ def sync_rounds(target: str, names: Sequence[str], args: argparse.Namespace) -> 
             "a'": lambda index: get_operation(
                 requests[index % count], timeout=DEFAULT_RPC_TIMEOUT, metadata=headers[index % count]
             ),
+            "a0'": lambda index: bare_get_operation(
+                requests[index % count], timeout=DEFAULT_RPC_TIMEOUT, metadata=headers[index % count]
+            ),
             "b": lambda index: client.get(names[index % count]),
         }
         for phase in phases.values():  # connect and warm up before measuring
@@ -105,7 +111,7 @@ def sync_rounds(target: str, names: Sequence[str], args: argparse.Namespace) -> 
             spent = dict.fromkeys(phases, 0.0)
             gc.collect()
             for block in range(args.blocks):
-                for key in block_order(round_index, block, ("a", "a0", "a'", "b")):
+                for key in block_order(round_index, block, tuple(phases)):
                     spent[key] += cpu_seconds(size, block * size, phases[key])
             for key, seconds in spent.items():
                 results[key].append(seconds / (size * args.blocks))
@@ -117,7 +123,7 @@ async def async_rounds(target: str, names: Sequence[str], args: argparse.Namespa
     requests = [operations_pb2.GetOperationRequest(name=name) for name in names]
     count, size = len(names), args.calls // args.blocks
     headers = [request_metadata(name) for name in names]
-    results: dict[str, list[float]] = {"c": [], "c0": [], "c'": [], "d": []}
+    results: dict[str, list[float]] = {"c": [], "c0": [], "c'": [], "c0'": [], "d": []}
     async with (
         grpc.aio.insecure_channel(target) as channel,
         grpc.aio.insecure_channel(target, options=NO_GRPC_RETRIES) as bare_channel,
@@ -137,17 +143,28 @@ async def async_rounds(target: str, names: Sequence[str], args: argparse.Namespa
                 requests[index % count], timeout=DEFAULT_RPC_TIMEOUT, metadata=headers[index % count]
             )
 
+        async def raw_without_retries_with_headers(index: int) -> Any:
+            return await bare_get_operation(
+                requests[index % count], timeout=DEFAULT_RPC_TIMEOUT, metadata=headers[index % count]
+            )
+
         async def wrapped(index: int) -> Any:
             return await client.get(names[index % count])
 
-        phases = {"c": raw, "c0": raw_without_retries, "c'": raw_with_headers, "d": wrapped}
+        phases = {
+            "c": raw,
+            "c0": raw_without_retries,
+            "c'": raw_with_headers,
+            "c0'": raw_without_retries_with_headers,
+            "d": wrapped,
+        }
         for phase in phases.values():
             await async_cpu_seconds(500, 0, phase)
         for round_index in range(args.rounds):
             spent = dict.fromkeys(phases, 0.0)
             gc.collect()
             for block in range(args.blocks):
-                for key in block_order(round_index, block, ("c", "c0", "c'", "d")):
+                for key in block_order(round_index, block, tuple(phases)):
                     spent[key] += await async_cpu_seconds(size, block * size, phases[key])
             for key, seconds in spent.items():
                 results[key].append(seconds / (size * args.blocks))
@@ -193,10 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "a": "a. raw sync stub",
         "a0": "a0. raw sync stub, gRPC retries off",
         "a'": "a'. raw sync stub, headers, timeout",
+        "a0'": "a0'. a0 with headers, timeout",
         "b": "b. OperationsClient.get",
         "c": "c. raw grpc.aio stub",
         "c0": "c0. raw aio stub, gRPC retries off",
         "c'": "c'. raw aio stub, headers, timeout",
+        "c0'": "c0'. c0 with headers, timeout",
         "d": "d. AsyncOperationsClient.get",
     }
     print()
@@ -209,11 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("against the bare stub on a channel with gRPC's retry layer off, as the clients' channels are:")
     print(ratio_line("sync get / that (b/a0)      ", sync["b"], sync["a0"], None))
     print(ratio_line("async get / that (d/c0)     ", aio["d"], aio["c0"], None))
-    print("what the wire asks of any client (the two headers and a deadline), and what lro_grpc adds to it:")
+    print("what the wire asks of any client (the two headers and a deadline), on each channel:")
     print(ratio_line("raw stub + headers (a'/a)   ", sync["a'"], sync["a"], None))
-    print(ratio_line("sync get / that (b/a')      ", sync["b"], sync["a'"], None))
     print(ratio_line("raw aio + headers (c'/c)    ", aio["c'"], aio["c"], None))
-    print(ratio_line("async get / that (d/c')     ", aio["d"], aio["c'"], None))
+    print(ratio_line("bare + headers (a0'/a0)     ", sync["a0'"], sync["a0"], None))
+    print(ratio_line("bare aio + headers (c0'/c0) ", aio["c0'"], aio["c0"], None))
+    print("what the clients add above that floor, on a channel like theirs:")
+    print(ratio_line("sync get / that (b/a0')     ", sync["b"], sync["a0'"], None))
+    print(ratio_line("async get / that (d/c0')    ", aio["d"], aio["c0'"], None))
     grpc_seconds, lro_seconds = imports["import grpc"][0], imports["import lro_grpc"][0]
     print(
         f"import lro_grpc / import grpc: {lro_seconds / grpc_seconds:.2f} "

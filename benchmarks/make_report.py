@@ -61,12 +61,11 @@ NOTES = {
         "sleeps also poll more often."
     ),
     "bench_single_call.py": (
-        "Reading the figures: a call's client CPU is mostly gRPC's own (the raw stub's); a' and c' show "
-        "what sending the two headers and a deadline, which every call of these APIs carries, costs any "
-        "client on top of the bare stub (several percent, moving by about as much between rounds). The "
-        "clients' own channels turn off gRPC's retry layer (the clients retry by their own policy), which "
-        "saves about 5% of a call: a0 and c0 are the bare stubs on such a channel, so b/a0 and d/c0 are what "
-        "the clients cost above the bare stub with that saving set aside. On this shared machine a round's "
+        "Reading the figures: a call's client CPU is mostly gRPC's own (the raw stub's). Every call of these "
+        "APIs carries two headers and a deadline; a' and c' show what sending them costs any client on top of "
+        "the bare stub, a0' and c0' the same on a channel with gRPC's retry layer off, as the clients' own "
+        "channels are (they retry by their own policy). b/a0' and d/c0' are then what the clients add above "
+        "that floor; b/a0 and d/c0 can be no lower than a0'/a0 and c0'/c0. On this shared machine a round's "
         "ratio moves by 5-15%; compare the medians, and the import figure only with a load average below the "
         "number of CPUs (its minimum over fresh interpreters is the least disturbed run, but a loaded machine "
         "disturbs all)."

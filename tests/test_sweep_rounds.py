@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ from timed_servicer import Server, serving
 
 from lro_grpc._batch import BatchScheduler
 from lro_grpc._batch._ports import QUEUED, Entry, Ticket
+from lro_grpc._batch._scope_table import ScopeTable
 from lro_grpc._generated import financialservices_v1_pb2 as fs
 from lro_grpc._generated import financialservices_v1_pb2_grpc as fs_grpc
 from lro_grpc.aio import AsyncOperationsClient
@@ -203,3 +205,24 @@ async def test_rounds_come_further_apart_as_the_policy_says() -> None:
     # Delays of 0.05, 0.1, 0.2, then 0.4 s (each round brought forward by at most half a
     # delay): at most about 14 rounds in 3 s, where 50 ms rounds would make 60.
     assert 3 <= len(running) <= 16
+
+
+def test_scopes_whose_rounds_started_together_are_next_due_together() -> None:
+    # Two scopes listed at the same moment, one listing taking longer: both are next due at
+    # the same point of the grid, round after round (one wake-up for both), and no round
+    # comes later than a delay after the last one started, nor earlier than half a delay.
+    policy = PollPolicy(initial=1.0, multiplier=1.0, maximum=1.0, jitter=0.0)
+    rng = random.Random(7)
+    tables = []
+    for index in range(2):
+        table = ScopeTable(scope=None)
+        entry = Entry(object(), fs_name("us-east1" if index else "europe-west1", 0), index, policy)  # type: ignore[arg-type]
+        table.track(entry)
+        assert table.join(entry)
+        tables.append(table)
+    started = 1000.0
+    for _ in range(50):
+        dues = [table.next_due(started, rng.uniform(0.0, 0.012), rng) for table in tables]
+        assert dues[0] == dues[1]
+        assert started + 0.5 <= dues[0] <= started + 1.0
+        started = dues[0]

@@ -137,15 +137,14 @@ class ScopeTable:
             default=0.0,
         )
 
-    def next_due(self, started: float, took: float, spread: float, rng: random.Random) -> float:
+    def next_due(self, started: float, took: float, rng: random.Random) -> float:
         """When the round after one started at ``started`` (and ``took`` long) is due; counts that round.
 
         Each member would be looked at its poll delay after ``started``
-        (jittered, on the grid), brought forward by ``took`` and by ``spread``
-        of its delay, at most half its delay: listings *end* about a delay
-        apart, scopes started together drift apart, and nothing is looked at
-        less often than its policy says. The next round is due when the
-        earliest member is.
+        (jittered, on the grid of :func:`~lro_grpc._batch._timing.coalesce`),
+        brought forward by ``took``, at most half its delay: listings *end*
+        about a delay apart, and nothing is looked at less often than its
+        policy says. The next round is due when the earliest member is.
         """
         rounds = self.rounds
         due = float("inf")
@@ -153,7 +152,7 @@ class ScopeTable:
             attempts = offset + rounds
             delay = policy.delay(attempts, rng=rng)
             nominal = nominal_delay(policy, attempts)
-            lead = min(took + spread * nominal, 0.5 * nominal)
+            lead = min(took, 0.5 * nominal)
             due = min(due, coalesce(started - lead + delay, delay))
         self.rounds = rounds + 1
         return due

@@ -86,10 +86,6 @@ _log = logging.getLogger("lro_grpc.batch")
 # operations over about a tenth of it.
 _LOOKAHEAD: Final = 0.15
 
-# Up to this fraction of a poll delay, drawn per round, a scope's next round is
-# brought forward by (see Sweeper.sweep).
-_SPREAD: Final = 0.2
-
 
 class Round:
     """One listing round of a scope: how many operations its table held, when it started, their poll interval."""
@@ -300,12 +296,10 @@ class Sweeper:
         if table.members:
             # The table's next round is due when its earliest operation is (ScopeTable.next_due), early by as
             # long as this one took, so that listings *end* about one poll delay apart (what finishes just after
-            # a round began is reported a delay later, not a delay plus a round), and by up to a fifth of a delay
-            # more at random, so that scopes started together drift apart and their GetOperations for the
-            # operations that left their listings do not all fall on the same moment. At most half a delay in
-            # all: looked at more often than the policy says, never less.
-            rng = scheduler.rng
-            due = table.next_due(sweep.started, now - sweep.started, _SPREAD * rng.random(), rng)
+            # a round began is reported a delay later, not a delay plus a round). Scopes due together start
+            # together (the due time is on the grid of coalesce): the event loop and gRPC wake once for all
+            # their pages, and no round is brought forward by more, which would look more often than needed.
+            due = table.next_due(sweep.started, now - sweep.started, scheduler.rng)
             scheduler.push_round(table.ticket, due)
         if outcome == "complete" and text is None and scope.done.worth_walking(len(departed), scope.page_size):
             # Their outcomes from one listing of the scope's finished operations; the rest get their own
