@@ -223,18 +223,40 @@ async def test_spot_checks_against_honest_listings_are_about_one_per_scope_every
 def test_a_moving_listing_is_spot_checked_every_few_rounds_a_quiet_one_ever_more() -> None:
     trust = ScopeTrust()
     moving = []
-    for _ in range(2 * CHECK_EVERY):
-        trust.round_ended(departures=3)
+    for index in range(2 * CHECK_EVERY):  # one round a second, at a 1 s interval
+        trust.round_ended(departures=3, started=float(index), interval=1.0)
         moving.append(trust.spot_checks(500, 5))
     assert moving == ([0] * (CHECK_EVERY - 1) + [1]) * 2
     quiet = []
-    for _ in range(QUIET_ROUNDS + 3):
-        trust.round_ended(departures=0)
+    for index in range(QUIET_ROUNDS + 3):
+        trust.round_ended(departures=0, started=10.0 + index, interval=1.0)
         quiet.append(trust.spot_checks(500, 5))
     # No operation leaves: beyond QUIET_ROUNDS such rounds, every round checks, one more each time.
     assert quiet == [0, 0, 1, 2, 3, 4] and QUIET_ROUNDS == CHECK_EVERY == 3
     trust.suspect = True
     assert trust.spot_checks(500, 5) == 10  # suspect: two a page
+
+
+def test_a_round_that_comes_early_neither_counts_as_quiet_nor_makes_a_spot_check() -> None:
+    # Rounds 0.3 s apart at a 1 s interval (operations joining the scope between them): only
+    # those half an interval or more after the last counted one count; a quiet listing is
+    # judged by the time it had to change, not by how often it was asked for.
+    trust = ScopeTrust()
+    checks = []
+    for index in range(12):
+        trust.round_ended(departures=0, started=0.3 * index, interval=1.0)
+        checks.append(trust.spot_checks(500, 5))
+    counted = [0.0, 0.6, 1.2, 1.8, 2.4, 3.0]  # started 0.5 s or more after the last counted round
+    assert trust.quiet_rounds == len(counted)
+    # The counted rounds check as the rounds of a quiet listing do (see above); the others never.
+    assert [checks[index] for index in range(12) if round(0.3 * index, 1) in counted] == [0, 0, 1, 2, 3, 4]
+    assert sum(checks) == 10
+    # A round with departures always counts, however soon it comes.
+    trust.round_ended(departures=2, started=3.35, interval=1.0)
+    assert trust.quiet_rounds == 0 and not trust.early
+    trust.suspect = True
+    trust.round_ended(departures=0, started=3.4, interval=1.0)
+    assert trust.early and trust.spot_checks(500, 5) == 10  # a suspect scope is checked every round
 
 
 async def test_a_spot_check_that_finds_an_operation_done_reports_it() -> None:

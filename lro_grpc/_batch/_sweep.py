@@ -283,7 +283,7 @@ class Sweeper:
             if 0 < listed.largest_page < scope.page_size:
                 scope.page_size = listed.largest_page  # the server caps pages lower than asked
             departures = listed.reported + len(departed)
-            scope.trust.round_ended(departures=departures)
+            scope.trust.round_ended(departures=departures, started=sweep.started, interval=sweep.interval)
             scope.done.departures = departures
             if text is not None:
                 scope.done.size = listed.finished

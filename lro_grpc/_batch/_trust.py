@@ -24,7 +24,11 @@ Two rules keep a hostile or stale listing from hiding an operation:
   frozen) one per round and one more for each further such round, and more
   while the scope is suspect:
   up to two per page of the listing (at least four), never more than a
-  sixteenth of the operations listed. A GetOperation that finds one done
+  sixteenth of the operations listed. These counts are of poll intervals, not
+  of rounds: a round that starts within half an interval of the last one
+  counted (it came early, for operations that joined the scope meanwhile)
+  adds to neither, nor makes a spot check unless the scope is suspect. Only
+  time tells whether a listing is frozen. A GetOperation that finds one done
   reports it and makes the scope suspect. A later listing that shows
   *running* an operation a GetOperation already saw done (spot checked or
   not) is stale beyond doubt: the scope is distrusted. The order matters:
@@ -101,18 +105,32 @@ class ScopeTrust:
         offences: listings discarded as endless or stale so far.
         quiet_rounds: complete rounds in a row in which no tracked operation left the listing.
         unchecked_rounds: complete rounds since the last spot check.
+        counted_at: when the last round that counted started (monotonic; see :meth:`round_ended`).
+        early: the last round came early: it does not count.
         suspect: a spot check found done an operation a listing had just shown running.
         checking: operations given a spot check since the last round ended.
         done_at: operations a GetOperation saw done, with when the answer came (the last :data:`RECENT_DONE`).
     """
 
-    __slots__ = ("checking", "distrusted_until", "done_at", "offences", "quiet_rounds", "suspect", "unchecked_rounds")
+    __slots__ = (
+        "checking",
+        "counted_at",
+        "distrusted_until",
+        "done_at",
+        "early",
+        "offences",
+        "quiet_rounds",
+        "suspect",
+        "unchecked_rounds",
+    )
 
     def __init__(self) -> None:
         self.distrusted_until = -math.inf
         self.offences = 0
         self.quiet_rounds = 0
         self.unchecked_rounds = 0
+        self.counted_at = -math.inf
+        self.early = False
         self.suspect = False
         self.checking: set[str] = set()
         self.done_at: dict[str, float] = {}
@@ -144,13 +162,22 @@ class ScopeTrust:
         answered_at = self.done_at.get(name)
         return answered_at is not None and answered_at < page_asked_at
 
-    def round_ended(self, *, departures: int) -> None:
-        """A complete, uncontradicted round ended; ``departures``: tracked operations that left the listing."""
+    def round_ended(self, *, departures: int, started: float, interval: float) -> None:
+        """A complete, uncontradicted round ended; ``departures``: tracked operations that left the listing.
+
+        ``started``: when the round started (monotonic); ``interval``: its poll
+        interval. A round with no departures that started within half an
+        interval of the last one counted came early: it counts as neither quiet
+        nor unchecked (see :meth:`spot_checks`).
+        """
+        self.early = not departures and started - self.counted_at < 0.5 * interval
+        if not self.early:
+            self.counted_at = started
         if departures:
             self.quiet_rounds = 0
             if not (self.checking & self.done_at.keys()):
                 self.suspect = False
-        else:
+        elif not self.early:
             self.quiet_rounds += 1
         self.checking.clear()
 
@@ -161,6 +188,8 @@ class ScopeTrust:
         most = max(1, min(math.ceil(listed * SUSPECT_SHARE), max(MIN_SUSPECT_CHECKS, SUSPECT_PAGE_FACTOR * pages)))
         if self.suspect:
             return most
+        if self.early:
+            return 0
         self.unchecked_rounds += 1
         if self.quiet_rounds <= QUIET_ROUNDS and self.unchecked_rounds < CHECK_EVERY:
             return 0
