@@ -32,8 +32,8 @@ __all__ = ["CAPACITY", "ListedHead", "RecordSource", "RenderedOperations", "fram
 CAPACITY: Final = 200_000
 """Renderings kept at most (some 100 MB at the most); past it they are all forgotten and rendered anew."""
 
-ListedHead = tuple[int, float, "float | None", str]
-"""What a page needs of a listed record before its rendering: ``seq, end_at, cancel_requested_at, api``."""
+ListedHead = tuple[int, float, "float | None"]
+"""What a page needs of a listed record before its rendering: ``seq, end_at, cancel_requested_at``."""
 
 _OPERATIONS_TAG: Final = b"\x0a"  # ListOperationsResponse.operations: field 1, length-delimited
 
@@ -96,7 +96,7 @@ class RenderedOperations:
         entries = self._entries
         parts: list[bytes | int] = []
         missing: list[int] = []
-        for seq, end_at, cancel_requested_at, _api in heads:
+        for seq, end_at, cancel_requested_at in heads:
             done = now >= end_at
             if omit_running is not None and not done and omit_running():
                 continue

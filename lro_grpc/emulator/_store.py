@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS operations (
     request_digest TEXT
 );
 -- By list scope in listing order, covering a page's heads (list_heads): its scan reads no row it passes over.
-CREATE INDEX IF NOT EXISTS operations_listed ON operations (collection, seq, end_at, cancel_requested_at, api);
+CREATE INDEX IF NOT EXISTS operations_listed ON operations (collection, seq, end_at, cancel_requested_at);
 CREATE INDEX IF NOT EXISTS operations_by_end ON operations (end_at);
 CREATE INDEX IF NOT EXISTS operations_by_service ON operations (service_name, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -269,12 +269,12 @@ class OperationStore:
         return [OperationRecord(*row) for row in rows], more
 
     def list_heads(self, query: ListQuery, now: float, retention: float) -> tuple[builtins.list[ListedHead], bool]:
-        """As :meth:`list`, each record's head only: ``seq, end_at, cancel_requested_at, api``.
+        """As :meth:`list`, each record's head only: ``seq, end_at, cancel_requested_at``.
 
         What a page needs to tell which renderings it keeps are still valid
         (see :mod:`lro_grpc.emulator._pages`), at half the cost of whole rows.
         """
-        return self._page_rows("seq, end_at, cancel_requested_at, api", query, now, retention)
+        return self._page_rows("seq, end_at, cancel_requested_at", query, now, retention)
 
     def _page_rows(
         self, columns: str, query: ListQuery, now: float, retention: float
